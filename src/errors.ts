@@ -77,3 +77,17 @@ export function toError(value: unknown): Error {
 export function describe(value: unknown): string {
   return value instanceof Error ? value.message : String(value);
 }
+
+/**
+ * A failure inside the pipeline before it knows how the story ends: the cache turns it into a
+ * DbCacheError whose message says what happens next ("still serving generation 7").
+ */
+export class PipelineFailure extends Error {
+  readonly code: DbCacheErrorCode;
+
+  constructor(code: DbCacheErrorCode, reason: string, options?: { cause?: unknown }) {
+    super(reason, options?.cause === undefined ? undefined : { cause: toError(options.cause) });
+    this.name = 'PipelineFailure';
+    this.code = code;
+  }
+}

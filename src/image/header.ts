@@ -13,8 +13,10 @@ export interface DbHeader {
   readonly readVersion: number;
   /** Incremented by every commit in rollback mode (not reliably in WAL mode). */
   readonly changeCounter: number;
-  /** Size of the database in pages, as the header records it. */
+  /** Size of the database in pages, as the header records it (trust it only when {@link DbHeader.pageCountValid}). */
   readonly pageCount: number;
+  /** Whether the writer kept `pageCount` current (bytes 92–95 equal the change counter, as SQLite ≥ 3.7 writes). */
+  readonly pageCountValid: boolean;
 }
 
 /** Raised by the pure parsers for bytes that cannot be an SQLite image; `read.ts` turns it into a DbCacheError. */
@@ -57,6 +59,7 @@ export function parseDbHeader(bytes: Uint8Array): DbHeader {
     readVersion,
     changeCounter: view.getUint32(24),
     pageCount: view.getUint32(28),
+    pageCountValid: view.getUint32(92) === view.getUint32(24) && view.getUint32(28) !== 0,
   };
 }
 

@@ -114,7 +114,7 @@ export function scanWal(wal: Uint8Array): WalScan | undefined {
  *
  * Writes into `db` when it is large enough and returns a view of it; otherwise copies into a
  * fresh array from `allocate`. Throws ImageFormatError when a page is neither in the
- * database file nor in the WAL, or when the page sizes disagree.
+ * database file nor in the WAL. The caller checks that the database's page size matches the WAL's.
  */
 export function foldWal(
   db: Uint8Array,

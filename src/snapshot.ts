@@ -1,0 +1,396 @@
+import { DbCacheError, describe } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { namedParameters, toSqlJsParams } from './params.ts';
+import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
+import type { OverlayDatabase, Params, Queryable, Row, Snapshot, SqlValue, Statement } from './types.ts';
+
+/** Settings every snapshot of one cache shares. */
+export interface QuerySettings {
+  readonly path: string;
+  readonly bigint: boolean;
+  readonly maxStatements: number;
+  readonly logger: Logger;
+}
+
+/** One sql.js statement with what we learned about it at prepare time. */
+class CompiledStatement {
+  readonly raw: SqlJsStatement;
+  readonly columns: string[];
+  readonly named: string[];
+  busy = false;
+
+  constructor(raw: SqlJsStatement, sql: string) {
+    this.raw = raw;
+    this.columns = raw.getColumnNames();
+    this.named = namedParameters(sql);
+  }
+}
+
+/**
+ * One version of the database: a private sql.js Database, its statement cache and its lease
+ * count. It is closed when it has been retired and no lease holds it any more.
+ */
+export class SnapshotCore {
+  readonly generation: number;
+  readonly version: string;
+  /** Size of the image it was built from. */
+  readonly bytes: number;
+  readonly settings: QuerySettings;
+  #db: SqlJsDatabase;
+  #statements = new Map<string, CompiledStatement>();
+  #leases = 0;
+  #retired = false;
+  #closed = false;
+  #rowConfig: { useBigInt: boolean };
+
+  constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
+    this.#db = db;
+    this.generation = generation;
+    this.version = version;
+    this.bytes = bytes;
+    this.settings = settings;
+    this.#rowConfig = { useBigInt: settings.bigint };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get leases(): number {
+    return this.#leases;
+  }
+
+  acquire(): void {
+    this.#leases++;
+  }
+
+  release(): void {
+    this.#leases--;
+    if (this.#retired && this.#leases === 0) this.#close();
+  }
+
+  /** No longer the live version: close now, or when the last lease ends. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#leases === 0) this.#close();
+  }
+
+  /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
+  exec(sql: string): void {
+    this.#guard(() => this.#db.exec(sql));
+  }
+
+  run(sql: string, params?: Params): void {
+    this.#use(sql, (statement) => {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      while (statement.raw.step());
+    });
+  }
+
+  get(sql: string, params?: Params): Row | undefined {
+    return this.#use(sql, (statement) => {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      return statement.raw.step() ? this.#object(statement) : undefined;
+    });
+  }
+
+  all(sql: string, params?: Params): Row[] {
+    return this.#use(sql, (statement) => {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const rows: Row[] = [];
+      while (statement.raw.step()) rows.push(this.#object(statement));
+      return rows;
+    });
+  }
+
+  values(sql: string, params?: Params): SqlValue[][] {
+    return this.#use(sql, (statement) => {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const rows: SqlValue[][] = [];
+      while (statement.raw.step()) rows.push(statement.raw.get(null, this.#rowConfig) as SqlValue[]);
+      return rows;
+    });
+  }
+
+  pluck(sql: string, params?: Params): SqlValue[] {
+    return this.#use(sql, (statement) => {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const column: SqlValue[] = [];
+      while (statement.raw.step()) column.push((statement.raw.get(null, this.#rowConfig) as SqlValue[])[0] ?? null);
+      return column;
+    });
+  }
+
+  columns(sql: string): string[] {
+    return this.#use(sql, (statement) => [...statement.columns]);
+  }
+
+  /** Rows one at a time; the caller holds a lease for as long as the iterator is open. */
+  *iterate(sql: string, params?: Params): Generator<Row, void, undefined> {
+    const statement = this.#checkout(sql);
+    try {
+      this.#guard(() => statement.raw.bind(toSqlJsParams(params, statement.named)));
+      while (this.#guard(() => statement.raw.step())) yield this.#object(statement);
+    } finally {
+      this.#checkin(sql, statement);
+    }
+  }
+
+  #object(statement: CompiledStatement): Row {
+    const values = statement.raw.get(null, this.#rowConfig);
+    const row: Row = {};
+    const { columns } = statement;
+    for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i] as SqlValue;
+    return row;
+  }
+
+  #use<T>(sql: string, fn: (statement: CompiledStatement) => T): T {
+    const statement = this.#checkout(sql);
+    try {
+      return this.#guard(() => fn(statement));
+    } finally {
+      this.#checkin(sql, statement);
+    }
+  }
+
+  /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
+  #checkout(sql: string): CompiledStatement {
+    if (this.#closed) {
+      throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
+    }
+    const cached = this.#statements.get(sql);
+    if (cached !== undefined && !cached.busy) {
+      cached.busy = true;
+      return cached;
+    }
+    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
+    if (cached === undefined) {
+      if (this.#statements.size >= this.settings.maxStatements) this.#evictOldest();
+      this.#statements.set(sql, statement);
+    }
+    statement.busy = true;
+    return statement;
+  }
+
+  #checkin(sql: string, statement: CompiledStatement): void {
+    statement.busy = false;
+    if (this.#closed) return;
+    if (this.#statements.get(sql) === statement) {
+      statement.raw.reset();
+    } else {
+      statement.raw.free();
+    }
+  }
+
+  #evictOldest(): void {
+    for (const [sql, statement] of this.#statements) {
+      if (statement.busy) continue;
+      this.#statements.delete(sql);
+      statement.raw.free();
+      return;
+    }
+  }
+
+  #guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) throw error;
+      throw new DbCacheError(
+        'QUERY',
+        this.settings.path,
+        `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
+        { cause: error },
+      );
+    }
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const statement of this.#statements.values()) statement.raw.free();
+    this.#statements.clear();
+    this.#db.close();
+  }
+}
+
+interface Forgotten {
+  readonly core: SnapshotCore;
+  readonly what: string;
+}
+
+const forgottenLeases = new FinalizationRegistry<Forgotten>(({ core, what }) => {
+  core.settings.logger.warn(
+    `A ${what} on generation ${core.generation} of ${core.settings.path} was garbage-collected without being released; release leases when done so old versions are freed promptly`,
+  );
+  core.release();
+});
+
+/** Holds `core` until `release` runs or `owner` is garbage-collected (which is logged). */
+function lease(core: SnapshotCore, owner: object, what: string): () => void {
+  core.acquire();
+  const token = {};
+  forgottenLeases.register(owner, { core, what }, token);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    forgottenLeases.unregister(token);
+    core.release();
+  };
+}
+
+/** The read methods over whichever snapshot `core()` returns when they run. */
+export abstract class QueryMethods implements Queryable {
+  protected abstract core(): SnapshotCore;
+
+  get<R = Row>(sql: string, params?: Params): R | undefined {
+    return this.core().get(sql, params) as R | undefined;
+  }
+
+  all<R = Row>(sql: string, params?: Params): R[] {
+    return this.core().all(sql, params) as R[];
+  }
+
+  values(sql: string, params?: Params): SqlValue[][] {
+    return this.core().values(sql, params);
+  }
+
+  iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
+    const core = this.core();
+    const rows = core.iterate(sql, params);
+    // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
+    const end = lease(core, rows, 'row iterator');
+    const iterator: IterableIterator<R> = {
+      next: () => {
+        try {
+          const step = rows.next();
+          if (step.done === true) end();
+          return step as IteratorResult<R>;
+        } catch (error) {
+          end();
+          throw error;
+        }
+      },
+      return: (value?: unknown) => {
+        rows.return();
+        end();
+        return { done: true, value: value as R };
+      },
+      [Symbol.iterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  prepare<R = Row>(sql: string): Statement<R> {
+    this.core().columns(sql);
+    return new BoundStatement<R>(this, sql);
+  }
+
+  /** @internal the columns of `sql` on the current snapshot. */
+  columnsOf(sql: string): string[] {
+    return this.core().columns(sql);
+  }
+
+  /** @internal the first column of every row. */
+  pluckOf(sql: string, params?: Params): SqlValue[] {
+    return this.core().pluck(sql, params);
+  }
+}
+
+class BoundStatement<R> implements Statement<R> {
+  readonly sql: string;
+  #owner: QueryMethods;
+
+  constructor(owner: QueryMethods, sql: string) {
+    this.#owner = owner;
+    this.sql = sql;
+  }
+
+  get(params?: Params): R | undefined {
+    return this.#owner.get<R>(this.sql, params);
+  }
+
+  all(params?: Params): R[] {
+    return this.#owner.all<R>(this.sql, params);
+  }
+
+  iterate(params?: Params): IterableIterator<R> {
+    return this.#owner.iterate<R>(this.sql, params);
+  }
+
+  values(params?: Params): SqlValue[][] {
+    return this.#owner.values(this.sql, params);
+  }
+
+  pluck(params?: Params): SqlValue[] {
+    return this.#owner.pluckOf(this.sql, params);
+  }
+
+  columns(): string[] {
+    return this.#owner.columnsOf(this.sql);
+  }
+}
+
+/** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
+export class SnapshotLease extends QueryMethods implements Snapshot {
+  #core: SnapshotCore;
+  #end: (() => void) | undefined;
+
+  constructor(core: SnapshotCore) {
+    super();
+    this.#core = core;
+    this.#end = lease(core, this, 'snapshot lease');
+  }
+
+  get generation(): number {
+    return this.#core.generation;
+  }
+
+  get version(): string {
+    return this.#core.version;
+  }
+
+  release(): void {
+    const end = this.#end;
+    this.#end = undefined;
+    end?.();
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  protected core(): SnapshotCore {
+    if (this.#end === undefined) {
+      throw new DbCacheError(
+        'CLOSED',
+        this.#core.settings.path,
+        `Snapshot generation ${this.#core.generation} of ${this.#core.settings.path} was already released; take a new snapshot`,
+      );
+    }
+    return this.#core;
+  }
+}
+
+/** The still-private database handed to `onReload`. */
+export class Overlay extends QueryMethods implements OverlayDatabase {
+  #core: SnapshotCore;
+
+  constructor(core: SnapshotCore) {
+    super();
+    this.#core = core;
+  }
+
+  exec(sql: string): void {
+    this.#core.exec(sql);
+  }
+
+  run(sql: string, params?: Params): void {
+    this.#core.run(sql, params);
+  }
+
+  protected core(): SnapshotCore {
+    return this.#core;
+  }
+}
