@@ -376,6 +376,7 @@ export class SnapshotLease extends QueryMethods implements Snapshot {
 /** The still-private database handed to `onReload`. */
 export class Overlay extends QueryMethods implements OverlayDatabase {
   #core: SnapshotCore;
+  #ended = false;
 
   constructor(core: SnapshotCore) {
     super();
@@ -383,14 +384,26 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
   }
 
   exec(sql: string): void {
-    this.#core.exec(sql);
+    this.core().exec(sql);
   }
 
   run(sql: string, params?: Params): void {
-    this.#core.run(sql, params);
+    this.core().run(sql, params);
+  }
+
+  /** The hook returned: a database kept from it must not write into a published version. */
+  end(): void {
+    this.#ended = true;
   }
 
   protected core(): SnapshotCore {
+    if (this.#ended) {
+      throw new DbCacheError(
+        'CLOSED',
+        this.#core.settings.path,
+        `The onReload database of generation ${this.#core.generation} of ${this.#core.settings.path} is only usable while onReload runs`,
+      );
+    }
     return this.#core;
   }
 }

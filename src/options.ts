@@ -1,0 +1,170 @@
+import type { Logger } from './logger.ts';
+import type { SqlJsLike } from './sqljs.ts';
+import type { OverlayDatabase } from './types.ts';
+
+/** What `onReload` learns about the version it is preparing. */
+export interface ReloadInfo {
+  /** The generation this version will be published as. */
+  readonly generation: number;
+  /** The version string of the file state it holds. */
+  readonly version: string;
+}
+
+/**
+ * A database image from the application's own writer connection, e.g.
+ * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js).
+ */
+export type DatabaseSource = () => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * Options of {@link openDbCache}.
+ *
+ * @example
+ * ```ts
+ * const cache = await openDbCache('app.db', {
+ *   onReload: (db) => db.exec('CREATE INDEX IF NOT EXISTS routes_host ON routes(host)'),
+ *   signal: AbortSignal.timeout(60_000),
+ * });
+ * ```
+ */
+export interface DbCacheOptions {
+  /**
+   * Watch the database, its `-wal` and `-journal` and reload on every commit. Ignored for a
+   * source function.
+   * @defaultValue `true`
+   */
+  watch?: boolean;
+  /**
+   * Quiet time after a file event before reloading, in milliseconds.
+   * @defaultValue `5`
+   */
+  debounceMs?: number;
+  /**
+   * Longest wait from the first event of a burst to its reload, in milliseconds.
+   * @defaultValue `25`
+   */
+  maxWaitMs?: number;
+  /**
+   * Poll with `stat` instead of file-system events (network file systems, some containers);
+   * a number sets the interval in milliseconds (`true` = 100).
+   * @defaultValue `false`
+   */
+  poll?: boolean | number;
+  /**
+   * Runs on every new version before it is published, while no reader can see it: create
+   * indexes, views, derived tables. May be async. If it throws, the reload fails with
+   * `OVERLAY_FAILED` and the previous version keeps serving.
+   */
+  onReload?: (db: OverlayDatabase, info: ReloadInfo) => void | Promise<void>;
+  /**
+   * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases).
+   * @defaultValue a silent tslog logger
+   */
+  logger?: Logger;
+  /** Closes the cache when aborted. */
+  signal?: AbortSignal;
+  /**
+   * An initialised sql.js module (or a promise of one) to use instead of loading sql.js's
+   * WebAssembly build.
+   */
+  sqlJs?: SqlJsLike | Promise<SqlJsLike>;
+  /**
+   * Return every INTEGER as a `bigint` (exact 64-bit values).
+   * @defaultValue `false`
+   */
+  bigint?: boolean;
+  /**
+   * How long a reload keeps retrying while writers keep the file changing or a journal hot,
+   * in milliseconds, before it fails with `BUSY`.
+   * @defaultValue `5000`
+   */
+  busyTimeoutMs?: number;
+  /**
+   * Run `PRAGMA quick_check` on every new version before publishing it (costs a full scan).
+   * @defaultValue `false`
+   */
+  quickCheck?: boolean;
+  /**
+   * Prepared statements cached per snapshot (least recently prepared evicted first).
+   * @defaultValue `256`
+   */
+  maxStatements?: number;
+}
+
+/** Options with defaults applied and every value checked. */
+export interface ResolvedOptions {
+  readonly watch: boolean;
+  readonly debounceMs: number;
+  readonly maxWaitMs: number;
+  readonly pollMs: number | undefined;
+  readonly onReload: DbCacheOptions['onReload'];
+  readonly logger: Logger | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly sqlJs: DbCacheOptions['sqlJs'];
+  readonly bigint: boolean;
+  readonly busyTimeoutMs: number;
+  readonly quickCheck: boolean;
+  readonly maxStatements: number;
+}
+
+function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`options.${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function milliseconds(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number, min = 0): number {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`options.${name} must be a number of milliseconds, got ${typeof value === 'number' ? 'NaN' : typeof value}`);
+  }
+  if (value < min || !Number.isFinite(value)) {
+    throw new RangeError(`options.${name} must be a finite number >= ${min}, got ${value}`);
+  }
+  return value;
+}
+
+/** Applies defaults and validates; throws TypeError / RangeError naming the option and the value. */
+export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  const { onReload, logger, signal, sqlJs, poll } = options;
+  if (onReload !== undefined && typeof onReload !== 'function') {
+    throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);
+  }
+  if (logger !== undefined) {
+    for (const method of ['debug', 'info', 'warn', 'error'] as const) {
+      if (typeof logger?.[method] !== 'function') throw new TypeError(`options.logger must have a ${method}() method`);
+    }
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError('options.signal must be an AbortSignal');
+  }
+  if (sqlJs !== undefined && (typeof sqlJs !== 'object' || sqlJs === null)) {
+    throw new TypeError(`options.sqlJs must be an initialised sql.js module or a promise of one, got ${typeof sqlJs}`);
+  }
+  let pollMs: number | undefined;
+  if (poll === true) pollMs = 100;
+  else if (typeof poll === 'number') pollMs = milliseconds(options, 'poll', 100, 1);
+  else if (poll !== undefined && poll !== false) throw new TypeError(`options.poll must be a boolean or a number, got ${typeof poll}`);
+  const maxStatements = milliseconds(options, 'maxStatements', 256, 1);
+  if (!Number.isInteger(maxStatements)) throw new RangeError(`options.maxStatements must be an integer, got ${maxStatements}`);
+  return {
+    watch: boolean(options, 'watch', true),
+    debounceMs: milliseconds(options, 'debounceMs', 5),
+    maxWaitMs: milliseconds(options, 'maxWaitMs', 25),
+    pollMs,
+    onReload,
+    logger,
+    signal,
+    sqlJs,
+    bigint: boolean(options, 'bigint', false),
+    busyTimeoutMs: milliseconds(options, 'busyTimeoutMs', 5000),
+    quickCheck: boolean(options, 'quickCheck', false),
+    maxStatements,
+  };
+}
