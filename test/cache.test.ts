@@ -1,0 +1,363 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
+import { sqlite, tempDir } from './support/fixtures.ts';
+
+const SCHEMA = `
+db.executescript('''
+  CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, price REAL, big INTEGER, data BLOB);
+  INSERT INTO items VALUES (1, 'apple', 1.5, 9007199254740993, x'0102');
+  INSERT INTO items VALUES (2, 'pear', 2.25, 2, NULL);
+  INSERT INTO items VALUES (3, 'plum', 0.75, 3, x'');
+''')`;
+
+describe('read API', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+
+  before(async () => {
+    sqlite(file, SCHEMA);
+    cache = await openDbCache(file, { watch: false });
+  });
+  after(async () => {
+    await cache.close();
+    cleanup();
+  });
+
+  test('get returns the first row as an object, or undefined', () => {
+    assert.deepEqual(cache.get('SELECT id, name FROM items ORDER BY id'), { id: 1, name: 'apple' });
+    assert.equal(cache.get('SELECT * FROM items WHERE id = ?', [99]), undefined);
+  });
+
+  test('all, values and iterate agree', () => {
+    const rows = cache.all<{ id: number; name: string }>('SELECT id, name FROM items ORDER BY id');
+    assert.deepEqual(rows.map((row) => row.name), ['apple', 'pear', 'plum']);
+    assert.deepEqual(cache.values('SELECT id, name FROM items ORDER BY id'), rows.map((row) => [row.id, row.name]));
+    assert.deepEqual([...cache.iterate('SELECT id, name FROM items ORDER BY id')], rows);
+  });
+
+  test('positional and prefix-less named parameters', () => {
+    assert.equal(cache.get<{ name: string }>('SELECT name FROM items WHERE id = ?', [2])?.name, 'pear');
+    for (const prefix of [':', '@', '$']) {
+      const row = cache.get<{ name: string }>(`SELECT name FROM items WHERE id = ${prefix}id AND price > ${prefix}min`, { id: 3, min: 0.5 });
+      assert.equal(row?.name, 'plum', `prefix ${prefix}`);
+    }
+    // A placeholder-looking text inside a string literal is not a parameter.
+    assert.equal(cache.get<{ s: string }>("SELECT ':id' AS s WHERE 1 = :one", { one: 1 })?.s, ':id');
+  });
+
+  test('missing named parameters and unbindable values throw RangeError / TypeError', () => {
+    assert.throws(() => cache.get('SELECT :a AS a', {}), { name: 'RangeError' });
+    assert.throws(() => cache.get('SELECT ? AS a', [undefined as never]), { name: 'TypeError' });
+    assert.throws(() => cache.get('SELECT ? AS a', [{} as never]), { name: 'TypeError' });
+  });
+
+  test('booleans bind as 1/0, bigints within 2^53 bind exactly, blobs round-trip', () => {
+    assert.deepEqual(cache.get('SELECT ? AS t, ? AS f', [true, false]), { t: 1, f: 0 });
+    assert.deepEqual(cache.get('SELECT ? + 1 AS n', [41n]), { n: 42 });
+    const blob = cache.get<{ data: Uint8Array }>('SELECT data FROM items WHERE id = 1')!.data;
+    assert.ok(blob instanceof Uint8Array);
+    assert.deepEqual([...blob], [1, 2]);
+    assert.equal(cache.get<{ id: number }>('SELECT id FROM items WHERE data = ?', [new Uint8Array([1, 2])])?.id, 1);
+  });
+
+  test('prepare returns a reusable statement with columns and pluck', () => {
+    const byId = cache.prepare<{ name: string }>('SELECT name, price FROM items WHERE id = ?');
+    assert.deepEqual(byId.columns(), ['name', 'price']);
+    assert.equal(byId.get([1])?.name, 'apple');
+    assert.equal(byId.get([2])?.name, 'pear');
+    assert.deepEqual(cache.prepare('SELECT name FROM items ORDER BY id').pluck(), ['apple', 'pear', 'plum']);
+    assert.deepEqual(byId.all([3]), [{ name: 'plum', price: 0.75 }]);
+  });
+
+  test('nested use of the same SQL works (the cached statement is busy)', () => {
+    const sql = 'SELECT id FROM items ORDER BY id';
+    const pairs: number[][] = [];
+    for (const outer of cache.iterate<{ id: number }>(sql)) {
+      for (const inner of cache.iterate<{ id: number }>(sql)) pairs.push([outer.id, inner.id]);
+      assert.equal(cache.all(sql).length, 3);
+    }
+    assert.equal(pairs.length, 9);
+  });
+
+  test('breaking out of iterate frees the statement for the next call', () => {
+    for (const row of cache.iterate('SELECT id FROM items ORDER BY id')) {
+      assert.equal(row.id, 1);
+      break;
+    }
+    assert.equal(cache.all('SELECT id FROM items ORDER BY id').length, 3);
+  });
+
+  test('SQL errors and writes throw DbCacheError QUERY naming the path', () => {
+    assert.throws(() => cache.get('SELECT * FROM nope'), (error: unknown) => {
+      assert.ok(isDbCacheError(error, 'QUERY'));
+      assert.equal(error.name, 'DbCacheError');
+      assert.ok(error.message.includes(file));
+      return true;
+    });
+    assert.throws(() => cache.all("INSERT INTO items(name) VALUES ('x')"), { name: 'DbCacheError', code: 'QUERY' });
+    assert.throws(() => cache.all('DELETE FROM items'), { name: 'DbCacheError', code: 'QUERY' });
+    assert.equal(cache.all('SELECT * FROM items').length, 3);
+  });
+});
+
+describe('bigint option', () => {
+  test('returns every integer as bigint, exactly', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, SCHEMA);
+    const cache = await openDbCache(file, { watch: false, bigint: true });
+    try {
+      const row = cache.get('SELECT id, big, price FROM items WHERE id = 1');
+      assert.deepEqual(row, { id: 1n, big: 9007199254740993n, price: 1.5 });
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
+describe('snapshots, reloads and generations', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+  const events: DbCacheEvent[] = [];
+
+  before(async () => {
+    sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v INTEGER)'); db.execute('INSERT INTO t VALUES (1)')");
+    cache = await openDbCache(file, { watch: false });
+    cache.subscribe((event) => events.push(event));
+  });
+  after(async () => {
+    await cache.close();
+    cleanup();
+  });
+
+  test('an unchanged file is a no-op reload: same generation, no event', async () => {
+    const generation = cache.generation;
+    const noops = cache.stats().noopReloads;
+    await cache.reload();
+    await cache.reload();
+    assert.equal(cache.generation, generation);
+    assert.equal(cache.stats().noopReloads, noops + 2);
+    assert.equal(events.length, 0);
+  });
+
+  test('a lease keeps its version while newer ones are published, and frees it on release', async () => {
+    const lease = cache.snapshot();
+    const generation = lease.generation;
+    sqlite(file, "db.execute('INSERT INTO t VALUES (2)')");
+    await cache.reload();
+    assert.equal(cache.generation, generation + 1);
+    assert.equal(cache.get<{ n: number }>('SELECT count(*) AS n FROM t')?.n, 2);
+    assert.equal(lease.get<{ n: number }>('SELECT count(*) AS n FROM t')?.n, 1);
+    assert.equal(cache.stats().liveSnapshots, 2);
+    lease.release();
+    lease.release();
+    assert.equal(cache.stats().liveSnapshots, 1);
+    assert.throws(() => lease.get('SELECT 1'), { name: 'DbCacheError', code: 'CLOSED' });
+    const event = events.at(-1);
+    assert.equal(event?.type, 'reload');
+    assert.equal(event.type === 'reload' && event.cause, 'call');
+    assert.equal(event.type === 'reload' && event.generation, generation + 1);
+  });
+
+  test('Symbol.dispose releases a lease', async () => {
+    const lease = cache.snapshot();
+    lease[Symbol.dispose]();
+    assert.throws(() => lease.all('SELECT 1'), { code: 'CLOSED' });
+  });
+
+  test('read(fn) gives one version to several queries and keeps it through an async callback', async () => {
+    const done = cache.read(async (snap) => {
+      const before = snap.get<{ n: number }>('SELECT count(*) AS n FROM t')!.n;
+      sqlite(file, "db.execute('INSERT INTO t VALUES (3)')");
+      await cache.reload();
+      return [before, snap.get<{ n: number }>('SELECT count(*) AS n FROM t')!.n, snap.generation];
+    });
+    const [before, afterReload, generation] = await done;
+    assert.equal(before, afterReload);
+    assert.equal(cache.generation, generation! + 1);
+    assert.equal(cache.stats().liveSnapshots, 1);
+  });
+
+  test('an iterator keeps its version open across a reload', async () => {
+    const rows = cache.iterate<{ v: number }>('SELECT v FROM t ORDER BY v');
+    assert.equal(rows.next().value?.v, 1);
+    sqlite(file, "db.execute('INSERT INTO t VALUES (4)')");
+    await cache.reload();
+    assert.deepEqual([...rows].map((row) => row.v), [2, 3]);
+    assert.equal(cache.stats().liveSnapshots, 1);
+  });
+
+  test('a checkpoint changes the files but not the content: same generation', async () => {
+    const generation = cache.generation;
+    sqlite(file, "db.execute('PRAGMA wal_checkpoint(TRUNCATE)')");
+    await cache.reload();
+    assert.equal(cache.generation, generation);
+  });
+
+  test('a listener that throws does not break reloads or other listeners', async () => {
+    let seen = 0;
+    const offBad = cache.subscribe(() => {
+      throw new Error('listener bug');
+    });
+    const offGood = cache.subscribe(() => seen++);
+    sqlite(file, "db.execute('INSERT INTO t VALUES (5)')");
+    await cache.reload();
+    offBad();
+    offGood();
+    assert.equal(seen, 1);
+  });
+});
+
+describe('onReload overlay', () => {
+  test('runs on the private database before publication; readers never see it without the overlay', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)'); db.execute('INSERT INTO t VALUES (1)')");
+    const infos: number[] = [];
+    const cache = await openDbCache(file, {
+      watch: false,
+      onReload: async (db, info) => {
+        infos.push(info.generation);
+        db.exec('CREATE TABLE derived AS SELECT sum(v) AS total FROM t');
+        await Promise.resolve();
+        db.run('INSERT INTO derived VALUES (?)', [-1]);
+      },
+    });
+    try {
+      const check = () => {
+        const rows = cache.values('SELECT total FROM derived ORDER BY total');
+        const total = cache.get<{ s: number }>('SELECT sum(v) AS s FROM t')!.s;
+        assert.deepEqual(rows, [[-1], [total]]);
+      };
+      check();
+      for (let i = 2; i <= 5; i++) {
+        sqlite(file, `db.execute('INSERT INTO t VALUES (${i})')`);
+        const reloading = cache.reload();
+        check();
+        await reloading;
+        check();
+      }
+      assert.deepEqual(infos, [1, 2, 3, 4, 5]);
+      assert.throws(() => cache.all('INSERT INTO derived VALUES (0)'), { code: 'QUERY' });
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+
+  test('a throwing overlay fails the reload with OVERLAY_FAILED and keeps the previous version', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    let fail = false;
+    let kept: unknown;
+    const cache = await openDbCache(file, {
+      watch: false,
+      onReload: (db) => {
+        kept = db;
+        if (fail) throw new Error('overlay bug');
+      },
+    });
+    const errors: DbCacheEvent[] = [];
+    cache.subscribe((event) => errors.push(event));
+    try {
+      fail = true;
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await assert.rejects(cache.reload(), (error: unknown) => {
+        assert.ok(isDbCacheError(error, 'OVERLAY_FAILED'));
+        assert.match(error.message, /still serving generation 1/);
+        assert.equal((error.cause as Error).message, 'overlay bug');
+        return true;
+      });
+      assert.equal(cache.generation, 1);
+      assert.equal(cache.all('SELECT * FROM t').length, 0);
+      assert.equal(errors[0]?.type, 'error');
+      assert.equal(cache.stats().liveSnapshots, 1);
+      // The overlay database is unusable once its hook has returned.
+      assert.throws(() => (kept as { exec(sql: string): void }).exec('SELECT 1'), { code: 'CLOSED' });
+      fail = false;
+      await cache.reload();
+      assert.equal(cache.all('SELECT * FROM t').length, 1);
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
+describe('close', () => {
+  test('is idempotent; every call after it throws CLOSED; asyncDispose and abort close too', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    try {
+      const cache = await openDbCache(file, { watch: false });
+      const lease = cache.snapshot();
+      await Promise.all([cache.close(), cache.close()]);
+      assert.equal(cache.closed, true);
+      assert.throws(() => cache.get('SELECT 1'), { name: 'DbCacheError', code: 'CLOSED' });
+      assert.throws(() => cache.snapshot(), { code: 'CLOSED' });
+      assert.throws(() => cache.read(() => 1), { code: 'CLOSED' });
+      await assert.rejects(cache.reload(), { code: 'CLOSED' });
+      // A lease taken before close still reads its version until released.
+      assert.deepEqual(lease.all('SELECT * FROM t'), []);
+      lease.release();
+      assert.equal(cache.stats().liveSnapshots, 0);
+
+      const disposed = await openDbCache(file, { watch: false });
+      await disposed[Symbol.asyncDispose]();
+      assert.equal(disposed.closed, true);
+
+      const controller = new AbortController();
+      const aborted = await openDbCache(file, { signal: controller.signal });
+      controller.abort();
+      await assert.rejects(aborted.reload(), { code: 'CLOSED' });
+
+      await assert.rejects(openDbCache(file, { signal: AbortSignal.abort() }), { name: 'DbCacheError', code: 'CLOSED' });
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('options', () => {
+  test('bad options throw TypeError / RangeError naming the option', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    fs.writeFileSync(file, '');
+    try {
+      await assert.rejects(openDbCache(file, { watch: 'yes' as never }), { name: 'TypeError', message: /options\.watch/ });
+      await assert.rejects(openDbCache(file, { debounceMs: -1 }), { name: 'RangeError', message: /options\.debounceMs/ });
+      await assert.rejects(openDbCache(file, { busyTimeoutMs: Number.NaN }), { name: 'TypeError', message: /options\.busyTimeoutMs/ });
+      await assert.rejects(openDbCache(file, { onReload: 5 as never }), { name: 'TypeError', message: /options\.onReload/ });
+      await assert.rejects(openDbCache(file, { logger: {} as never }), { name: 'TypeError', message: /options\.logger/ });
+      await assert.rejects(openDbCache(file, { maxStatements: 1.5 }), { name: 'RangeError', message: /options\.maxStatements/ });
+      await assert.rejects(openDbCache(42 as never), { name: 'TypeError' });
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('the default logger prints nothing and installs no process handlers', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    fs.writeFileSync(file, '');
+    const events = ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'SIGINT', 'SIGTERM'] as const;
+    const listenersBefore = events.map((event) => process.listenerCount(event));
+    const cache = await openDbCache(file, { watch: false });
+    try {
+      fs.writeFileSync(file, 'not a database at all, but long enough to have a header of one hundred bytes.........................');
+      await assert.rejects(cache.reload(), { code: 'NOT_A_DATABASE' });
+      assert.deepEqual(events.map((event) => process.listenerCount(event)), listenersBefore);
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
