@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,4 +22,31 @@ export async function waitFor(condition: () => boolean, what: string, timeoutMs 
     if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
+}
+
+/** Runs a Python SQLite writer in another process without blocking the event loop; resolves on exit. */
+export function sqliteAsync(dbPath: string, code: string): Promise<void> {
+  const program = `import sqlite3, sys, time\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\n${code}\ndb.close()\n`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', program, dbPath], { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (status) => (status === 0 ? resolve() : reject(new Error(`python writer exited with ${status}`))));
+  });
+}
+
+declare const Deno: { execPath(): string } | undefined;
+declare const Bun: unknown;
+
+/** The command that runs a TypeScript file in the runtime running the tests. */
+export function runtimeCommand(script: string, denoFlags: readonly string[] = ['-A']): [string, string[]] {
+  if (typeof Deno !== 'undefined') return [Deno.execPath(), ['run', ...denoFlags, script]];
+  if (typeof Bun !== 'undefined') return [process.execPath, [script]];
+  return [process.execPath, ['--import', 'tsx', script]];
+}
+
+/** A logger that records what was logged, by level. */
+export function recordingLogger() {
+  const lines = { debug: [] as string[], info: [] as string[], warn: [] as string[], error: [] as string[] };
+  const log = (level: keyof typeof lines) => (...args: unknown[]) => void lines[level].push(args.map(String).join(' '));
+  return { lines, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } };
 }

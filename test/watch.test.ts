@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openDbCache, type DbCache, type DbCacheEvent, type DbCacheOptions } from '../src/index.ts';
+import { recordingLogger, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
+
+const COUNT = 'SELECT count(*) AS n FROM t';
+
+async function withCache(
+  setup: string,
+  options: DbCacheOptions,
+  body: (context: { cache: DbCache; file: string; dir: string; events: DbCacheEvent[] }) => Promise<void>,
+): Promise<void> {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  sqlite(file, setup);
+  const cache = await openDbCache(file, options);
+  const events: DbCacheEvent[] = [];
+  cache.subscribe((event) => events.push(event));
+  try {
+    await body({ cache, file, dir, events });
+  } finally {
+    await cache.close();
+    cleanup();
+  }
+}
+
+function count(cache: DbCache): number {
+  return cache.get<{ n: number }>(COUNT)!.n;
+}
+
+const WAL = "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v INTEGER)')";
+const DELETE = "db.execute('CREATE TABLE t(v INTEGER)')";
+
+describe('watching', () => {
+  test('commits in WAL mode by another process become visible without reload()', async () => {
+    await withCache(WAL, {}, async ({ cache, file, events }) => {
+      // The writer keeps its connection open, so commits stay in the -wal file (no checkpoint).
+      await sqliteAsync(file, "for i in range(30):\n  db.execute('INSERT INTO t VALUES (?)', (i,))\n  time.sleep(0.005)\ntime.sleep(0.05)");
+      await waitFor(() => count(cache) === 30, 'all 30 WAL commits');
+      assert.ok(events.every((event) => event.type === 'reload' && event.cause === 'watch'));
+      assert.ok(fs.existsSync(`${file}-wal`) || count(cache) === 30);
+    });
+  });
+
+  test('commits in rollback (DELETE) mode become visible without reload()', async () => {
+    await withCache(DELETE, {}, async ({ cache, file }) => {
+      await sqliteAsync(file, "for i in range(20):\n  db.execute('INSERT INTO t VALUES (?)', (i,))\n  time.sleep(0.003)");
+      await waitFor(() => count(cache) === 20, 'all 20 rollback commits');
+    });
+  });
+
+  test('a burst of commits is coalesced into far fewer reloads, and the last commit is loaded', async () => {
+    await withCache(WAL, {}, async ({ cache, file, events }) => {
+      await sqliteAsync(file, "for i in range(200):\n  db.execute('INSERT INTO t VALUES (?)', (i,))");
+      await waitFor(() => count(cache) === 200, 'the final state of the burst');
+      const reloads = events.filter((event) => event.type === 'reload').length;
+      assert.ok(reloads >= 1 && reloads < 100, `200 commits caused ${reloads} reloads`);
+    });
+  });
+
+  test('a checkpoint alone changes no content: no new generation', async () => {
+    await withCache(WAL, {}, async ({ cache, file }) => {
+      await sqliteAsync(file, "db.execute('INSERT INTO t VALUES (1)')\ntime.sleep(0.01)");
+      await waitFor(() => count(cache) === 1, 'the commit');
+      const generation = cache.generation;
+      const noops = cache.stats().noopReloads;
+      sqlite(file, "db.execute('PRAGMA wal_checkpoint(TRUNCATE)')");
+      await waitFor(() => cache.stats().noopReloads > noops, 'the watcher to look at the checkpoint');
+      assert.equal(cache.generation, generation);
+      assert.equal(count(cache), 1);
+    });
+  });
+
+  test('a database replaced by rename is served', async () => {
+    await withCache(DELETE, {}, async ({ cache, file, dir }) => {
+      const next = path.join(dir, 'next.db');
+      sqlite(next, "db.execute('CREATE TABLE t(v INTEGER)'); db.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(7)])");
+      fs.renameSync(next, file);
+      await waitFor(() => count(cache) === 7, 'the replacement database');
+    });
+  });
+
+  test('deletion keeps the last version serving, warns once, and recovers when the file is back', async () => {
+    const { lines, logger } = recordingLogger();
+    await withCache(DELETE, { logger }, async ({ cache, file, events }) => {
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await waitFor(() => count(cache) === 1, 'the first commit');
+      fs.rmSync(file);
+      await waitFor(() => events.some((event) => event.type === 'error' && event.error.code === 'NOT_FOUND'), 'a NOT_FOUND error event');
+      await waitFor(() => cache.stats().failures >= 3, 'retries with backoff', 10_000);
+      assert.equal(count(cache), 1);
+      assert.equal(lines.warn.length, 1, lines.warn.join('\n'));
+      sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)'); db.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(5)])");
+      await waitFor(() => count(cache) === 5, 'the re-created database');
+      await waitFor(() => lines.info.length === 1, 'one recovery message');
+      assert.equal(lines.warn.length, 1);
+    });
+  });
+
+  test('a bad file while watching keeps serving, then recovers', async () => {
+    const { lines, logger } = recordingLogger();
+    await withCache(DELETE, { logger }, async ({ cache, file, events }) => {
+      const good = fs.readFileSync(file);
+      fs.writeFileSync(file, 'garbage '.repeat(100));
+      await waitFor(() => events.some((event) => event.type === 'error' && event.error.code === 'NOT_A_DATABASE'), 'an error event');
+      for (let i = 0; i < 5; i++) fs.appendFileSync(file, 'more garbage');
+      await waitFor(() => cache.stats().failures >= 3, 'several failed attempts', 10_000);
+      assert.equal(lines.warn.length, 1);
+      assert.equal(count(cache), 0);
+      fs.writeFileSync(file, good);
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await waitFor(() => count(cache) === 1, 'recovery');
+      assert.equal(lines.info.length, 1);
+    });
+  });
+
+  test('polling mode sees commits too', async () => {
+    await withCache(WAL, { poll: 10 }, async ({ cache, file }) => {
+      await sqliteAsync(file, "for i in range(5):\n  db.execute('INSERT INTO t VALUES (?)', (i,))\n  time.sleep(0.02)\ntime.sleep(0.05)");
+      await waitFor(() => count(cache) === 5, 'commits seen by polling');
+    });
+  });
+
+  test('abort closes the cache and stops watching', async () => {
+    const controller = new AbortController();
+    await withCache(DELETE, { signal: controller.signal }, async ({ cache, file, events }) => {
+      controller.abort();
+      await waitFor(() => cache.closed, 'the cache to close');
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await cache.close();
+      assert.equal(events.length, 0);
+      assert.throws(() => cache.get(COUNT), { code: 'CLOSED' });
+    });
+  });
+});
+
+describe('process lifetime', () => {
+  for (const mode of ['events', 'polling']) {
+    test(`an open, watching cache (${mode}) never keeps the process alive`, async () => {
+      const script = fileURLToPath(new URL('./scripts/forgotten-cache.ts', import.meta.url));
+      const [command, args] = runtimeCommand(script);
+      const child = spawn(command, mode === 'polling' ? [...args, '--poll'] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      try {
+        assert.equal(await exited, 0, output);
+        assert.match(output, /open generation 1/);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+});
