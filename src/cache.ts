@@ -1,8 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { DbCacheError, PipelineFailure, describe } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { markRollback } from './image/header.ts';
-import { readFingerprint, readImage, type DatabaseImage } from './image/read.ts';
+import { readFingerprint, readImage, validate, type DatabaseImage } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -107,8 +106,10 @@ class Cache extends QueryMethods implements DbCache {
   /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
   #liveVersion = '';
   #fingerprint: string | undefined;
-  /** The live image as read, while no overlay has written into it: to spot unchanged content. */
-  #pristineImage: Uint8Array | undefined;
+  /** The live image as read (never written to): an equal new image is a no-op reload. */
+  #baseline: Uint8Array | undefined;
+  /** Versions published from a source function. */
+  #sourceVersions = 0;
   #runner: SerialRunner<void>;
   #cause: ReloadCause = 'open';
   #listeners = new Set<(event: DbCacheEvent) => void>();
@@ -237,7 +238,7 @@ class Cache extends QueryMethods implements DbCache {
     // Let a reload in flight finish, so the Database it built is freed below.
     await this.#runner.running?.catch(() => undefined);
     this.#current?.retire();
-    this.#pristineImage = undefined;
+    this.#baseline = undefined;
     await watcher?.close();
   }
 
@@ -273,12 +274,13 @@ class Cache extends QueryMethods implements DbCache {
         this.#recovered();
         return;
       }
+      const baseline = this.#baselineOf(image);
       const core = await this.#build(image);
       if (this.#closed) {
         core.retire();
         throw this.#closedError();
       }
-      this.#publish(core, image);
+      this.#publish(core, image, baseline);
       const durationMs = performance.now() - started;
       this.#stats.reloads++;
       this.#stats.lastReloadMs = durationMs;
@@ -315,8 +317,8 @@ class Cache extends QueryMethods implements DbCache {
     // A private copy in a Buffer: sql.js adopts Buffers without copying, and the source may reuse its array.
     const image = Buffer.allocUnsafeSlow(bytes.length);
     image.set(bytes);
-    if (image.length >= 20) markRollback(image);
-    return { bytes: image, version: `s:${image.length}`, mode: 'rollback', fingerprint: '' };
+    validate(image);
+    return { bytes: image, version: `source:${this.#sourceVersions + 1}:${image.length}`, mode: 'rollback', fingerprint: '' };
   }
 
   /** Whether `image` holds what is already live; then it only refreshes what proves that. */
@@ -324,7 +326,7 @@ class Cache extends QueryMethods implements DbCache {
     if (this.#current === undefined) return false;
     const same =
       (this.#source === undefined && image.version === this.#liveVersion) ||
-      (this.#pristineImage !== undefined && sameBytes(this.#pristineImage, image.bytes));
+      (this.#baseline !== undefined && sameBytes(this.#baseline, image.bytes));
     if (same) {
       this.#liveVersion = image.version;
       this.#fingerprint = image.fingerprint;
@@ -375,14 +377,24 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 
-  #publish(core: SnapshotCore, image: DatabaseImage): void {
+  /**
+   * What the next image is compared with. sql.js writes the overlay into the image itself, so
+   * with an overlay a file cache relies on versions alone, and a source cache (which has no
+   * versions) keeps a copy.
+   */
+  #baselineOf(image: DatabaseImage): Uint8Array | undefined {
+    if (this.#options.onReload === undefined) return image.bytes;
+    return this.#source === undefined ? undefined : Buffer.from(image.bytes);
+  }
+
+  #publish(core: SnapshotCore, image: DatabaseImage, baseline: Uint8Array | undefined): void {
     const previous = this.#current;
     this.#current = core;
     this.#snapshots.add(core);
     this.#liveVersion = image.version;
     this.#fingerprint = image.fingerprint;
-    // With an overlay, sql.js has written into the image; it no longer shows the file's content.
-    this.#pristineImage = this.#options.onReload === undefined ? image.bytes : undefined;
+    this.#baseline = baseline;
+    if (this.#source !== undefined) this.#sourceVersions++;
     previous?.retire();
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from './logger.ts';
-import type { SqlJsLike } from './sqljs.ts';
+import type { SqlJsChoice } from './sqljs.ts';
 import type { OverlayDatabase } from './types.ts';
 
 /** What `onReload` learns about the version it is preparing. */
@@ -64,10 +64,13 @@ export interface DbCacheOptions {
   /** Closes the cache when aborted. */
   signal?: AbortSignal;
   /**
-   * An initialised sql.js module (or a promise of one) to use instead of loading sql.js's
-   * WebAssembly build.
+   * Which sql.js to run: `'wasm'` loads `sql-wasm.wasm` from the sql.js package; `'inline'` uses
+   * the build that carries its WebAssembly inside the JavaScript (bundlers, Deno without read
+   * access to `node_modules`); or pass a module you initialised yourself (`await initSqlJs()`),
+   * or a promise of one.
+   * @defaultValue `'wasm'`
    */
-  sqlJs?: SqlJsLike | Promise<SqlJsLike>;
+  sqlJs?: SqlJsChoice;
   /**
    * Return every INTEGER as a `bigint` (exact 64-bit values).
    * @defaultValue `false`
@@ -144,8 +147,8 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('options.signal must be an AbortSignal');
   }
-  if (sqlJs !== undefined && (typeof sqlJs !== 'object' || sqlJs === null)) {
-    throw new TypeError(`options.sqlJs must be an initialised sql.js module or a promise of one, got ${typeof sqlJs}`);
+  if (sqlJs !== undefined && sqlJs !== 'wasm' && sqlJs !== 'inline' && (typeof sqlJs !== 'object' || sqlJs === null)) {
+    throw new TypeError(`options.sqlJs must be 'wasm', 'inline', an initialised sql.js module or a promise of one, got ${String(sqlJs)}`);
   }
   let pollMs: number | undefined;
   if (poll === true) pollMs = 100;

@@ -1,5 +1,3 @@
-import initSqlJs from 'sql.js';
-
 /** The part of a sql.js prepared statement dbcache uses. */
 export interface SqlJsStatement {
   bind(values?: unknown): unknown;
@@ -26,19 +24,30 @@ export interface SqlJsLike {
   Database: new (data?: Uint8Array | null) => SqlJsDatabase;
 }
 
-let defaultModule: Promise<SqlJsLike> | undefined;
+/** Which sql.js to use: a build of the package, or a module the application initialised. */
+export type SqlJsChoice = 'wasm' | 'inline' | SqlJsLike | Promise<SqlJsLike>;
+
+type InitSqlJs = () => Promise<SqlJsLike>;
+
+const builds = new Map<'wasm' | 'inline', Promise<SqlJsLike>>();
 
 /**
- * The sql.js module to build databases with: the injected one, or sql.js's WebAssembly build,
- * initialised once per process (sql.js keeps the first configuration anyway).
+ * The sql.js module to build databases with, initialised once per process and build: `wasm`
+ * reads `sql-wasm.wasm` next to sql.js; `inline` carries the WebAssembly inside its JavaScript
+ * (no file read: bundlers, Deno without read access to node_modules).
  */
-export function loadSqlJs(injected?: SqlJsLike | Promise<SqlJsLike>): Promise<SqlJsLike> {
-  if (injected !== undefined) return Promise.resolve(injected);
-  defaultModule ??= initSqlJs().catch((error: unknown) => {
-    defaultModule = undefined;
-    throw error;
-  });
-  return defaultModule;
+export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
+  if (choice !== 'wasm' && choice !== 'inline') return Promise.resolve(choice);
+  let loading = builds.get(choice);
+  if (loading === undefined) {
+    // Imported lazily: a bundle that only uses one build does not carry the other.
+    const imported: Promise<{ default: InitSqlJs }> =
+      choice === 'inline' ? import('sql.js/dist/sql-wasm-inline.js') : import('sql.js');
+    loading = imported.then((module) => module.default());
+    loading.catch(() => builds.delete(choice));
+    builds.set(choice, loading);
+  }
+  return loading;
 }
 
 /**

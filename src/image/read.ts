@@ -194,8 +194,11 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   return { bytes: validate(image), version, mode: 'wal', fingerprint };
 }
 
-/** Checks that the image is a whole SQLite database and marks it as a rollback database. */
-function validate(image: Uint8Array): Uint8Array {
+/**
+ * Checks that an image is a whole SQLite database (or empty) and marks it as a rollback database
+ * in place. Throws PipelineFailure `NOT_A_DATABASE`.
+ */
+export function validate(image: Uint8Array): Uint8Array {
   if (image.length === 0) return image;
   const header = parse(image);
   if (image.length % header.pageSize !== 0) {
