@@ -254,7 +254,7 @@ function openDatabase(path: string, fs: ImageFileSystem): number {
 }
 
 /** The first `length` bytes of a file (fewer if it is shorter), or `undefined` if it does not exist. */
-function readHead(fs: ImageFileSystem, path: string, length: number): Uint8Array | undefined {
+export function readHead(fs: ImageFileSystem, path: string, length: number): Uint8Array | undefined {
   let fd: number;
   try {
     fd = fs.open(path);
