@@ -72,12 +72,13 @@ export function readFingerprint(path: string, fs: ImageFileSystem): string {
       parts.push('w', statKey(wal), headerKey(walHead === undefined ? undefined : parseWalHeader(walHead)));
     }
     const dbHead = db.size === 0 ? undefined : readHead(fs, path, DB_HEADER_SIZE);
-    const journalHead = readHead(fs, `${path}-journal`, JOURNAL_PROBE_SIZE);
-    parts.push(
-      'c',
-      dbHead === undefined || dbHead.length < 28 ? '-' : String(new DataView(dbHead.buffer, dbHead.byteOffset).getUint32(24)),
-      journalHead !== undefined && isJournalActive(journalHead) ? 'J' : '-',
-    );
+    parts.push('c', dbHead === undefined || dbHead.length < 28 ? '-' : String(new DataView(dbHead.buffer, dbHead.byteOffset).getUint32(24)));
+    // The journal's own stat too: one live journal committing and the next going live look alike otherwise.
+    const journal = fs.stat(`${path}-journal`);
+    if (journal !== undefined) {
+      const journalHead = readHead(fs, `${path}-journal`, JOURNAL_PROBE_SIZE);
+      parts.push('j', statKey(journal), journalHead !== undefined && isJournalActive(journalHead) ? 'J' : '-');
+    }
     return parts.join(':');
   });
 }
@@ -102,11 +103,13 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
     const bytes = await readWhole(fs, fd, before.size);
     if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
     const after = fs.fstat(fd);
-    if (readCounter(fs, fd, after.size) !== counterBefore || after.size !== before.size) {
+    if (readCounter(fs, fd, after.size) !== counterBefore || statKey(after) !== statKey(before)) {
       return new Retry('the database changed during the read');
     }
     if (fs.stat(`${path}-wal`) !== undefined) return new Retry('a WAL appeared during the read');
-    if (fs.stat(path)?.ino !== before.ino) return new Retry('the database file was replaced during the read');
+    const now = fs.stat(path);
+    if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
+    if (bytes.length >= 20 && (bytes[18] === 2 || bytes[19] === 2)) return new Retry('the database is in WAL mode now');
     const image = validate(bytes);
     return {
       bytes: image,
@@ -130,6 +133,7 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   // Without a live WAL header the database file alone must be stable: a writer can commit,
   // checkpoint and truncate the WAL while we read, which would leave a torn image behind.
   const shmBefore = headerBefore === undefined ? readShmKey(path, fs) : undefined;
+  if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal is active');
 
   const fd = openDatabase(path, fs);
   let dbStat: FileStat;
@@ -152,7 +156,10 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   } catch (error) {
     if (errorCode(error) !== 'ENOENT') throw error;
   }
-  if ((walFd !== undefined) !== (walHeadBefore !== undefined)) return new Retry('the WAL appeared or vanished during the read');
+  if ((walFd !== undefined) !== (walHeadBefore !== undefined)) {
+    if (walFd !== undefined) fs.close(walFd);
+    return new Retry('the WAL appeared or vanished during the read');
+  }
   if (walFd !== undefined) {
     try {
       walStat = fs.fstat(walFd);
@@ -170,6 +177,10 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   if (headerBefore === undefined && readShmKey(path, fs) !== shmBefore) {
     return new Retry('a checkpoint ran during the read');
   }
+  if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal became active');
+  if (headerBefore === undefined && statKey(statDatabase(path, fs)) !== statKey(dbStat)) {
+    return new Retry('the database file changed after it was read while no WAL protected it');
+  }
   if (fs.stat(path)?.ino !== dbStat.ino || (walStat !== undefined && fs.stat(walPath)?.ino !== walStat.ino)) {
     return new Retry('the database or its WAL was replaced during the read');
   }
@@ -179,7 +190,7 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     if (dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
       throw new PipelineFailure('NOT_A_DATABASE', `the WAL page size ${scan.header.pageSize} differs from the database's`);
     }
-    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, fs.allocate));
+    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => fs.allocate(size)));
   }
   const version = [
     'w',

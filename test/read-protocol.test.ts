@@ -1,0 +1,844 @@
+/**
+ * Deterministic simulation of the lock-free read protocol (src/image/read.ts).
+ *
+ * A simulated SQLite writer (test/support/sim-writer.ts) changes an in-memory file system
+ * (test/support/sim-fs.ts) one file write at a time; a seeded scheduler lets it move before and
+ * after every call readImage / readFingerprint make, and in the middle of a `read`. Everything,
+ * including the reader's backoff (a fake clock), follows from the seed.
+ *
+ * Checked for every image readImage returns: it equals exactly one committed state byte for byte
+ * (so no torn image and no uncommitted page), that state is not older than the newest one
+ * committed before the call (read-your-writes), equal versions mean equal images, and a later
+ * fingerprint equal to the image's means the image is still current. Descriptors left open are
+ * counted across all simulations and checked by a test of their own. Also: BUSY for a journal that
+ * stays hot, no BUSY for a WAL writer stuck mid-way, and readFingerprint on its own.
+ *
+ * Bugs the simulation found and that were fixed (see BUG_* below) are reproduced by scripted
+ * interleavings at the end of the file, which now guard against their return.
+ *
+ * Replay one seed with its whole trace: SIM_PROFILE=<profile key> SIM_SEED=<seed>; run more
+ * seeds with SIM_SEEDS=<count>; SIM_VERBOSE=1 prints the per-profile statistics. The failure
+ * message of every check prints the seed, the setup, the replay command and the trace.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import process from 'node:process';
+
+import { PipelineFailure } from '../src/errors.ts';
+import { readFingerprint, readImage, type DatabaseImage, type ReadPolicy } from '../src/image/read.ts';
+import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
+import { OP_KINDS, SimWriter, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
+
+const DB = '/data/app.db';
+// 80 seeds per profile keep the file at a few seconds; SIM_SEEDS=600 takes about 16 s.
+const SEEDS = Number(process.env.SIM_SEEDS ?? 80);
+const ONLY_SEED = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
+const ONLY_PROFILE = process.env.SIM_PROFILE;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed bugs of src/image/read.ts (each reproduced exactly by a scripted test at the end)
+// ---------------------------------------------------------------------------------------------
+
+const BUG_WAL_STABILITY =
+  'protocol bug: with no WAL header at the first read, readImage requires the database file to be stable only across ' +
+  'its own read (fstat before/after), not until the end of the attempt. A commit whose checkpoint is half done before ' +
+  'the read and finished after it, followed by the last close (-shm and -wal deleted) or a close + reopen (a fresh -shm ' +
+  'header is byte-identical), passes every later check: torn image. The rollback path has the same hole when the file ' +
+  'turns into a WAL database during the attempt.';
+const BUG_ROLLBACK_ABA =
+  'protocol bug: the rollback path compares size and change counter, never mtime/ctime. A transaction that spills pages ' +
+  'into the database file and rolls back (ROLLBACK after a cache spill, hot-journal recovery) restores both: a read in ' +
+  'between returns pages that were never committed.';
+const BUG_MODE_SWITCH =
+  'protocol bug: the mode is chosen once per attempt from the header and the -wal. The WAL path never looks at -journal, ' +
+  'and neither path re-checks the header versions of what it read; journal_mode changes during the read give ' +
+  'uncommitted or torn images, or NOT_A_DATABASE instead of a retry.';
+
+// ---------------------------------------------------------------------------------------------
+// Writer profiles
+// ---------------------------------------------------------------------------------------------
+
+interface Profile {
+  readonly key: string;
+  readonly name: string;
+  readonly modes: readonly JournalMode[];
+  readonly weights: Partial<Record<OpKind, number>>;
+  readonly switchModes?: readonly JournalMode[];
+  /** Known bugs this profile's writer can run into (named in its failure message). */
+  readonly knownBug?: string;
+}
+
+const WAL_OPEN: Profile = {
+  key: 'wal-open',
+  name: 'WAL mode, connection kept open: commits, rolled-back transactions, partial and full checkpoints, restarts, TRUNCATE checkpoints',
+  modes: ['wal'],
+  weights: { commit: 40, abort: 6, checkpoint: 16, truncateCheckpoint: 6, readMark: 4 },
+};
+
+const WAL_CLOSE: Profile = {
+  key: 'wal-close',
+  name: 'WAL mode with last-connection close (checkpoint, delete -shm and -wal), quiet spells, reopen, rename-replace while closed',
+  modes: ['wal'],
+  weights: { commit: 40, abort: 5, checkpoint: 14, truncateCheckpoint: 5, readMark: 3, close: 15, open: 10, renameReplace: 3, idle: 30 },
+  knownBug: BUG_WAL_STABILITY,
+};
+
+const WAL_INTERMITTENT: Profile = {
+  key: 'wal-intermittent',
+  name: 'WAL mode with intermittent writers: open, commit, close (checkpoint, delete -shm and -wal), then quiet',
+  modes: ['wal'],
+  weights: { commit: 25, checkpoint: 8, close: 40, open: 10, idle: 40 },
+  knownBug: BUG_WAL_STABILITY,
+};
+
+const ROLLBACK: Profile = {
+  key: 'rollback',
+  name: 'rollback journal (DELETE, TRUNCATE, PERSIST): commits and rename-replace',
+  modes: ['delete', 'truncate', 'persist'],
+  weights: { commit: 85, renameReplace: 10 },
+};
+
+const ROLLBACK_SPILL: Profile = {
+  key: 'rollback-spill',
+  name: 'rollback journal with transactions that spill pages to the database file and roll back (ROLLBACK, hot-journal recovery)',
+  modes: ['delete', 'truncate', 'persist'],
+  weights: { commit: 60, spillRollback: 30, renameReplace: 5 },
+  knownBug: BUG_ROLLBACK_ABA,
+};
+
+const MODE_SWITCH: Profile = {
+  key: 'mode-switch',
+  name: 'journal_mode changes WAL <-> rollback and rename-replace across modes (no spills)',
+  modes: ['wal', 'delete', 'truncate', 'persist'],
+  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 2, close: 8, open: 10, renameReplace: 6, toWal: 6, toRollback: 6 },
+  switchModes: ['wal', 'delete', 'truncate', 'persist'],
+  knownBug: `${BUG_MODE_SWITCH} ${BUG_WAL_STABILITY}`,
+};
+
+const EVERYTHING: Profile = {
+  key: 'everything',
+  name: 'every writer operation',
+  modes: ['wal', 'delete', 'truncate', 'persist'],
+  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 3, close: 8, open: 10, renameReplace: 5, toWal: 6, toRollback: 6, spillRollback: 10, idle: 10 },
+  switchModes: ['wal', 'delete', 'truncate', 'persist'],
+  knownBug: `${BUG_ROLLBACK_ABA} ${BUG_MODE_SWITCH} ${BUG_WAL_STABILITY}`,
+};
+
+// ---------------------------------------------------------------------------------------------
+// One simulated world per seed
+// ---------------------------------------------------------------------------------------------
+
+interface World {
+  readonly seed: number;
+  readonly profile: Profile;
+  readonly description: string;
+  readonly trace: Trace;
+  readonly fs: SimFs;
+  readonly writer: SimWriter;
+  readonly scheduler: Scheduler;
+  /** The reader's own stream (how long to wait between reads, and so on). */
+  readonly rng: Rng;
+  readonly policy: ReadPolicy;
+  /** Fake milliseconds; only the reader's backoff advances it. */
+  readonly clock: { now: number; sleeps: number };
+}
+
+interface WorldOverrides {
+  readonly mode?: JournalMode;
+  readonly initialPages?: number;
+  /** `false`: the file system's methods are not bound to it (a plain class instance). */
+  readonly boundFs?: boolean;
+}
+
+function makeWorld(seed: number, profile: Profile, busyTimeoutMs = 60_000, overrides: WorldOverrides = {}): World {
+  const root = new Rng(seed);
+  const writerRng = root.fork();
+  const schedulerRng = root.fork();
+  const rng = root.fork();
+  const pickedMode = root.pick(profile.modes);
+  const mode = overrides.mode ?? pickedMode;
+  const pageSize = root.chance(0.03) ? 65536 : root.pick([512, 512, 512, 1024, 4096]);
+  const pickedPages = mode === 'wal' ? root.between(1, 4) : root.between(0, 4);
+  const initialPages = overrides.initialPages ?? pickedPages;
+  const bigEndianChecksums = root.chance(0.3);
+  const schedule: ScheduleOptions = {
+    stepChance: root.pick([0.03, 0.1, 0.25, 0.5]),
+    burstMax: root.pick([1, 3, 8, 25]),
+    tearChance: root.pick([0, 0.3, 0.7]),
+    targetedChance: root.pick([0, 0.3, 0.6]),
+    phaseMean: root.pick([0, 2, 4, 8]),
+    liveKinds: root.pick([1, 0.7, 0.4]),
+  };
+  const trace = new Trace();
+  const fs = new SimFs(trace, { bound: overrides.boundFs ?? true });
+  const writer = new SimWriter(fs, writerRng, trace, {
+    path: DB,
+    pageSize,
+    mode,
+    initialPages,
+    maxPages: 6,
+    weights: profile.weights,
+    ...(profile.switchModes === undefined ? {} : { switchModes: profile.switchModes }),
+    bigEndianChecksums,
+  });
+  const scheduler = new Scheduler(schedulerRng, writer, schedule);
+  scheduler.attach(fs);
+  const clock = { now: 0, sleeps: 0 };
+  const policy: ReadPolicy = {
+    busyTimeoutMs,
+    now: () => clock.now,
+    sleep: async (ms) => {
+      clock.now += ms;
+      clock.sleeps++;
+      trace.log(`R sleep(${ms}) -> fake clock ${clock.now} ms`);
+      // Time passes for the writer too.
+      scheduler.sleeping();
+    },
+  };
+  const description =
+    `seed ${seed}, profile ${profile.key} (${profile.name}); initial mode ${mode}, page size ${pageSize}, ` +
+    `${initialPages} initial pages, ${bigEndianChecksums ? 'big' : 'little'}-endian WAL checksums, ` +
+    `schedule: step chance ${schedule.stepChance}, bursts of up to ${schedule.burstMax} steps, torn-read chance ${schedule.tearChance}, targeted-burst chance ${schedule.targetedChance}, active/quiet phases of mean ${schedule.phaseMean} points, live point kinds ${schedule.liveKinds}.\n` +
+    `Replay: SIM_PROFILE=${profile.key} SIM_SEED=${seed} node --import tsx --test test/read-protocol.test.ts`;
+  return { seed, profile, description, trace, fs, writer, scheduler, rng, policy, clock };
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof PipelineFailure) {
+    // SIM_DEBUG=1 adds the stack of the underlying error (an IO failure wraps the real one).
+    const cause = process.env.SIM_DEBUG === undefined ? '' : `\n${String((error.cause as Error | undefined)?.stack)}`;
+    return `PipelineFailure ${error.code}: ${error.message}${cause}`;
+  }
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The readImage simulation
+// ---------------------------------------------------------------------------------------------
+
+interface Tally {
+  seeds: number;
+  reads: number;
+  /** Reads during which the writer took at least one step. */
+  contended: number;
+  /** Attempts that were retried (sleeps). */
+  retries: number;
+  writerSteps: number;
+  commits: number;
+  opCounts: Record<OpKind, number>;
+  failedSeeds: number[];
+  firstFailure?: string;
+  leakedDescriptors: number;
+  leakSeeds: Set<number>;
+  firstLeak?: string;
+}
+
+function newTally(): Tally {
+  return {
+    seeds: 0,
+    reads: 0,
+    contended: 0,
+    retries: 0,
+    writerSteps: 0,
+    commits: 0,
+    opCounts: Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>,
+    failedSeeds: [],
+    leakedDescriptors: 0,
+    leakSeeds: new Set(),
+  };
+}
+
+/** Runs one seed: a writer moving freely, and `reads` readImage calls it interleaves with. */
+async function simulateReads(seed: number, profile: Profile, tally: Tally, reads = 6): Promise<void> {
+  const world = makeWorld(seed, profile);
+  const { writer, scheduler, trace, fs, rng } = world;
+  const versions = new Map<string, number>();
+  let failure: string | undefined;
+  tally.seeds++;
+
+  for (let r = 0; r < reads && failure === undefined; r++) {
+    // The writer moves on its own for a while, possibly stopping mid-operation.
+    scheduler.enabled = true;
+    scheduler.budget = Number.POSITIVE_INFINITY;
+    scheduler.run(rng.int(20));
+    const floor = writer.latest.index;
+    const mark = trace.mark();
+    trace.log(`R ==== readImage #${r}: newest committed state #${floor}; writer: ${writer.summary()}`);
+    // During the read the writer gets a budget, then pauses at its next idle point: a reader that
+    // keeps retrying finds quiet files eventually, and a BUSY here would be a failure.
+    scheduler.budget = 100;
+    const stepsBefore = scheduler.steps;
+    const sleepsBefore = world.clock.sleeps;
+    const descriptorsBefore = fs.openDescriptors();
+    const fail = (what: string): void => {
+      failure = `${world.description}\n${what}\n--- trace of this readImage call (R = reader call, W = writer step) ---\n${trace.since(mark)}`;
+    };
+
+    let image: DatabaseImage;
+    try {
+      image = await readImage(DB, fs, world.policy);
+    } catch (error) {
+      fail(`readImage #${r} rejected: ${describeError(error)}`);
+      break;
+    }
+    tally.reads++;
+    if (scheduler.steps > stepsBefore) tally.contended++;
+    tally.retries += world.clock.sleeps - sleepsBefore;
+
+    if (fs.openDescriptors() > descriptorsBefore) {
+      // Counted, and failed on only by the descriptor test: the image checks go on regardless.
+      tally.leakedDescriptors += fs.openDescriptors() - descriptorsBefore;
+      tally.leakSeeds.add(seed);
+      tally.firstLeak ??= `${world.description}\nreadImage #${r} left ${fs.openDescriptors() - descriptorsBefore} descriptor(s) open\n--- trace of this readImage call ---\n${trace.since(mark)}`;
+    }
+    const state = writer.find(image.bytes);
+    if (state === undefined) {
+      fail(
+        `readImage #${r} returned an image that is no committed state (torn or uncommitted):\n` +
+          `  returned:       ${writer.describe(image.bytes)}\n` +
+          `  newest before:  #${floor} ${writer.describe(writer.states[floor]!.image)}\n` +
+          `  newest now:     #${writer.latest.index} ${writer.describe(writer.latest.image)}\n` +
+          `  version ${image.version}, mode ${image.mode}`,
+      );
+      break;
+    }
+    if (state.index < floor) {
+      fail(
+        `readImage #${r} returned state #${state.index} (${state.label}), older than #${floor} (${writer.states[floor]!.label}) ` +
+          `which was committed before the call (read-your-writes)`,
+      );
+      break;
+    }
+    trace.log(`R ==== readImage #${r} returned state #${state.index} (${state.label}), version ${image.version}`);
+    const seen = versions.get(image.version);
+    if (seen !== undefined && seen !== state.index) {
+      fail(`readImage #${r}: version ${image.version} was returned for states #${seen} and #${state.index}`);
+      break;
+    }
+    versions.set(image.version, state.index);
+
+    // The no-op check: a later fingerprint equal to the image's must mean nothing was committed since.
+    scheduler.enabled = false;
+    const extra = rng.pick([0, 0, 1, 3, 10]);
+    for (let i = 0; i < extra; i++) writer.step();
+    let fingerprint: string;
+    try {
+      fingerprint = readFingerprint(DB, fs);
+    } catch (error) {
+      fail(`readFingerprint after readImage #${r} threw: ${describeError(error)}`);
+      break;
+    }
+    if (fingerprint === image.fingerprint && writer.latest.index !== state.index) {
+      fail(
+        `readImage #${r} returned state #${state.index} with fingerprint ${image.fingerprint}; after ${extra} more writer steps ` +
+          `state #${writer.latest.index} is committed, yet the fingerprint is unchanged`,
+      );
+      break;
+    }
+  }
+
+  tally.writerSteps += scheduler.steps;
+  tally.commits += writer.states.length - 1;
+  for (const kind of OP_KINDS) tally.opCounts[kind] += writer.opCounts[kind];
+  if (failure !== undefined) {
+    tally.failedSeeds.push(seed);
+    tally.firstFailure ??= failure;
+  }
+}
+
+function seedsFor(profile: Profile): number[] {
+  if (ONLY_SEED !== undefined) return ONLY_PROFILE === undefined || ONLY_PROFILE === profile.key ? [ONLY_SEED] : [];
+  if (ONLY_PROFILE !== undefined && ONLY_PROFILE !== profile.key) return [];
+  return Array.from({ length: SEEDS }, (_, i) => i + 1);
+}
+
+function report(t: TestContext, line: string): void {
+  if (typeof t.diagnostic === 'function') t.diagnostic(line);
+  if (process.env.SIM_VERBOSE !== undefined) console.log(line);
+}
+
+function summarise(profile: Profile, tally: Tally): string {
+  const ops = OP_KINDS.filter((kind) => tally.opCounts[kind] > 0)
+    .map((kind) => `${kind} ${tally.opCounts[kind]}`)
+    .join(', ');
+  return (
+    `${profile.key}: ${tally.seeds} seeds, ${tally.reads} reads (${tally.contended} with writer steps inside, ${tally.retries} retries), ` +
+    `${tally.writerSteps} writer steps at scheduling points, ${tally.commits} commits; operations: ${ops}; ` +
+    `${tally.failedSeeds.length} failing seeds; ${tally.leakedDescriptors} descriptors leaked in ${tally.leakSeeds.size} seeds`
+  );
+}
+
+/** Tallies of the profiles that ran, for the descriptor test. */
+const tallies = new Map<string, Tally>();
+
+async function runProfile(t: TestContext, profile: Profile): Promise<void> {
+  const tally = newTally();
+  for (const seed of seedsFor(profile)) await simulateReads(seed, profile, tally);
+  tallies.set(profile.key, tally);
+  report(t, summarise(profile, tally));
+  if (tally.failedSeeds.length > 0) {
+    assert.fail(
+      `${tally.failedSeeds.length} of ${tally.seeds} seeds failed (seeds ${tally.failedSeeds.slice(0, 40).join(', ')}${tally.failedSeeds.length > 40 ? ', ...' : ''}).\n` +
+        (profile.knownBug === undefined ? '' : `Bugs this profile once ran into: ${profile.knownBug}\n`) +
+        `First failure:\n${tally.firstFailure}`,
+    );
+  }
+}
+
+test(`readImage simulation: ${WAL_OPEN.name}`, async (t) => {
+  await runProfile(t, WAL_OPEN);
+});
+
+test(`readImage simulation: ${WAL_CLOSE.name}`, async (t) => {
+  await runProfile(t, WAL_CLOSE);
+});
+
+test(`readImage simulation: ${WAL_INTERMITTENT.name}`, async (t) => {
+  await runProfile(t, WAL_INTERMITTENT);
+});
+
+test(`readImage simulation: ${ROLLBACK.name}`, async (t) => {
+  await runProfile(t, ROLLBACK);
+});
+
+test(`readImage simulation: ${ROLLBACK_SPILL.name}`, async (t) => {
+  await runProfile(t, ROLLBACK_SPILL);
+});
+
+test(`readImage simulation: ${MODE_SWITCH.name}`, async (t) => {
+  await runProfile(t, MODE_SWITCH);
+});
+
+test(`readImage simulation: ${EVERYTHING.name}`, async (t) => {
+  await runProfile(t, EVERYTHING);
+});
+
+test('readImage closes every descriptor it opens, on every retry path (all simulations above)', async (t) => {
+  if (tallies.size === 0) {
+    // Run on its own when --test-name-pattern skipped the simulations.
+    const tally = newTally();
+    for (const seed of seedsFor(WAL_INTERMITTENT)) await simulateReads(seed, WAL_INTERMITTENT, tally);
+    tallies.set(WAL_INTERMITTENT.key, tally);
+  }
+  const leaky = [...tallies].filter(([, tally]) => tally.leakedDescriptors > 0);
+  report(t, `descriptors: ${[...tallies].map(([key, tally]) => `${key} ${tally.leakedDescriptors} leaked in ${tally.leakSeeds.size} of ${tally.seeds} seeds`).join(', ')}`);
+  assert.equal(
+    leaky.length,
+    0,
+    `readImage left descriptors open in ${leaky.map(([key, tally]) => `${key} (${tally.leakedDescriptors} in ${tally.leakSeeds.size} seeds)`).join(', ')}.\n` +
+      `First leak:\n${leaky[0]?.[1].firstLeak}`,
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// A writer stuck forever
+// ---------------------------------------------------------------------------------------------
+
+/** Lets the writer run `n` steps and finish its operation, with no reader around. */
+function advance(world: World, n: number): void {
+  world.scheduler.enabled = true;
+  world.scheduler.budget = Number.POSITIVE_INFINITY;
+  world.scheduler.run(n);
+  world.writer.finishOperation();
+}
+
+/** Runs the steps a stuck writer still has, so it is stuck before the reader starts. */
+function runUntilStuck(world: World): void {
+  for (let i = 0; i < 10_000 && world.writer.pendingSteps > 0; i++) world.writer.step();
+}
+
+test('readImage: a hot journal that never clears ends in BUSY after the retry budget, on the fake clock', async () => {
+  const seeds = ONLY_SEED === undefined ? Array.from({ length: 60 }, (_, i) => i + 1) : [ONLY_SEED];
+  for (const seed of seeds) {
+    const world = makeWorld(seed, ROLLBACK, 250);
+    advance(world, world.rng.int(60));
+    const cutRng = world.rng.fork();
+    // Stop somewhere after the journal's magic is written and before it is deactivated.
+    world.writer.startStuck('commit', (tags) => cutRng.between(tags.indexOf('journal-live') + 1, tags.indexOf('finalize')));
+    runUntilStuck(world);
+    const mark = world.trace.mark();
+    const context = (): string => `${world.description}\n--- trace ---\n${world.trace.since(mark, 200)}`;
+    world.scheduler.budget = Number.POSITIVE_INFINITY;
+    let outcome: unknown;
+    try {
+      const image = await readImage(DB, world.fs, world.policy);
+      outcome = `an image: ${world.writer.describe(image.bytes)}`;
+    } catch (error) {
+      outcome = error;
+    }
+    assert.ok(outcome instanceof PipelineFailure, `expected BUSY, got ${describeError(outcome)}\n${context()}`);
+    assert.equal(outcome.code, 'BUSY', `expected BUSY, got ${describeError(outcome)}\n${context()}`);
+    assert.ok(world.clock.now >= 250, `gave up after ${world.clock.now} fake ms, before the 250 ms budget\n${context()}`);
+    assert.ok(world.clock.sleeps >= 5 && world.clock.sleeps < 100, `${world.clock.sleeps} backoff sleeps\n${context()}`);
+    assert.equal(world.fs.openDescriptors(), 0, `descriptors left open\n${context()}`);
+  }
+});
+
+test('readImage: a hot journal that appears during the read and never clears ends in BUSY or a committed image', async () => {
+  const seeds = ONLY_SEED === undefined ? Array.from({ length: 60 }, (_, i) => i + 1) : [ONLY_SEED];
+  let busy = 0;
+  for (const seed of seeds) {
+    const world = makeWorld(seed, ROLLBACK, 250);
+    advance(world, world.rng.int(60));
+    const floor = world.writer.latest.index;
+    const cutRng = world.rng.fork();
+    world.writer.startStuck('commit', (tags) => cutRng.between(tags.indexOf('journal-live') + 1, tags.indexOf('finalize')));
+    const mark = world.trace.mark();
+    const context = (): string => `${world.description}\n--- trace ---\n${world.trace.since(mark, 200)}`;
+    // The stuck transaction's steps run at the reader's scheduling points.
+    world.scheduler.budget = Number.POSITIVE_INFINITY;
+    try {
+      const image = await readImage(DB, world.fs, world.policy);
+      const state = world.writer.find(image.bytes);
+      assert.ok(state !== undefined, `not a committed state: ${world.writer.describe(image.bytes)}\n${context()}`);
+      assert.ok(state.index >= floor, `stale state #${state.index} < #${floor}\n${context()}`);
+    } catch (error) {
+      assert.ok(error instanceof PipelineFailure && error.code === 'BUSY', `expected BUSY, got ${describeError(error)}\n${context()}`);
+      busy++;
+    }
+  }
+  assert.ok(busy > 0, 'no seed ended in BUSY');
+});
+
+test('readImage: a WAL writer stuck mid-transaction, mid-checkpoint or mid-close does not make the reader BUSY', async () => {
+  const seeds = ONLY_SEED === undefined ? Array.from({ length: 60 }, (_, i) => i + 1) : [ONLY_SEED];
+  const kinds: OpKind[] = ['commit', 'abort', 'checkpoint', 'truncateCheckpoint', 'close'];
+  for (const seed of seeds) {
+    const world = makeWorld(seed, WAL_OPEN, 250);
+    advance(world, 5 + world.rng.int(80));
+    const writer = world.writer;
+    if (!writer.applies('commit')) advance(world, 1); // a closed connection opens first
+    const kind = world.rng.pick(kinds.filter((k) => writer.applies(k)));
+    const cutRng = world.rng.fork();
+    const cut = (tags: readonly StepTag[]): number => {
+      if (kind !== 'commit') return cutRng.between(1, tags.length - 1);
+      // Never the commit frame's page (the step after the last frame header).
+      return cutRng.between(0, tags.lastIndexOf('frame'));
+    };
+    const expected = writer.latest;
+    try {
+      writer.startStuck(kind, cut);
+    } catch {
+      continue; // nothing to do for that kind right now
+    }
+    runUntilStuck(world);
+    const mark = world.trace.mark();
+    const context = (): string => `${world.description}\nstuck in ${kind}\n--- trace ---\n${world.trace.since(mark, 200)}`;
+    let image: DatabaseImage;
+    try {
+      image = await readImage(DB, world.fs, world.policy);
+    } catch (error) {
+      assert.fail(`readImage rejected: ${describeError(error)}\n${context()}`);
+    }
+    const state = writer.find(image.bytes);
+    assert.equal(state?.index, expected.index, `expected state #${expected.index}, got ${state === undefined ? writer.describe(image.bytes) : `#${state.index}`}\n${context()}`);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// readFingerprint
+// ---------------------------------------------------------------------------------------------
+
+/** The database file's bytes as an image (header bytes 18–19 = 1), to compare with states. */
+function fileImage(fs: SimFs): Uint8Array {
+  const bytes = fs.contents(DB) ?? new Uint8Array(0);
+  if (bytes.length >= 20) {
+    bytes[18] = 1;
+    bytes[19] = 1;
+  }
+  return bytes;
+}
+
+test('readFingerprint: equal fingerprints before and after a span mean no commit in between, for every writer operation', async (t) => {
+  const seeds = ONLY_SEED === undefined ? Array.from({ length: 80 }, (_, i) => i + 1) : [ONLY_SEED];
+  const spansWith = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  const equalSpansWith = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  let spans = 0;
+  let equal = 0;
+  let equalWithSteps = 0;
+  let equalAcrossJournalCommit = 0;
+  for (const seed of seeds) {
+    const world = makeWorld(seed, EVERYTHING);
+    const { writer, scheduler, rng, trace, fs } = world;
+    for (let i = 0; i < 16; i++) {
+      scheduler.enabled = true;
+      scheduler.budget = Number.POSITIVE_INFINITY;
+      scheduler.run(rng.int(25));
+      const mark = trace.mark();
+      const context = (): string => `${world.description}\n--- trace ---\n${trace.since(mark, 400)}`;
+      // Half the time the writer may also move inside the fingerprint calls.
+      scheduler.enabled = rng.chance(0.5);
+      scheduler.budget = 15;
+      const idleBefore = writer.idle;
+      const stepsBefore = scheduler.steps;
+      trace.log('R ==== fingerprint 1');
+      const f1 = readFingerprint(DB, fs);
+      // Taken between two operations with nothing moving: the strict property applies.
+      const quiet = idleBefore && scheduler.steps === stepsBefore;
+      const afterF1 = writer.latest.index;
+      const fileAtF1 = fileImage(fs);
+      writer.recentKinds.clear();
+      const span = rng.pick([0, 0, 1, 1, 2, 4, 8, 30]);
+      for (let s = 0; s < span; s++) writer.step();
+      const kinds = [...writer.recentKinds];
+      const beforeF2 = writer.latest.index;
+      trace.log('R ==== fingerprint 2');
+      const f2 = readFingerprint(DB, fs);
+      assert.equal(fs.openDescriptors(), 0, `descriptors left open\n${context()}`);
+      spans++;
+      for (const kind of kinds) spansWith[kind]++;
+      if (f1 !== f2) continue;
+      equal++;
+      if (span > 0) equalWithSteps++;
+      for (const kind of kinds) equalSpansWith[kind]++;
+      if (beforeF2 === afterF1) continue;
+      const what = `fingerprint ${f1} unchanged, yet states #${afterF1 + 1}..#${beforeF2} were committed in between (span of ${span} steps: ${kinds.join(', ')})`;
+      // The strict property: taken with no operation in progress, an equal fingerprint means no commit.
+      assert.ok(!quiet, `${what}; the first fingerprint was taken with the writer idle\n${context()}`);
+      // Taken while a rollback transaction was live, its pages already in the database file: the
+      // commit in between only deactivated that journal (another one is live again at F2). The
+      // file did not change, so a reader that read it after F1 holds the current state.
+      assert.ok(
+        f1.endsWith(':J') && writer.equalsLatest(fileAtF1),
+        `${what}, and the database file changed too (first fingerprint taken mid-operation)\n${context()}`,
+      );
+      equalAcrossJournalCommit++;
+    }
+  }
+  report(
+    t,
+    `fingerprint: ${spans} spans, ${equal} with equal fingerprints (${equalWithSteps} of them with writer steps, ` +
+      `${equalAcrossJournalCommit} across the deactivation of a journal whose pages were already in the file); ` +
+      `spans per operation kind (with equal fingerprints): ${OP_KINDS.map((k) => `${k} ${spansWith[k]} (${equalSpansWith[k]})`).join(', ')}`,
+  );
+  if (ONLY_SEED === undefined) {
+    for (const kind of OP_KINDS) assert.ok(spansWith[kind] > 0, `no span contained a ${kind} step`);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scripted interleavings: minimal reproductions
+// ---------------------------------------------------------------------------------------------
+
+interface ScriptEntry {
+  /** Fires at the first scheduling point (e.g. `after fstat(fd7)`) matching this, once the entries before it have fired. */
+  readonly at: RegExp;
+  readonly note: string;
+  readonly run?: () => void;
+}
+
+/** Replaces the random scheduler with a fixed script; reads are never torn. */
+function script(world: World, entries: readonly ScriptEntry[]): () => number {
+  const queue = [...entries];
+  world.fs.splitRead = (length) => [length];
+  world.fs.onPoint = (where) => {
+    const next = queue[0];
+    if (next === undefined || !next.at.test(where)) return;
+    queue.shift();
+    world.trace.log(`S ---- at "${where}": ${next.note}`);
+    next.run?.();
+  };
+  return () => queue.length;
+}
+
+async function scriptedRead(world: World, entries: readonly ScriptEntry[]): Promise<{ image?: DatabaseImage; error?: unknown; context: string }> {
+  const left = script(world, entries);
+  const mark = world.trace.mark();
+  const floor = world.writer.latest.index;
+  world.trace.log(`R ==== readImage: newest committed state #${floor}; writer: ${world.writer.summary()}`);
+  let image: DatabaseImage | undefined;
+  let error: unknown;
+  try {
+    image = await readImage(DB, world.fs, world.policy);
+  } catch (caught) {
+    error = caught;
+  }
+  assert.equal(left(), 0, `the script did not run to its end:\n${world.trace.since(mark)}`);
+  const outcome = image === undefined ? `rejected: ${describeError(error)}` : `returned ${world.writer.describe(image.bytes)}`;
+  const context = `${world.description}\nreadImage ${outcome}\nstates: ${world.writer.states.map((s) => `#${s.index} ${world.writer.describe(s.image)}`).join('; ')}\n--- trace ---\n${world.trace.since(mark)}`;
+  return { ...(image === undefined ? {} : { image }), error, context };
+}
+
+/** A writer stuck mid-transaction forever: BUSY is right, and so is a committed state. */
+function assertCommittedOrBusy(world: World, result: { image?: DatabaseImage; error?: unknown; context: string }): void {
+  if (result.image === undefined && result.error instanceof PipelineFailure && result.error.code === 'BUSY') return;
+  assertCommitted(world, result);
+}
+
+function assertCommitted(world: World, result: { image?: DatabaseImage; error?: unknown; context: string }): void {
+  assert.ok(result.image !== undefined, `readImage rejected\n${result.context}`);
+  const state = world.writer.find(result.image.bytes);
+  assert.ok(state !== undefined, `readImage returned an image that is no committed state\n${result.context}`);
+}
+
+const SHM_OPENED = /^after open\(\/data\/app\.db-shm\)/;
+
+test('scripted: WAL database with no -wal and no -shm; commit + checkpoint + last close around the database read', async () => {
+  const world = makeWorld(1, WAL_CLOSE, 60_000, { mode: 'wal', initialPages: 3 });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: SHM_OPENED,
+      note: 'reader saw no -wal header and no -shm; a connection opens, commits pages 2 and 3, and the checkpoint copies page 2',
+      run: () => {
+        writer.perform('open');
+        writer.perform('commit', { pages: [2, 3] });
+        writer.begin('checkpoint', { full: true });
+        writer.stepUntil(/db page 2/);
+      },
+    },
+    { at: /^after read\(/, note: 'the reader has read the whole database file' },
+    {
+      at: /^after fstat\(/,
+      note: 'its second fstat matches the first; the checkpoint copies page 3, and the last connection closes',
+      run: () => {
+        writer.finishOperation();
+        writer.perform('close');
+      },
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('scripted: WAL database with an empty -wal; the -shm header a reopen writes is the same as before', async () => {
+  const world = makeWorld(1, WAL_CLOSE, 60_000, { mode: 'wal', initialPages: 3 });
+  const { writer } = world;
+  writer.perform('open');
+  const result = await scriptedRead(world, [
+    { at: SHM_OPENED, note: 'the reader has read the fresh -shm header' },
+    {
+      at: /^before open\(\/data\/app\.db\)/,
+      note: 'a commit of pages 2 and 3; the checkpoint copies page 2',
+      run: () => {
+        writer.perform('commit', { pages: [2, 3] });
+        writer.begin('checkpoint', { full: true });
+        writer.stepUntil(/db page 2/);
+      },
+    },
+    { at: /^after read\(/, note: 'the reader has read the whole database file' },
+    {
+      at: /^after fstat\(/,
+      note: 'its second fstat matches; the checkpoint copies page 3, the last connection closes, a new one opens (fresh -shm, empty -wal)',
+      run: () => {
+        writer.finishOperation();
+        writer.perform('close');
+        writer.perform('open');
+      },
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('scripted: a -wal that appears during the read: the retry closes every descriptor', async () => {
+  const world = makeWorld(1, WAL_CLOSE, 60_000, { mode: 'wal', initialPages: 2 });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    { at: SHM_OPENED, note: 'reader saw no -wal; a connection opens (creating an empty -wal)', run: () => writer.perform('open') },
+  ]);
+  assertCommitted(world, result);
+  assert.equal(world.fs.openDescriptors(), 0, `readImage left ${world.fs.openDescriptors()} descriptor(s) open\n${result.context}`);
+});
+
+test('scripted: rollback journal; a transaction spills pages 1 and 2 into the database file and rolls back around the read', async () => {
+  const world = makeWorld(1, ROLLBACK, 60_000, { mode: 'delete', initialPages: 3 });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    { at: /^after readSync\(fd\d+, 4 @24\)/, note: 'the reader has read the change counter' },
+    {
+      at: /^after open\(\/data\/app\.db-journal\)/,
+      note: 'no journal; now a transaction journals pages 1 and 2, makes the journal live and spills both into the database file (counter + 1)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [1, 2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    {
+      at: /^after read\(/,
+      note: 'the reader has read the file; the transaction rolls back (truncate, restore pages 1 and 2, delete the journal): counter and size are as before',
+      run: () => writer.finishOperation(),
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('scripted: PRAGMA journal_mode=WAL in progress: page 1 already says WAL, its journal is still live', async () => {
+  const world = makeWorld(1, MODE_SWITCH, 60_000, { mode: 'delete', initialPages: 3 });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: /^before stat\(\/data\/app\.db\)$/,
+      note: 'the journal_mode=WAL transaction makes its journal live and writes page 1 (versions 2/2, counter + 1), then stops for a while',
+      run: () => {
+        writer.begin('toWal');
+        writer.stepUntil(/db page 1/);
+      },
+    },
+  ]);
+  // The writer stays there: BUSY is the right answer. A crash now would roll page 1 back from the
+  // hot journal, so an image with the new page 1 was never committed.
+  assertCommittedOrBusy(world, result);
+});
+
+test('scripted: PRAGMA journal_mode=DELETE, then a rollback commit, while a reader is in its WAL path', async () => {
+  const world = makeWorld(1, MODE_SWITCH, 60_000, { mode: 'wal', initialPages: 3 });
+  const { writer } = world;
+  writer.perform('open');
+  writer.perform('commit', { pages: [2] });
+  // journal_mode=DELETE has checkpointed and deleted -shm and -wal; page 1 still says WAL (2/2).
+  writer.begin('toRollback');
+  writer.stepUntil(/journal mode is now/);
+  const result = await scriptedRead(world, [
+    {
+      at: SHM_OPENED,
+      note: 'the reader chose its WAL path (page 1 said 2/2, no -wal); page 1 is set to versions 1/1 (committed), then a rollback transaction makes its journal live and writes pages 1 and 3',
+      run: () => {
+        writer.finishOperation();
+        writer.begin('commit', { pages: [3] });
+        writer.stepUntil(/db page 3/);
+      },
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('scripted: rollback path; the database turns into a WAL database, commits, checkpoints and closes around the read', async () => {
+  const world = makeWorld(1, MODE_SWITCH, 60_000, { mode: 'delete', initialPages: 3 });
+  const { writer } = world;
+  const WAL_STAT = /^after stat\(\/data\/app\.db-wal\)/;
+  const COUNTER_READ = /^after readSync\(fd\d+, 4 @24\)/;
+  const result = await scriptedRead(world, [
+    { at: WAL_STAT, note: '(the fingerprint found no -wal)' },
+    { at: WAL_STAT, note: 'no -wal: the reader will read the header to choose its path' },
+    {
+      at: /^after readSync\(fd\d+, 100 @0\)/,
+      note: 'the header says rollback (1/1): the reader takes its rollback path; meanwhile journal_mode=WAL commits, a connection opens, commits pages 2 and 3, and the checkpoint copies page 2',
+      run: () => {
+        writer.perform('toWal');
+        writer.perform('open');
+        writer.perform('commit', { pages: [2, 3] });
+        writer.begin('checkpoint', { full: true });
+        writer.stepUntil(/db page 2/);
+      },
+    },
+    { at: COUNTER_READ, note: 'the reader has read the change counter (no journal follows: the writer is in WAL mode)' },
+    {
+      at: COUNTER_READ,
+      note: 'the reader read the file, no journal, same size and counter (and the same mtime); the checkpoint copies page 3 and the last connection closes',
+      run: () => {
+        writer.finishOperation();
+        writer.perform('close');
+      },
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('scripted: an ImageFileSystem whose methods need their `this` (a plain class instance)', async () => {
+  const world = makeWorld(1, WAL_OPEN, 60_000, { mode: 'wal', initialPages: 1, boundFs: false });
+  const { writer } = world;
+  writer.perform('open');
+  // The commit grows the database to 3 pages: folding the WAL needs a bigger buffer from fs.allocate.
+  writer.perform('commit', { pages: [1, 2, 3] });
+  const result = await scriptedRead(world, []);
+  assertCommitted(world, result);
+});

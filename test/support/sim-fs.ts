@@ -1,0 +1,539 @@
+/**
+ * A deterministic, in-memory file system for simulating the lock-free read protocol.
+ *
+ * The reader (src/image/read.ts) sees it through {@link ImageFileSystem}; a simulated writer
+ * changes it through the raw methods below (create, write, truncate, unlink, rename), which do
+ * not call the scheduler. Before and after every reader call, and between the pieces of a torn
+ * `read`, the file system calls {@link SimFs.onPoint}: a {@link Scheduler} uses that to let the
+ * writer take some steps, so a writer can move between any two of the reader's calls.
+ *
+ * POSIX behaviour modelled: files are inodes reached through names; an open descriptor keeps
+ * its inode after a rename or unlink, and the inode is freed (its number reusable, lowest free
+ * first, as on ext4) only when it has neither a name nor a descriptor; every write and truncate
+ * advances mtime and ctime, a rename or unlink advances ctime; reads past the end are short.
+ */
+import type { FileStat, ImageFileSystem } from '../../src/image/file-system.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Randomness
+// ---------------------------------------------------------------------------------------------
+
+/** mulberry32: a tiny, fast, seedable 32-bit PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seeded random source with the few helpers the simulation needs. */
+export class Rng {
+  readonly #next: () => number;
+
+  constructor(seed: number) {
+    this.#next = mulberry32(seed);
+  }
+
+  /** A float in [0, 1). */
+  float(): number {
+    return this.#next();
+  }
+
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.#next() * n);
+  }
+
+  /** An integer in [lo, hi]. */
+  between(lo: number, hi: number): number {
+    return lo + this.int(hi - lo + 1);
+  }
+
+  chance(p: number): boolean {
+    return this.#next() < p;
+  }
+
+  uint32(): number {
+    return Math.floor(this.#next() * 4294967296) >>> 0;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('pick from an empty list');
+    return items[this.int(items.length)]!;
+  }
+
+  /** A key chosen with probability proportional to its weight; `undefined` if all weights are 0. */
+  weighted<K extends string>(weights: Partial<Record<K, number>>): K | undefined {
+    const entries = (Object.entries(weights) as [K, number | undefined][]).filter(([, w]) => (w ?? 0) > 0) as [K, number][];
+    const total = entries.reduce((sum, [, w]) => sum + w, 0);
+    if (total === 0) return undefined;
+    let r = this.#next() * total;
+    for (const [key, w] of entries) {
+      r -= w;
+      if (r < 0) return key;
+    }
+    return entries[entries.length - 1]![0];
+  }
+
+  /** An independent stream derived from this one. */
+  fork(): Rng {
+    return new Rng(this.uint32());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trace
+// ---------------------------------------------------------------------------------------------
+
+/** Every reader call and writer step of one simulation, in order, for failure messages. */
+export class Trace {
+  readonly lines: string[] = [];
+
+  log(line: string): void {
+    this.lines.push(`${String(this.lines.length).padStart(5)} ${line}`);
+  }
+
+  /** Position to print from later. */
+  mark(): number {
+    return this.lines.length;
+  }
+
+  /** The lines from `from` on (at most `max`, keeping the head and the tail), as one string. */
+  since(from: number, max = 600): string {
+    const lines = this.lines.slice(Math.max(0, from));
+    if (lines.length <= max) return lines.join('\n');
+    const head = Math.floor(max / 3);
+    return [...lines.slice(0, head), `      ... ${lines.length - max} lines left out ...`, ...lines.slice(lines.length - (max - head))].join('\n');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// File system
+// ---------------------------------------------------------------------------------------------
+
+interface Inode {
+  readonly ino: bigint;
+  data: Uint8Array;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  links: number;
+  opens: number;
+}
+
+function fsError(code: string, syscall: string, detail: string): Error {
+  // Node-style: an Error with a `code`. Without a stack trace: the simulation makes many.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.assign(new Error(`${code}: ${syscall} '${detail}'`), { code, syscall });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** In-memory {@link ImageFileSystem} with a raw writer side and scheduling points. */
+export class SimFs implements ImageFileSystem {
+  /** Called before and after every reader call and between the pieces of a torn read. */
+  onPoint: (where: string) => void = () => {};
+  /** How to cut a `read` of `length` bytes into pieces (a writer may run between pieces). */
+  splitRead: (length: number) => number[] = (length) => [length];
+  readonly trace: Trace;
+  /** Number of reader calls so far. */
+  calls = 0;
+  /** Path of the latest writer-side change, and how many changes there were. */
+  lastChange: { path: string; count: number } = { path: '', count: 0 };
+
+  #clockNs = 1_700_000_000_000_000_000n;
+  readonly #inodes = new Map<bigint, Inode>();
+  readonly #names = new Map<string, bigint>();
+  readonly #fds = new Map<number, bigint>();
+  #nextFd = 3;
+
+  /**
+   * With `bound` (the default) every ImageFileSystem method is bound to this instance, so it
+   * works when the caller passes it around detached (as `nodeFileSystem`'s arrow functions do).
+   */
+  constructor(trace: Trace, options: { bound?: boolean } = {}) {
+    this.trace = trace;
+    if (options.bound ?? true) {
+      this.open = this.open.bind(this);
+      this.close = this.close.bind(this);
+      this.fstat = this.fstat.bind(this);
+      this.stat = this.stat.bind(this);
+      this.readSync = this.readSync.bind(this);
+      this.read = this.read.bind(this);
+      this.allocate = this.allocate.bind(this);
+    }
+  }
+
+  // ---- reader side: every call is a scheduling point ------------------------------------------
+
+  open(path: string): number {
+    return this.#call(`open(${path})`, () => {
+      const node = this.#lookup(path);
+      if (node === undefined) throw fsError('ENOENT', 'open', path);
+      node.opens++;
+      const fd = this.#nextFd++;
+      this.#fds.set(fd, node.ino);
+      return fd;
+    }, (fd) => `fd${fd} ino${this.#fds.get(fd)}`);
+  }
+
+  close(fd: number): void {
+    this.#call(`close(fd${fd})`, () => {
+      const node = this.#byFd(fd, 'close');
+      this.#fds.delete(fd);
+      node.opens--;
+      this.#maybeFree(node);
+    });
+  }
+
+  fstat(fd: number): FileStat {
+    return this.#call(`fstat(fd${fd})`, () => statOf(this.#byFd(fd, 'fstat')), describeStat);
+  }
+
+  stat(path: string): FileStat | undefined {
+    return this.#call(`stat(${path})`, () => {
+      const node = this.#lookup(path);
+      return node === undefined ? undefined : statOf(node);
+    }, (stat) => (stat === undefined ? 'absent' : describeStat(stat)));
+  }
+
+  readSync(fd: number, into: Uint8Array, offset: number, length: number, position: number): number {
+    return this.#call(`readSync(fd${fd}, ${length} @${position})`, () => {
+      const node = this.#byFd(fd, 'read');
+      const n = Math.max(0, Math.min(length, node.size - position));
+      into.set(node.data.subarray(position, position + n), offset);
+      return n;
+    }, String);
+  }
+
+  read(fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    try {
+      return Promise.resolve(
+        this.#call(`read(fd${fd}, ${length} @${position})`, () => {
+          let node = this.#byFd(fd, 'read');
+          let done = 0;
+          const pieces = this.splitRead(length);
+          for (let i = 0; i < pieces.length; i++) {
+            if (i > 0) {
+              // A positional read is not atomic against writes: let the writer move mid-read.
+              this.trace.log(`R   ... read(fd${fd}) paused after ${done} bytes`);
+              this.onPoint(`inside read(fd${fd})`);
+              node = this.#byFd(fd, 'read');
+            }
+            const at = position + done;
+            const n = Math.max(0, Math.min(pieces[i]!, node.size - at));
+            into.set(node.data.subarray(at, at + n), offset + done);
+            done += n;
+            if (n < pieces[i]!) break;
+          }
+          return done;
+        }, String),
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  allocate(size: number): Uint8Array {
+    return this.#call(`allocate(${size})`, () => new Uint8Array(size));
+  }
+
+  // ---- writer side: no scheduling points ------------------------------------------------------
+
+  exists(path: string): boolean {
+    return this.#names.has(path);
+  }
+
+  /** Size of the file at `path`, or `undefined` when there is none. */
+  sizeOf(path: string): number | undefined {
+    return this.#lookup(path)?.size;
+  }
+
+  /** The whole content of the file at `path` (a copy), or `undefined`. */
+  contents(path: string): Uint8Array | undefined {
+    const node = this.#lookup(path);
+    return node === undefined ? undefined : node.data.slice(0, node.size);
+  }
+
+  /** Creates an empty file at `path` if there is none (`O_CREAT`). */
+  create(path: string): void {
+    if (this.#names.has(path)) return;
+    this.#changed(path);
+    const now = this.#tick();
+    const ino = this.#freeIno();
+    this.#inodes.set(ino, { ino, data: new Uint8Array(0), size: 0, mtimeNs: now, ctimeNs: now, links: 1, opens: 0 });
+    this.#names.set(path, ino);
+  }
+
+  /** `pwrite`: writes `bytes` at `position`, growing the file (the gap reads as zeros). */
+  write(path: string, position: number, bytes: Uint8Array): void {
+    this.#changed(path);
+    const node = this.#mustLookup(path);
+    const end = position + bytes.length;
+    this.#reserve(node, end);
+    node.data.set(bytes, position);
+    node.size = Math.max(node.size, end);
+    node.mtimeNs = node.ctimeNs = this.#tick();
+  }
+
+  /** `ftruncate`: cuts or extends (with zeros) the file; mtime and ctime advance either way. */
+  truncate(path: string, size: number): void {
+    this.#changed(path);
+    const node = this.#mustLookup(path);
+    this.#reserve(node, size);
+    if (size < node.size) node.data.fill(0, size, node.size);
+    node.size = size;
+    node.mtimeNs = node.ctimeNs = this.#tick();
+  }
+
+  unlink(path: string): void {
+    this.#changed(path);
+    const node = this.#mustLookup(path);
+    this.#names.delete(path);
+    node.links--;
+    node.ctimeNs = this.#tick();
+    this.#maybeFree(node);
+  }
+
+  /** `rename(2)`: atomically points `to` at the inode of `from`, replacing what `to` named. */
+  rename(from: string, to: string): void {
+    this.#changed(to);
+    const node = this.#mustLookup(from);
+    const now = this.#tick();
+    const replaced = this.#lookup(to);
+    if (replaced !== undefined && replaced !== node) {
+      replaced.links--;
+      replaced.ctimeNs = now;
+      this.#maybeFree(replaced);
+    }
+    this.#names.delete(from);
+    this.#names.set(to, node.ino);
+    node.ctimeNs = now;
+  }
+
+  /** Descriptors the reader has not closed. */
+  openDescriptors(): number {
+    return this.#fds.size;
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #call<T>(label: string, fn: () => T, describe?: (result: T) => string): T {
+    this.calls++;
+    this.onPoint(`before ${label}`);
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      this.trace.log(`R ${label} -> ${(error as { code?: string }).code ?? String(error)}`);
+      this.onPoint(`after ${label}`);
+      throw error;
+    }
+    this.trace.log(describe === undefined ? `R ${label}` : `R ${label} -> ${describe(result)}`);
+    this.onPoint(`after ${label}`);
+    return result;
+  }
+
+  #changed(path: string): void {
+    this.lastChange = { path, count: this.lastChange.count + 1 };
+  }
+
+  #tick(): bigint {
+    this.#clockNs += 1_000n;
+    return this.#clockNs;
+  }
+
+  #lookup(path: string): Inode | undefined {
+    const ino = this.#names.get(path);
+    return ino === undefined ? undefined : this.#inodes.get(ino);
+  }
+
+  #mustLookup(path: string): Inode {
+    const node = this.#lookup(path);
+    if (node === undefined) throw new Error(`simulated writer bug: ${path} does not exist`);
+    return node;
+  }
+
+  #byFd(fd: number, syscall: string): Inode {
+    const ino = this.#fds.get(fd);
+    if (ino === undefined) throw fsError('EBADF', syscall, `fd${fd}`);
+    return this.#inodes.get(ino)!;
+  }
+
+  #reserve(node: Inode, size: number): void {
+    if (node.data.length >= size) return;
+    const grown = new Uint8Array(Math.max(size, node.data.length * 2, 64));
+    grown.set(node.data.subarray(0, node.size));
+    node.data = grown;
+  }
+
+  #freeIno(): bigint {
+    let ino = 12n;
+    while (this.#inodes.has(ino)) ino++;
+    return ino;
+  }
+
+  #maybeFree(node: Inode): void {
+    if (node.links === 0 && node.opens === 0) this.#inodes.delete(node.ino);
+  }
+}
+
+function statOf(node: Inode): FileStat {
+  return { isFile: true, ino: node.ino, size: node.size, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
+}
+
+function describeStat(stat: FileStat): string {
+  return `ino${stat.ino} size ${stat.size} mtime ${stat.mtimeNs % 1_000_000_000n} ctime ${stat.ctimeNs % 1_000_000_000n}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduler
+// ---------------------------------------------------------------------------------------------
+
+/** Something that moves one file write at a time. */
+export interface Steppable {
+  /** Performs the next file write (or nothing when stuck). */
+  step(): void;
+  /** Between operations: stopping here leaves no transaction half done. */
+  readonly idle: boolean;
+}
+
+export interface ScheduleOptions {
+  /** Chance that the writer moves at a scheduling point. */
+  readonly stepChance: number;
+  /** When it moves, it takes 1 to `burstMax` steps. */
+  readonly burstMax: number;
+  /** Chance that a `read` is cut into pieces with scheduling points between them. */
+  readonly tearChance: number;
+  /**
+   * Chance that a burst is targeted instead of counted: either it runs until the writer has just
+   * changed a file with a chosen suffix (`.db`, `-wal`, `-shm`, `-journal`: e.g. stopping right
+   * after one page of a checkpoint), or it completes one to three whole operations.
+   */
+  readonly targetedChance: number;
+  /**
+   * 0: every point is alike. Otherwise points come in runs (mean length `phaseMean`) that are
+   * alternately active (the writer may move) and quiet (it never does), so that a burst of
+   * writer activity, a stretch of reader calls with none, and another burst happen in that order.
+   */
+  readonly phaseMean: number;
+  /**
+   * Swarm testing: the chance that each kind of scheduling point (`before fstat`, `after read`,
+   * `inside read`, ...) is live for this seed; the writer never moves at the others. 1: all live.
+   */
+  readonly liveKinds: number;
+}
+
+/**
+ * Decides, from its own seeded stream, whether and how far the writer moves at each point.
+ * With a finite {@link Scheduler.budget} the writer stops at the first idle point once the
+ * budget is spent, so a reader that keeps retrying eventually finds the files quiet.
+ */
+export class Scheduler {
+  readonly #rng: Rng;
+  readonly #writer: Steppable;
+  readonly #options: ScheduleOptions;
+  #fs: SimFs | undefined;
+  #phaseLeft = 0;
+  #quiet = false;
+  readonly #live = new Map<string, boolean>();
+  /** Whether scheduling points may run the writer at all. */
+  enabled = true;
+  /** Writer steps still allowed (it finishes the operation it is in even beyond). */
+  budget = Number.POSITIVE_INFINITY;
+  /** Writer steps taken at scheduling points. */
+  steps = 0;
+
+  constructor(rng: Rng, writer: Steppable, options: ScheduleOptions) {
+    this.#rng = rng;
+    this.#writer = writer;
+    this.#options = options;
+  }
+
+  attach(fs: SimFs): void {
+    this.#fs = fs;
+    fs.onPoint = (where) => this.point(where);
+    fs.splitRead = (length) => this.split(length);
+  }
+
+  /** A point between two reader calls (`where` names it, e.g. `after fstat(fd3)`): maybe let the writer move. */
+  point(where = ''): void {
+    if (!this.enabled) return;
+    if (this.#options.liveKinds < 1) {
+      const kind = where.replace(/\(.*$/, '');
+      let live = this.#live.get(kind);
+      if (live === undefined) this.#live.set(kind, (live = this.#rng.chance(this.#options.liveKinds)));
+      if (!live) return;
+    }
+    if (this.#options.phaseMean > 0) {
+      if (this.#phaseLeft <= 0) {
+        this.#quiet = !this.#quiet;
+        this.#phaseLeft = 1 + this.#rng.int(2 * this.#options.phaseMean);
+      }
+      this.#phaseLeft--;
+      if (this.#quiet) return;
+    }
+    if (!this.#rng.chance(this.#options.stepChance)) return;
+    const r = this.#rng.float();
+    const targeted = this.#options.targetedChance;
+    if (r < targeted / 2 && this.#fs !== undefined) {
+      const fs = this.#fs;
+      const suffix = this.#rng.pick(['.db', '-wal', '-shm', '-journal']);
+      const from = fs.lastChange.count;
+      for (let i = 0; i < 80 && this.#once(); i++) {
+        if (fs.lastChange.count !== from && fs.lastChange.path.endsWith(suffix)) return;
+      }
+    } else if (r < targeted) {
+      const operations = 1 + this.#rng.int(3);
+      for (let k = 0; k < operations; k++) {
+        for (let i = 0; i < 200 && this.#once() && !this.#writer.idle; i++);
+      }
+    } else {
+      this.run(1 + this.#rng.int(this.#options.burstMax));
+    }
+  }
+
+  /**
+   * The reader sleeps (backoff): time passes, so the writer always moves, whatever the phase or
+   * the live point kinds; otherwise a writer starved mid-transaction would look stuck forever.
+   */
+  sleeping(): void {
+    if (this.enabled) this.run(1 + this.#rng.int(Math.max(3, this.#options.burstMax)));
+  }
+
+  /** Lets the writer take up to `n` steps (fewer once the budget is spent and it is idle). */
+  run(n: number): void {
+    for (let i = 0; i < n && this.#once(); i++);
+  }
+
+  #once(): boolean {
+    if (this.budget <= 0 && this.#writer.idle) return false;
+    this.#writer.step();
+    this.budget--;
+    this.steps++;
+    return true;
+  }
+
+  split(length: number): number[] {
+    if (!this.enabled || length < 2 || !this.#rng.chance(this.#options.tearChance)) return [length];
+    const cuts = new Set<number>();
+    const count = 1 + this.#rng.int(3);
+    for (let i = 0; i < count; i++) cuts.add(1 + this.#rng.int(length - 1));
+    const sorted = [...cuts].sort((a, b) => a - b);
+    const pieces: number[] = [];
+    let last = 0;
+    for (const cut of sorted) {
+      pieces.push(cut - last);
+      last = cut;
+    }
+    pieces.push(length - last);
+    return pieces;
+  }
+}
