@@ -2,7 +2,7 @@ import { PipelineFailure } from '../errors.ts';
 import type { FileStat, ImageFileSystem } from './file-system.ts';
 import { DB_HEADER_SIZE, ImageFormatError, markRollback, parseDbHeader } from './header.ts';
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
-import { foldWal, parseWalHeader, scanWal, WAL_HEADER_SIZE, type WalHeader } from './wal.ts';
+import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -140,7 +140,10 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   let dbBytes: Uint8Array;
   try {
     dbStat = fs.fstat(fd);
-    dbBytes = await readWhole(fs, fd, dbStat.size);
+    // Commits in the WAL usually grow the database: room for every WAL frame's page lets the
+    // fold write in place instead of copying the whole image into a larger buffer.
+    const walFrames = headerBefore === undefined ? 0 : Math.floor(((fs.stat(walPath)?.size ?? 0) - WAL_HEADER_SIZE) / (headerBefore.pageSize + WAL_FRAME_HEADER_SIZE));
+    dbBytes = await readWhole(fs, fd, dbStat.size, dbStat.size + Math.max(0, walFrames) * (headerBefore?.pageSize ?? 0));
     if (headerBefore === undefined && statKey(fs.fstat(fd)) !== statKey(dbStat)) {
       return new Retry('the database file changed while no WAL protected it');
     }
@@ -190,7 +193,7 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     if (dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
       throw new PipelineFailure('NOT_A_DATABASE', `the WAL page size ${scan.header.pageSize} differs from the database's`);
     }
-    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => fs.allocate(size)));
+    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => growInPlace(dbBytes, size) ?? fs.allocate(size)));
   }
   const version = [
     'w',
@@ -313,8 +316,8 @@ function readShmKey(path: string, fs: ImageFileSystem): string {
 }
 
 /** Reads `size` bytes from the start of a file into a fresh buffer, in chunks below 2 GiB. */
-async function readWhole(fs: ImageFileSystem, fd: number, size: number): Promise<Uint8Array> {
-  const bytes = fs.allocate(size);
+async function readWhole(fs: ImageFileSystem, fd: number, size: number, capacity = size): Promise<Uint8Array> {
+  const bytes = fs.allocate(capacity).subarray(0, size);
   let done = 0;
   while (done < size) {
     const n = await fs.read(fd, bytes, done, Math.min(size - done, MAX_CHUNK), done);
@@ -322,6 +325,12 @@ async function readWhole(fs: ImageFileSystem, fd: number, size: number): Promise
     done += n;
   }
   return done === size ? bytes : bytes.subarray(0, done);
+}
+
+/** A longer view of the same memory when `bytes` was allocated with room to grow. */
+function growInPlace(bytes: Uint8Array, size: number): Uint8Array | undefined {
+  const room = bytes.buffer.byteLength - bytes.byteOffset;
+  return size <= room ? new Uint8Array(bytes.buffer, bytes.byteOffset, size) : undefined;
 }
 
 function errorCode(error: unknown): string | undefined {

@@ -112,8 +112,8 @@ export function scanWal(wal: Uint8Array): WalScan | undefined {
  * Builds the database image at the WAL's last commit: the database file's pages with the
  * committed WAL pages written over them, cut (or grown) to the commit's page count.
  *
- * Writes into `db` when it is large enough and returns a view of it; otherwise copies into a
- * fresh array from `allocate`. Throws ImageFormatError when a page is neither in the
+ * Writes into `db` when it is large enough and returns a view of it; otherwise into the array
+ * `allocate` returns, which may be a longer view of `db`'s own memory (then nothing is copied). Throws ImageFormatError when a page is neither in the
  * database file nor in the WAL. The caller checks that the database's page size matches the WAL's.
  */
 export function foldWal(
@@ -136,7 +136,8 @@ export function foldWal(
       }
     }
     image = allocate(size);
-    image.set(db);
+    // `allocate` may hand back a longer view of the memory `db` already sits in.
+    if (image.buffer !== db.buffer || image.byteOffset !== db.byteOffset) image.set(db);
   }
   for (const [pageNumber, offset] of scan.pages) {
     if (pageNumber > scan.dbPages) continue;
