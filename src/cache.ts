@@ -130,7 +130,13 @@ class Cache extends QueryMethods implements DbCache {
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
-    this.#settings = { path, bigint: options.bigint, maxStatements: options.maxStatements, logger: this.#logger };
+    this.#settings = {
+      path,
+      bigint: options.bigint,
+      maxStatements: options.maxStatements,
+      memoEntries: options.memoEntries,
+      logger: this.#logger,
+    };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
 
@@ -348,12 +354,10 @@ class Cache extends QueryMethods implements DbCache {
         // change-counter checks that every statement would otherwise make.
         core.exec('PRAGMA locking_mode=EXCLUSIVE');
         // sql.js opens anything; the first real read is what rejects a bad image.
-        core.all('SELECT type, name FROM sqlite_schema');
+        core.exec('SELECT type, name FROM sqlite_schema');
         if (this.#options.quickCheck) {
-          const result = core.values('PRAGMA quick_check');
-          if (result.length !== 1 || result[0]![0] !== 'ok') {
-            throw new Error(result.map((row) => String(row[0])).slice(0, 3).join('; '));
-          }
+          const result = core.all('PRAGMA quick_check', undefined, 'first');
+          if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {
         throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
@@ -370,6 +374,7 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
+      core.enableMemo();
       return core;
     } catch (error) {
       core.retire();

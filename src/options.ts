@@ -92,6 +92,15 @@ export interface DbCacheOptions {
    * @defaultValue `256`
    */
   maxStatements?: number;
+  /**
+   * Remember the results of identical queries (same call, SQL and parameters) per snapshot: a
+   * snapshot never changes, so a repeated lookup costs a map access. Results are then frozen.
+   * Queries using `random()`, the clock (`'now'`, `CURRENT_TIMESTAMP`, `date()`) or change
+   * counters are never remembered. `true` keeps up to 10,000 results per snapshot; a number sets
+   * the limit.
+   * @defaultValue `false`
+   */
+  memo?: boolean | number;
 }
 
 /** Options with defaults applied and every value checked. */
@@ -108,6 +117,8 @@ export interface ResolvedOptions {
   readonly busyTimeoutMs: number;
   readonly quickCheck: boolean;
   readonly maxStatements: number;
+  /** 0 when off. */
+  readonly memoEntries: number;
 }
 
 function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
@@ -117,15 +128,21 @@ function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: 
   return value;
 }
 
-function milliseconds(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number, min = 0): number {
+function number(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number, min = 0): number {
   const value = options[name];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw new TypeError(`options.${name} must be a number of milliseconds, got ${typeof value === 'number' ? 'NaN' : typeof value}`);
+    throw new TypeError(`options.${name} must be a number, got ${typeof value === 'number' ? 'NaN' : typeof value}`);
   }
   if (value < min || !Number.isFinite(value)) {
     throw new RangeError(`options.${name} must be a finite number >= ${min}, got ${value}`);
   }
+  return value;
+}
+
+function integer(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number): number {
+  const value = number(options, name, fallback, 1);
+  if (!Number.isInteger(value)) throw new RangeError(`options.${name} must be an integer, got ${value}`);
   return value;
 }
 
@@ -152,22 +169,27 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
   }
   let pollMs: number | undefined;
   if (poll === true) pollMs = 100;
-  else if (typeof poll === 'number') pollMs = milliseconds(options, 'poll', 100, 1);
+  else if (typeof poll === 'number') pollMs = number(options, 'poll', 100, 1);
   else if (poll !== undefined && poll !== false) throw new TypeError(`options.poll must be a boolean or a number, got ${typeof poll}`);
-  const maxStatements = milliseconds(options, 'maxStatements', 256, 1);
-  if (!Number.isInteger(maxStatements)) throw new RangeError(`options.maxStatements must be an integer, got ${maxStatements}`);
+  const maxStatements = integer(options, 'maxStatements', 256);
+  const { memo } = options;
+  let memoEntries = 0;
+  if (memo === true) memoEntries = 10_000;
+  else if (typeof memo === 'number') memoEntries = integer(options, 'memo', 0);
+  else if (memo !== undefined && memo !== false) throw new TypeError(`options.memo must be a boolean or a number, got ${typeof memo}`);
   return {
     watch: boolean(options, 'watch', true),
-    debounceMs: milliseconds(options, 'debounceMs', 5),
-    maxWaitMs: milliseconds(options, 'maxWaitMs', 25),
+    debounceMs: number(options, 'debounceMs', 5),
+    maxWaitMs: number(options, 'maxWaitMs', 25),
     pollMs,
     onReload,
     logger,
     signal,
     sqlJs,
     bigint: boolean(options, 'bigint', false),
-    busyTimeoutMs: milliseconds(options, 'busyTimeoutMs', 5000),
+    busyTimeoutMs: number(options, 'busyTimeoutMs', 5000),
     quickCheck: boolean(options, 'quickCheck', false),
     maxStatements,
+    memoEntries,
   };
 }

@@ -73,13 +73,22 @@ function toBindable(value: BindValue, where: string): number | string | Uint8Arr
   }
 }
 
+const NO_PARAMS: unknown[] = [];
+
+function bindsAsIs(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'number' || type === 'string' || type === 'boolean' || value === null || value instanceof Uint8Array;
+}
+
 /**
  * Turns dbcache parameters into what sql.js's `bind` takes: an array for positional
  * placeholders, or an object keyed by the prefixed placeholder names of the statement.
  */
-export function toSqlJsParams(params: Params | undefined, named: readonly string[]): unknown[] | Record<string, unknown> | undefined {
-  if (params === undefined) return undefined;
+export function toSqlJsParams(params: Params | undefined, named: readonly string[]): unknown[] | Record<string, unknown> {
+  if (params === undefined) return NO_PARAMS;
   if (Array.isArray(params)) {
+    // sql.js binds numbers, strings, null, blobs and booleans as they are: no copy on the hot path.
+    if (params.every(bindsAsIs)) return params as unknown[];
     return params.map((value, index) => toBindable(value as BindValue, `Parameter ${index + 1}`));
   }
   if (typeof params !== 'object' || params === null) {

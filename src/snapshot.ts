@@ -1,6 +1,7 @@
 import { DbCacheError, describe } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { namedParameters, toSqlJsParams } from './params.ts';
+import { freezeRows, ResultMemo } from './result-memo.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
 import type { OverlayDatabase, Params, Queryable, Row, Snapshot, SqlValue, Statement } from './types.ts';
 
@@ -9,8 +10,13 @@ export interface QuerySettings {
   readonly path: string;
   readonly bigint: boolean;
   readonly maxStatements: number;
+  /** Results memoised per snapshot (0: no memo). */
+  readonly memoEntries: number;
   readonly logger: Logger;
 }
+
+/** How a row is returned: an object keyed by column, an array of values, or the first value alone. */
+export type RowShape = 'object' | 'array' | 'first';
 
 /** One sql.js statement with what we learned about it at prepare time. */
 class CompiledStatement {
@@ -42,6 +48,7 @@ export class SnapshotCore {
   #retired = false;
   #closed = false;
   #rowConfig: { useBigInt: boolean };
+  #memo: ResultMemo | undefined;
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
     this.#db = db;
@@ -50,6 +57,11 @@ export class SnapshotCore {
     this.bytes = bytes;
     this.settings = settings;
     this.#rowConfig = { useBigInt: settings.bigint };
+  }
+
+  /** From now on (after the overlay has written), identical queries return remembered, frozen results. */
+  enableMemo(): void {
+    if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
   }
 
   get closed(): boolean {
@@ -81,73 +93,72 @@ export class SnapshotCore {
   }
 
   run(sql: string, params?: Params): void {
-    this.#use(sql, (statement) => {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      while (statement.raw.step());
+    this.#use(sql, params, (raw) => {
+      while (raw.step());
     });
   }
 
-  get(sql: string, params?: Params): Row | undefined {
-    return this.#use(sql, (statement) => {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      return statement.raw.step() ? this.#object(statement) : undefined;
-    });
+  /** The first row in `shape`, or `undefined`. */
+  get(sql: string, params: Params | undefined, shape: RowShape): unknown {
+    return this.#remembered(`get:${shape}`, sql, params, () =>
+      this.#use(sql, params, (raw, statement) => (raw.step() ? this.#row(statement, shape) : undefined)),
+    );
   }
 
-  all(sql: string, params?: Params): Row[] {
-    return this.#use(sql, (statement) => {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      const rows: Row[] = [];
-      while (statement.raw.step()) rows.push(this.#object(statement));
-      return rows;
-    });
+  /** Every row in `shape`. */
+  all(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
+    return this.#remembered(`all:${shape}`, sql, params, () =>
+      this.#use(sql, params, (raw, statement) => {
+        const rows: unknown[] = [];
+        while (raw.step()) rows.push(this.#row(statement, shape));
+        return rows;
+      }),
+    );
   }
 
-  values(sql: string, params?: Params): SqlValue[][] {
-    return this.#use(sql, (statement) => {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      const rows: SqlValue[][] = [];
-      while (statement.raw.step()) rows.push(statement.raw.get(null, this.#rowConfig) as SqlValue[]);
-      return rows;
-    });
-  }
-
-  pluck(sql: string, params?: Params): SqlValue[] {
-    return this.#use(sql, (statement) => {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      const column: SqlValue[] = [];
-      while (statement.raw.step()) column.push((statement.raw.get(null, this.#rowConfig) as SqlValue[])[0] ?? null);
-      return column;
-    });
+  /** With the memo on: the remembered result of an identical deterministic call, else `run()`'s, frozen and kept. */
+  #remembered<T>(kind: string, sql: string, params: Params | undefined, run: () => T): T {
+    const memo = this.#memo;
+    const key = memo?.key(kind, sql, params);
+    if (memo === undefined || key === undefined) return run();
+    if (memo.has(key)) return memo.get(key) as T;
+    const result = run();
+    return memo.set(key, (Array.isArray(result) ? freezeRows(result) : result === undefined ? result : Object.freeze(result)) as T);
   }
 
   columns(sql: string): string[] {
-    return this.#use(sql, (statement) => [...statement.columns]);
+    return this.#use(sql, undefined, (_raw, statement) => [...statement.columns]);
   }
 
   /** Rows one at a time; the caller holds a lease for as long as the iterator is open. */
-  *iterate(sql: string, params?: Params): Generator<Row, void, undefined> {
+  *iterate(sql: string, params: Params | undefined, shape: RowShape): Generator<unknown, void, undefined> {
     const statement = this.#checkout(sql);
     try {
       this.#guard(() => statement.raw.bind(toSqlJsParams(params, statement.named)));
-      while (this.#guard(() => statement.raw.step())) yield this.#object(statement);
+      while (this.#guard(() => statement.raw.step())) yield this.#row(statement, shape);
     } finally {
       this.#checkin(sql, statement);
     }
   }
 
-  #object(statement: CompiledStatement): Row {
-    const values = statement.raw.get(null, this.#rowConfig);
+  #row(statement: CompiledStatement, shape: RowShape): unknown {
+    const values = statement.raw.get(null, this.#rowConfig) as SqlValue[];
+    if (shape === 'array') return values;
+    if (shape === 'first') return values[0] ?? null;
     const row: Row = {};
     const { columns } = statement;
-    for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i] as SqlValue;
+    for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i]!;
     return row;
   }
 
-  #use<T>(sql: string, fn: (statement: CompiledStatement) => T): T {
+  /** Binds `params` (which also resets the statement) and runs `fn` on the checked-out statement. */
+  #use<T>(sql: string, params: Params | undefined, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
     const statement = this.#checkout(sql);
     try {
-      return this.#guard(() => fn(statement));
+      return this.#guard(() => {
+        statement.raw.bind(toSqlJsParams(params, statement.named));
+        return fn(statement.raw, statement);
+      });
     } finally {
       this.#checkin(sql, statement);
     }
@@ -172,14 +183,10 @@ export class SnapshotCore {
     return statement;
   }
 
+  /** A cached statement is left as it is: the next `bind` resets it anyway (one reset per call, not two). */
   #checkin(sql: string, statement: CompiledStatement): void {
     statement.busy = false;
-    if (this.#closed) return;
-    if (this.#statements.get(sql) === statement) {
-      statement.raw.reset();
-    } else {
-      statement.raw.free();
-    }
+    if (!this.#closed && this.#statements.get(sql) !== statement) statement.raw.free();
   }
 
   #evictOldest(): void {
@@ -245,20 +252,45 @@ export abstract class QueryMethods implements Queryable {
   protected abstract core(): SnapshotCore;
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
-    return this.core().get(sql, params) as R | undefined;
+    return this.core().get(sql, params, 'object') as R | undefined;
   }
 
   all<R = Row>(sql: string, params?: Params): R[] {
-    return this.core().all(sql, params) as R[];
+    return this.core().all(sql, params, 'object') as R[];
   }
 
   values(sql: string, params?: Params): SqlValue[][] {
-    return this.core().values(sql, params);
+    return this.core().all(sql, params, 'array') as SqlValue[][];
   }
 
   iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
+    return this.iterateAs<R>(sql, params, 'object');
+  }
+
+  prepare<R = Row>(sql: string): Statement<R> {
+    this.core().columns(sql);
+    return new BoundStatement<R>(this, sql);
+  }
+
+  /** @internal `get` in any shape, for statements. */
+  getAs(sql: string, params: Params | undefined, shape: RowShape): unknown {
+    return this.core().get(sql, params, shape);
+  }
+
+  /** @internal `all` in any shape, for statements. */
+  allAs(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
+    return this.core().all(sql, params, shape);
+  }
+
+  /** @internal the columns of `sql` on the current snapshot. */
+  columnsOf(sql: string): string[] {
+    return this.core().columns(sql);
+  }
+
+  /** @internal rows one at a time in any shape. */
+  iterateAs<R>(sql: string, params: Params | undefined, shape: RowShape): IterableIterator<R> {
     const core = this.core();
-    const rows = core.iterate(sql, params);
+    const rows = core.iterate(sql, params, shape);
     // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
     const end = lease(core, rows, 'row iterator');
     const iterator: IterableIterator<R> = {
@@ -281,26 +313,16 @@ export abstract class QueryMethods implements Queryable {
     };
     return iterator;
   }
-
-  prepare<R = Row>(sql: string): Statement<R> {
-    this.core().columns(sql);
-    return new BoundStatement<R>(this, sql);
-  }
-
-  /** @internal the columns of `sql` on the current snapshot. */
-  columnsOf(sql: string): string[] {
-    return this.core().columns(sql);
-  }
-
-  /** @internal the first column of every row. */
-  pluckOf(sql: string, params?: Params): SqlValue[] {
-    return this.core().pluck(sql, params);
-  }
 }
 
+/**
+ * A prepared statement; like better-sqlite3's, `raw()` and `pluck()` switch what its `get`, `all`
+ * and `iterate` return.
+ */
 class BoundStatement<R> implements Statement<R> {
   readonly sql: string;
   #owner: QueryMethods;
+  #shape: RowShape = 'object';
 
   constructor(owner: QueryMethods, sql: string) {
     this.#owner = owner;
@@ -308,23 +330,29 @@ class BoundStatement<R> implements Statement<R> {
   }
 
   get(params?: Params): R | undefined {
-    return this.#owner.get<R>(this.sql, params);
+    return this.#owner.getAs(this.sql, params, this.#shape) as R | undefined;
   }
 
   all(params?: Params): R[] {
-    return this.#owner.all<R>(this.sql, params);
+    return this.#owner.allAs(this.sql, params, this.#shape) as R[];
   }
 
   iterate(params?: Params): IterableIterator<R> {
-    return this.#owner.iterate<R>(this.sql, params);
+    return this.#owner.iterateAs<R>(this.sql, params, this.#shape);
   }
 
   values(params?: Params): SqlValue[][] {
-    return this.#owner.values(this.sql, params);
+    return this.#owner.allAs(this.sql, params, 'array') as SqlValue[][];
   }
 
-  pluck(params?: Params): SqlValue[] {
-    return this.#owner.pluckOf(this.sql, params);
+  raw(toggle = true): this {
+    this.#shape = toggle ? 'array' : 'object';
+    return this;
+  }
+
+  pluck(toggle = true): this {
+    this.#shape = toggle ? 'first' : 'object';
+    return this;
   }
 
   columns(): string[] {

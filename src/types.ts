@@ -32,10 +32,12 @@ export interface Statement<R = Row> {
   all(params?: Params): R[];
   /** The rows one at a time; stop early with `break`. */
   iterate(params?: Params): IterableIterator<R>;
-  /** Every row as an array of values in column order. */
+  /** Every row as an array of values in column order (bun:sqlite's `values()`). */
   values(params?: Params): SqlValue[][];
-  /** The first column of every row. */
-  pluck(params?: Params): SqlValue[];
+  /** From now on `get`/`all`/`iterate` return arrays of values (better-sqlite3's `raw()`); `raw(false)` undoes it. */
+  raw(toggle?: boolean): this;
+  /** From now on `get`/`all`/`iterate` return only the first column's value (better-sqlite3's `pluck()`). */
+  pluck(toggle?: boolean): this;
   /** The names of the result columns. */
   columns(): string[];
 }

@@ -69,7 +69,7 @@ describe('read API', () => {
     assert.deepEqual(byId.columns(), ['name', 'price']);
     assert.equal(byId.get([1])?.name, 'apple');
     assert.equal(byId.get([2])?.name, 'pear');
-    assert.deepEqual(cache.prepare('SELECT name FROM items ORDER BY id').pluck(), ['apple', 'pear', 'plum']);
+    assert.deepEqual(cache.prepare('SELECT name FROM items ORDER BY id').pluck().all(), ['apple', 'pear', 'plum']);
     assert.deepEqual(byId.all([3]), [{ name: 'plum', price: 0.75 }]);
   });
 

@@ -1,0 +1,214 @@
+// Every row of the README's parity table, and the result memo.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { openDbCache, type DbCache } from '../src/index.ts';
+import { sqlite, tempDir } from './support/fixtures.ts';
+
+declare const Bun: unknown;
+
+const SETUP = `
+db.executescript('''
+  CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, price REAL, big INTEGER, data BLOB);
+  INSERT INTO items VALUES (1, 'apple', 1.5, 9007199254740993, x'0102');
+  INSERT INTO items VALUES (2, 'pear', 2.25, -5, NULL);
+  INSERT INTO items VALUES (3, 'plum', 0.75, 3, x'');
+''')`;
+
+/** The same read-only operations on better-sqlite3 (Node) or bun:sqlite (Bun), when it loads. */
+interface Peer {
+  name: string;
+  get(sql: string, params: unknown[]): unknown;
+  all(sql: string, params: unknown[]): unknown[];
+  values(sql: string, params: unknown[]): unknown[][];
+  named(sql: string, params: Record<string, unknown>): unknown;
+  close(): void;
+}
+
+async function openPeer(file: string): Promise<Peer | undefined> {
+  if (typeof Bun !== 'undefined') {
+    const { Database } = (await import('bun:sqlite' as string)) as {
+      Database: new (file: string, options: object) => {
+        query(sql: string): { get(...p: unknown[]): unknown; all(...p: unknown[]): unknown[]; values(...p: unknown[]): unknown[][] };
+        close(): void;
+      };
+    };
+    const db = new Database(file, { readonly: true, strict: true });
+    return {
+      name: 'bun:sqlite',
+      get: (sql, params) => db.query(sql).get(...params) ?? undefined,
+      all: (sql, params) => db.query(sql).all(...params),
+      values: (sql, params) => db.query(sql).values(...params),
+      named: (sql, params) => db.query(sql).get(params) ?? undefined,
+      close: () => db.close(),
+    };
+  }
+  try {
+    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
+    const db = new Database(file, { readonly: true });
+    return {
+      name: 'better-sqlite3',
+      get: (sql, params) => db.prepare(sql).get(...params),
+      all: (sql, params) => db.prepare(sql).all(...params),
+      values: (sql, params) => db.prepare(sql).raw().all(...params) as unknown[][],
+      named: (sql, params) => db.prepare(sql).get(params),
+      close: () => db.close(),
+    };
+  } catch {
+    return undefined; // a native addon built for another Node ABI, or Deno
+  }
+}
+
+/** Blobs compare by content whatever their class (Buffer in better-sqlite3). */
+function plain(value: unknown): unknown {
+  if (value instanceof Uint8Array) return [...value];
+  if (Array.isArray(value)) return value.map(plain);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
+  return value;
+}
+
+describe('statement API parity', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+  let peer: Peer | undefined;
+
+  before(async () => {
+    sqlite(file, SETUP);
+    cache = await openDbCache(file, { watch: false });
+    peer = await openPeer(file);
+  });
+  after(async () => {
+    peer?.close();
+    await cache.close();
+    cleanup();
+  });
+
+  const same = (ours: unknown, theirs: () => unknown) => {
+    if (peer !== undefined) assert.deepEqual(plain(ours), plain(theirs()), `differs from ${peer.name}`);
+  };
+
+  test('get: the first row as an object, undefined when none', () => {
+    const sql = 'SELECT id, name, price FROM items WHERE id = ?';
+    assert.deepEqual(cache.prepare(sql).get([1]), { id: 1, name: 'apple', price: 1.5 });
+    assert.equal(cache.prepare(sql).get([9]), undefined);
+    same(cache.get(sql, [2]), () => peer!.get(sql, [2]));
+    same(cache.get(sql, [9]), () => peer!.get(sql, [9]));
+  });
+
+  test('all and iterate', () => {
+    const sql = 'SELECT id, name FROM items WHERE price > ? ORDER BY id';
+    const statement = cache.prepare(sql);
+    assert.deepEqual([...statement.iterate([1])], statement.all([1]));
+    same(statement.all([1]), () => peer!.all(sql, [1]));
+  });
+
+  test('raw() and values(): rows as arrays', () => {
+    const sql = 'SELECT id, name, data FROM items ORDER BY id';
+    const statement = cache.prepare(sql);
+    assert.deepEqual(statement.raw().all(), statement.values());
+    assert.deepEqual(statement.get(), [1, 'apple', new Uint8Array([1, 2])]);
+    assert.deepEqual(statement.raw(false).get(), { id: 1, name: 'apple', data: new Uint8Array([1, 2]) });
+    same(cache.values(sql), () => peer!.values(sql, []));
+  });
+
+  test('pluck(): the first column only', () => {
+    const statement = cache.prepare('SELECT name, id FROM items ORDER BY id').pluck();
+    assert.deepEqual(statement.all(), ['apple', 'pear', 'plum']);
+    assert.equal(statement.get(), 'apple');
+    assert.deepEqual([...statement.iterate()], ['apple', 'pear', 'plum']);
+    assert.deepEqual(statement.pluck(false).get(), { name: 'apple', id: 1 });
+  });
+
+  test('columns(): result column names', () => {
+    assert.deepEqual(cache.prepare('SELECT id AS key, name, price * 2 FROM items').columns(), ['key', 'name', 'price * 2']);
+  });
+
+  test('named parameters :x, @x, $x from a prefix-less object', () => {
+    for (const prefix of [':', '@', '$']) {
+      const sql = `SELECT name FROM items WHERE id = ${prefix}id`;
+      assert.deepEqual(cache.get(sql, { id: 3 }), { name: 'plum' });
+      same(cache.get(sql, { id: 3 }), () => peer!.named(sql, { id: 3 }));
+    }
+  });
+
+  test('bigint mode returns exact 64-bit integers; bigint parameters bind', async () => {
+    const exact = await openDbCache(file, { watch: false, bigint: true });
+    try {
+      assert.deepEqual(exact.get('SELECT id, big FROM items WHERE id = 1'), { id: 1n, big: 9007199254740993n });
+      assert.deepEqual(exact.get('SELECT name FROM items WHERE big = ?', [-5n]), { name: 'pear' });
+    } finally {
+      await exact.close();
+    }
+    assert.throws(() => cache.get('SELECT ?', [2n ** 60n]), { name: 'RangeError' });
+  });
+
+  test('blobs are Uint8Array, in and out; empty blobs and NULL stay distinct', () => {
+    const rows = cache.all<{ id: number; data: Uint8Array | null }>('SELECT id, data FROM items ORDER BY id');
+    assert.ok(rows[0]!.data instanceof Uint8Array);
+    assert.equal(rows[1]!.data, null);
+    assert.deepEqual(rows[2]!.data, new Uint8Array());
+    assert.deepEqual(cache.get('SELECT id FROM items WHERE data = ?', [new Uint8Array([1, 2])]), { id: 1 });
+  });
+
+  test('writes fail: the mirror is read-only', () => {
+    assert.throws(() => cache.prepare('UPDATE items SET name = ?').all(['x']), { code: 'QUERY' });
+  });
+});
+
+describe('result memo', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  before(() => sqlite(file, SETUP));
+  after(cleanup);
+
+  test('identical queries on one snapshot return the same frozen result', async () => {
+    const cache = await openDbCache(file, { watch: false, memo: true });
+    try {
+      const first = cache.get<{ name: string }>('SELECT name FROM items WHERE id = ?', [1]);
+      const again = cache.get<{ name: string }>('SELECT name FROM items WHERE id = ?', [1]);
+      assert.equal(first, again);
+      assert.ok(Object.isFrozen(first));
+      assert.throws(() => {
+        (first as { name: string }).name = 'changed';
+      }, TypeError);
+      const all = cache.all('SELECT id FROM items ORDER BY id');
+      assert.equal(cache.all('SELECT id FROM items ORDER BY id'), all);
+      assert.ok(Object.isFrozen(all) && Object.isFrozen(all[0]));
+      // Different parameters, shapes and misses are separate entries.
+      assert.deepEqual(cache.get('SELECT name FROM items WHERE id = ?', [2]), { name: 'pear' });
+      assert.equal(cache.get('SELECT name FROM items WHERE id = ?', [99]), undefined);
+      assert.equal(cache.prepare('SELECT name FROM items WHERE id = ?').pluck().get([1]), 'apple');
+      // A new version starts with an empty memo.
+      sqlite(file, "db.execute(\"UPDATE items SET name = 'APPLE' WHERE id = 1\")");
+      await cache.reload();
+      assert.deepEqual(cache.get('SELECT name FROM items WHERE id = ?', [1]), { name: 'APPLE' });
+    } finally {
+      await cache.close();
+    }
+  });
+
+  test('non-deterministic SQL is never memoised; without the option nothing is frozen', async () => {
+    const cache = await openDbCache(file, { watch: false, memo: 4 });
+    try {
+      for (const sql of ['SELECT random() AS v', "SELECT datetime('now') AS v, 1 AS x", 'SELECT CURRENT_TIMESTAMP AS v', 'SELECT randomblob(4) AS v']) {
+        assert.notEqual(cache.get(sql), cache.get(sql), sql);
+      }
+      // Past the limit, the oldest entries are dropped and recomputed.
+      for (let id = 1; id <= 6; id++) cache.get('SELECT ? AS id', [id]);
+      assert.deepEqual(cache.get('SELECT ? AS id', [1]), { id: 1 });
+    } finally {
+      await cache.close();
+    }
+    const plainCache = await openDbCache(file, { watch: false });
+    try {
+      const row = plainCache.get('SELECT name FROM items WHERE id = 1');
+      assert.ok(!Object.isFrozen(row));
+      assert.notEqual(plainCache.get('SELECT name FROM items WHERE id = 1'), row);
+    } finally {
+      await plainCache.close();
+    }
+    await assert.rejects(openDbCache(file, { memo: 'yes' as never }), { name: 'TypeError', message: /options\.memo/ });
+  });
+});
