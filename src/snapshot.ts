@@ -3,7 +3,7 @@ import type { Logger } from './logger.ts';
 import { namedParameters, toSqlJsParams } from './params.ts';
 import { freezeRows, ResultMemo } from './result-memo.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
-import type { OverlayDatabase, Params, Queryable, Row, Snapshot, SqlValue, Statement } from './types.ts';
+import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
 /** Settings every snapshot of one cache shares. */
 export interface QuerySettings {
@@ -92,10 +92,23 @@ export class SnapshotCore {
     this.#guard(() => this.#db.exec(sql));
   }
 
-  run(sql: string, params?: Params): void {
+  /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
+  run(sql: string, params?: Params): RunResult {
     this.#use(sql, params, (raw) => {
       while (raw.step());
     });
+    return this.#guard(() => {
+      const changes = this.#db.getRowsModified();
+      if (changes === 0) return { changes, lastInsertRowid: 0 };
+      const rowid = this.#db.exec('SELECT last_insert_rowid()') as Array<{ values: number[][] }>;
+      return { changes, lastInsertRowid: rowid[0]?.values[0]?.[0] ?? 0 };
+    });
+  }
+
+  /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
+  prepareRaw(sql: string): SqlJsStatement {
+    this.#assertOpen();
+    return this.#guard(() => this.#db.prepare(sql));
   }
 
   /** The first row in `shape`, or `undefined`. */
@@ -165,10 +178,14 @@ export class SnapshotCore {
   }
 
   /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
-  #checkout(sql: string): CompiledStatement {
+  #assertOpen(): void {
     if (this.#closed) {
       throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
     }
+  }
+
+  #checkout(sql: string): CompiledStatement {
+    this.#assertOpen();
     const cached = this.#statements.get(sql);
     if (cached !== undefined && !cached.busy) {
       cached.busy = true;
@@ -282,6 +299,11 @@ export abstract class QueryMethods implements Queryable {
     return this.core().all(sql, params, shape);
   }
 
+  /** @internal runs `sql` to completion (writes fail on published snapshots). */
+  runOf(sql: string, params?: Params): RunResult {
+    return this.core().run(sql, params);
+  }
+
   /** @internal the columns of `sql` on the current snapshot. */
   columnsOf(sql: string): string[] {
     return this.core().columns(sql);
@@ -358,6 +380,14 @@ class BoundStatement<R> implements Statement<R> {
   columns(): string[] {
     return this.#owner.columnsOf(this.sql);
   }
+
+  get reader(): boolean {
+    return this.columns().length > 0;
+  }
+
+  run(params?: Params): RunResult {
+    return this.#owner.runOf(this.sql, params);
+  }
 }
 
 /** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
@@ -389,6 +419,10 @@ export class SnapshotLease extends QueryMethods implements Snapshot {
     this.release();
   }
 
+  sqlJsDatabase(): SqlJsCompatible {
+    return { prepare: (sql) => this.core().prepareRaw(sql) };
+  }
+
   protected core(): SnapshotCore {
     if (this.#end === undefined) {
       throw new DbCacheError(
@@ -415,8 +449,8 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
     this.core().exec(sql);
   }
 
-  run(sql: string, params?: Params): void {
-    this.core().run(sql, params);
+  run(sql: string, params?: Params): RunResult {
+    return this.core().run(sql, params);
   }
 
   /** The hook returned: a database kept from it must not write into a published version. */

@@ -2,8 +2,10 @@
 export interface SqlJsStatement {
   bind(values?: unknown): unknown;
   step(): boolean;
-  get(params?: null, config?: { useBigInt?: boolean }): unknown[];
+  get(params?: unknown, config?: { useBigInt?: boolean }): unknown[];
+  getAsObject(params?: unknown, config?: { useBigInt?: boolean }): Record<string, unknown>;
   getColumnNames(): string[];
+  run(values?: unknown): unknown;
   reset(): unknown;
   free(): unknown;
 }
@@ -13,6 +15,7 @@ export interface SqlJsDatabase {
   exec(sql: string): unknown;
   run(sql: string, params?: unknown): unknown;
   prepare(sql: string): SqlJsStatement;
+  getRowsModified(): number;
   close(): void;
 }
 

@@ -1,3 +1,5 @@
+import type { SqlJsStatement } from './sqljs.ts';
+
 /** A value SQLite hands back: integers as `number` (or `bigint` with `bigint: true`), blobs as `Uint8Array`. */
 export type SqlValue = number | string | bigint | Uint8Array | null;
 
@@ -40,6 +42,27 @@ export interface Statement<R = Row> {
   pluck(toggle?: boolean): this;
   /** The names of the result columns. */
   columns(): string[];
+  /** Whether the statement returns rows (better-sqlite3's `reader`). */
+  readonly reader: boolean;
+  /**
+   * Runs the statement to completion. On the cache and its snapshots every write fails with
+   * `QUERY`; on the `onReload` database it writes and reports the counts.
+   */
+  run(params?: Params): RunResult;
+}
+
+/** What `run` reports, as in better-sqlite3. */
+export interface RunResult {
+  readonly changes: number;
+  readonly lastInsertRowid: number;
+}
+
+/**
+ * The part of a sql.js `Database` that ORMs with a sql.js driver use (Drizzle's `drizzle-orm/sql-js`):
+ * real sql.js statements on a leased snapshot, which the caller frees.
+ */
+export interface SqlJsCompatible {
+  prepare(sql: string): SqlJsStatement;
 }
 
 /** The synchronous read methods shared by the cache, a snapshot and the overlay database. */
@@ -74,6 +97,15 @@ export interface Snapshot extends Queryable {
   readonly version: string;
   /** Ends the lease (idempotent); the snapshot's memory is freed once no lease holds it. */
   release(): void;
+  /**
+   * This snapshot as the part of a sql.js `Database` that ORM drivers for sql.js use, valid while
+   * the lease is held.
+   * @example
+   * ```ts
+   * const orm = drizzle(snap.sqlJsDatabase() as unknown as SqlJsDatabase, { schema });
+   * ```
+   */
+  sqlJsDatabase(): SqlJsCompatible;
   [Symbol.dispose](): void;
 }
 
@@ -85,5 +117,5 @@ export interface OverlayDatabase extends Queryable {
   /** Runs one or more statements without parameters. */
   exec(sql: string): void;
   /** Runs one statement with parameters. */
-  run(sql: string, params?: Params): void;
+  run(sql: string, params?: Params): RunResult;
 }
