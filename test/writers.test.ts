@@ -2,6 +2,16 @@
  * Real SQLite writers in other processes (Python's sqlite3, see support/writer.py) against a cache
  * that reloads continuously: every published snapshot must be one whole committed state.
  *
+ *   1.  A ledger writer (balances with a constant sum, a commits table whose row count is the
+ *       commit sequence in meta, bulk blobs) in WAL (all four checkpoint kinds, VACUUM, reopen),
+ *       DELETE, TRUNCATE and PERSIST mode, a writer that switches modes, and writers whose
+ *       rolled-back transactions spill dirty pages to disk.
+ *   1b. The same spill-and-rollback placed exactly inside the cache's read of the file, through
+ *       a file system that pauses the read (internal `openDbCacheOn`).
+ *   2.  Read-your-writes: after each acknowledged commit, reload() shows it (WAL and DELETE).
+ *   3.  Rename-replace: a new file renamed over the path is served by the next reload().
+ *   4.  A reload() called after a commit, while an earlier reload runs, shows the commit.
+ *
  * The default run does a few hundred reloads per journal mode (about half a minute in all). Set
  * DBCACHE_SOAK=<seconds> to run each ledger scenario (every mode, with and without aborted
  * transactions, and the mode-switching writer) for at least that long instead.
@@ -520,7 +530,7 @@ describe('ledger writer in another process, continuous reloads', { timeout: TEST
 });
 
 // ---------------------------------------------------------------------------------------------
-// 1c. The same spill-and-rollback, placed exactly inside the cache's read of the file
+// 1b. The same spill-and-rollback, placed exactly inside the cache's read of the file
 // ---------------------------------------------------------------------------------------------
 
 interface PendingPause {
@@ -593,6 +603,9 @@ describe('a transaction that spills and rolls back while the cache reads the fil
         defer(() => cache.close());
         let n = 300;
         for (let round = 1; round <= 5; round++) {
+          // WAL: after a RESTART checkpoint the next commit starts the log over at its first frame,
+          // so the spilled frames overwrite old ones inside the file instead of growing it.
+          if (mode === 'wal') await writer.request('ckpt RESTART');
           await writer.request(`put ${++n} 100`);
           // Rollback modes: the writer starts after the cache found no live journal, spills into
           // the database file while the cache reads it, and rolls back before the cache looks at

@@ -69,7 +69,10 @@ export function readFingerprint(path: string, fs: ImageFileSystem): string {
     const parts = [statKey(db)];
     if (wal !== undefined) {
       const walHead = readHead(fs, `${path}-wal`, WAL_HEADER_SIZE);
-      parts.push('w', statKey(wal), headerKey(walHead === undefined ? undefined : parseWalHeader(walHead)));
+      // After a WAL restart, commits overwrite old frames in place: the size stays, and file
+      // times are too coarse to tell two commits apart (1 ms in Deno, a clock tick in some
+      // kernels). The wal-index header in -shm changes with every commit.
+      parts.push('w', statKey(wal), headerKey(walHead === undefined ? undefined : parseWalHeader(walHead)), readShmKey(path, fs));
     }
     const dbHead = db.size === 0 ? undefined : readHead(fs, path, DB_HEADER_SIZE);
     parts.push('c', dbHead === undefined || dbHead.length < 28 ? '-' : String(new DataView(dbHead.buffer, dbHead.byteOffset).getUint32(24)));
@@ -312,7 +315,12 @@ function readShmKey(path: string, fs: ImageFileSystem): string {
   if (head === undefined) return '-';
   // Bytes 0–47: the first wal-index header copy; 96–99: nBackfill. The read marks after it change
   // whenever readers come and go, so they stay out of the key.
-  return `${Array.from(head.subarray(0, 48)).join(',')}|${Array.from(head.subarray(96, 100)).join(',')}`;
+  const view = new DataView(head.buffer, head.byteOffset, head.length);
+  const words: number[] = [];
+  for (const offset of [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 96]) {
+    words.push(offset + 4 <= head.length ? view.getUint32(offset) : -1);
+  }
+  return words.join('.');
 }
 
 /** Reads `size` bytes from the start of a file into a fresh buffer, in chunks below 2 GiB. */

@@ -32,7 +32,8 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
         "fill N COUNT BYTES"  inserts rows N .. N+COUNT-1 in one transaction;
         "spill"          opens a transaction that rewrites every page of items with a 10-page cache
                          (SQLite spills dirty pages to the database file or the WAL) and leaves it
-                         open; prints whether the database file and the WAL changed;
+                         open; prints whether bytes already in the database file / the WAL
+                         changed (db_changed, wal_changed);
         "rollback"       rolls that transaction back;
         "quit"           (or end of file) closes the connection and exits.
 
@@ -43,7 +44,6 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -326,12 +326,12 @@ def ledger(args):
     writer.run()
 
 
-def file_digest(path):
+def file_bytes(path):
     try:
         with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            return f.read()
     except FileNotFoundError:
-        return None
+        return b""
 
 
 def rpc(args):
@@ -365,14 +365,18 @@ def rpc(args):
         elif words[0] == "spill":
             # Opens a transaction that changes every page of items with a 10-page cache, so SQLite
             # writes dirty pages before the transaction ends, and leaves it open. Reports whether
-            # the database file (rollback modes) or the WAL (WAL mode) changed.
-            before = file_digest(args.db), file_digest(args.db + "-wal")
+            # bytes that were already in the database file / the WAL changed (not just appended).
+            db_before, wal_before = file_bytes(args.db), file_bytes(args.db + "-wal")
             db.execute("PRAGMA cache_size=10")
             db.execute("BEGIN IMMEDIATE")
             db.execute("UPDATE items SET n = n + 1000000")
             db.execute("INSERT INTO items(n, payload) VALUES (-1, ?)", (b"\xee" * 5000,))
-            after = file_digest(args.db), file_digest(args.db + "-wal")
-            emit({"ok": "spill", "db_changed": before[0] != after[0], "wal_changed": before[1] != after[1]})
+            db_after, wal_after = file_bytes(args.db), file_bytes(args.db + "-wal")
+            emit({
+                "ok": "spill",
+                "db_changed": db_after[: len(db_before)] != db_before,
+                "wal_changed": wal_after[: len(wal_before)] != wal_before,
+            })
         elif words[0] == "rollback":
             db.execute("ROLLBACK")
             db.execute("PRAGMA cache_size=-2000")
