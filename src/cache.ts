@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { DbCacheError, PipelineFailure, describe } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, validate, type DatabaseImage } from './image/read.ts';
+import { readFingerprint, readImage, validate, type DatabaseImage, type WalMemory } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -106,6 +106,8 @@ class Cache extends QueryMethods implements DbCache {
   /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
   #liveVersion = '';
   #fingerprint: string | undefined;
+  /** The last verified WAL scan: the next read checksums only frames appended since. */
+  #wal: WalMemory | undefined;
   /** The live image as read (never written to): an equal new image is a no-op reload. */
   #baseline: Uint8Array | undefined;
   /** Versions published from a source function. */
@@ -299,15 +301,19 @@ class Cache extends QueryMethods implements DbCache {
 
   /** Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed. */
   async #readFile(): Promise<DatabaseImage | undefined> {
-    if (this.#current !== undefined && readFingerprint(this.path, this.#fs) === this.#fingerprint) return undefined;
-    return readImage(this.path, this.#fs, {
+    const fingerprint = readFingerprint(this.path, this.#fs);
+    if (this.#current !== undefined && fingerprint === this.#fingerprint) return undefined;
+    const policy = {
       busyTimeoutMs: this.#options.busyTimeoutMs,
-      sleep: (ms) => {
+      sleep: (ms: number) => {
         this.#stats.retries++;
         return sleep(ms);
       },
       now: () => performance.now(),
-    });
+    };
+    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal });
+    this.#wal = image.wal;
+    return image;
   }
 
   async #readSource(source: DatabaseSource): Promise<DatabaseImage> {

@@ -829,3 +829,30 @@ test('journal: active exactly when the journal starts with the magic', () => {
   late.set(magic, 1);
   assert.equal(isJournalActive(late), false);
 });
+
+test('wal: a scan resumed from an earlier scan of the same WAL equals a fresh scan, and skips nothing it must check', () => {
+  const ps = 1024;
+  const builder = new WalBuilder({ pageSize: ps }).frame(2, 0, makePage(ps, 12)).frame(1, 2, makePage(ps, 11));
+  const early = mustScan(builder.build());
+  builder.frame(3, 3, makePage(ps, 13)).frame(2, 3, makePage(ps, 22)).frame(4, 0, makePage(ps, 99));
+  const grown = builder.build();
+  const resumed = scanWal(grown, early)!;
+  assert.deepEqual(resumed, mustScan(grown));
+  assert.equal(resumed.committedFrames, 4);
+  // The earlier scan's map is not modified by the resumed one.
+  assert.equal(early.pages.size, 2);
+
+  // A bad frame after the resumed prefix still ends the log.
+  const corrupt = grown.slice();
+  corrupt[builder.pageOffset(3) + 5]! ^= 0xff;
+  assert.equal(scanWal(corrupt, early)!.committedFrames, 3);
+
+  // A WAL restarted with other salts is scanned from the start, whatever the earlier scan said.
+  const restarted = new WalBuilder({ pageSize: ps, salt1: 0x11223345, salt2: 7 }).frame(1, 1, makePage(ps, 31)).build();
+  const fresh = scanWal(restarted, mustScan(grown))!;
+  assert.deepEqual(fresh, mustScan(restarted));
+  assert.equal(fresh.committedFrames, 1);
+
+  // An earlier scan longer than the file (truncated since) is not used.
+  assert.deepEqual(scanWal(grown.subarray(0, builder.frameOffset(1)), resumed), mustScan(grown.subarray(0, builder.frameOffset(1))));
+});

@@ -25,7 +25,7 @@ import assert from 'node:assert/strict';
 import process from 'node:process';
 
 import { PipelineFailure } from '../src/errors.ts';
-import { readFingerprint, readImage, type DatabaseImage, type ReadPolicy } from '../src/image/read.ts';
+import { readFingerprint, readImage, type DatabaseImage, type ReadPolicy, type WalMemory } from '../src/image/read.ts';
 import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
 import { OP_KINDS, SimWriter, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
 
@@ -256,6 +256,8 @@ async function simulateReads(seed: number, profile: Profile, tally: Tally, reads
   let failure: string | undefined;
   tally.seeds++;
 
+  // Like the cache, each read resumes from the previous image's WAL scan.
+  let walMemory: WalMemory | undefined;
   for (let r = 0; r < reads && failure === undefined; r++) {
     // The writer moves on its own for a while, possibly stopping mid-operation.
     scheduler.enabled = true;
@@ -276,7 +278,8 @@ async function simulateReads(seed: number, profile: Profile, tally: Tally, reads
 
     let image: DatabaseImage;
     try {
-      image = await readImage(DB, fs, world.policy);
+      image = await readImage(DB, fs, world.policy, { wal: walMemory });
+      walMemory = image.wal;
     } catch (error) {
       fail(`readImage #${r} rejected: ${describeError(error)}`);
       break;

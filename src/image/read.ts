@@ -2,7 +2,7 @@ import { PipelineFailure } from '../errors.ts';
 import type { FileStat, ImageFileSystem } from './file-system.ts';
 import { DB_HEADER_SIZE, ImageFormatError, markRollback, parseDbHeader } from './header.ts';
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
-import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader } from './wal.ts';
+import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -13,6 +13,22 @@ export interface DatabaseImage {
   readonly mode: 'wal' | 'rollback';
   /** The cheap fingerprint taken before the read: see {@link readFingerprint}. */
   readonly fingerprint: string;
+  /** The WAL scan behind this image, for the next read of the same file to resume from. */
+  readonly wal?: WalMemory;
+}
+
+/** A verified scan of one WAL file (by inode). */
+export interface WalMemory {
+  readonly ino: bigint;
+  readonly scan: WalScan;
+}
+
+/** What the caller already knows, to save work on the first attempt. */
+export interface ReadHints {
+  /** A fingerprint taken just before the call. */
+  readonly fingerprint?: string;
+  /** The WAL scan of the previous image. */
+  readonly wal?: WalMemory;
 }
 
 /** How hard {@link readImage} tries before it gives up with `BUSY`. */
@@ -41,13 +57,14 @@ class Retry {
  * spent. Throws PipelineFailure (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `IO`,
  * `NOT_A_DATABASE`, `BUSY`).
  */
-export async function readImage(path: string, fs: ImageFileSystem, policy: ReadPolicy): Promise<DatabaseImage> {
+export async function readImage(path: string, fs: ImageFileSystem, policy: ReadPolicy, hints: ReadHints = {}): Promise<DatabaseImage> {
   const started = policy.now();
   let delay = 1;
   let attempts = 0;
   for (;;) {
     attempts++;
-    const outcome = await guardIo(() => readOnce(path, fs));
+    const fingerprint = attempts === 1 ? hints.fingerprint : undefined;
+    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints.wal));
     if (!(outcome instanceof Retry)) return outcome;
     const elapsed = policy.now() - started;
     if (elapsed >= policy.busyTimeoutMs) {
@@ -86,12 +103,12 @@ export function readFingerprint(path: string, fs: ImageFileSystem): string {
   });
 }
 
-async function readOnce(path: string, fs: ImageFileSystem): Promise<DatabaseImage | Retry> {
-  const fingerprint = readFingerprint(path, fs);
+async function readOnce(path: string, fs: ImageFileSystem, knownFingerprint: string | undefined, wal: WalMemory | undefined): Promise<DatabaseImage | Retry> {
+  const fingerprint = knownFingerprint ?? readFingerprint(path, fs);
   const walExists = fs.stat(`${path}-wal`) !== undefined;
   const head = readHead(fs, path, DB_HEADER_SIZE);
   const walMode = walExists || (head !== undefined && head.length >= 20 && (head[18] === 2 || head[19] === 2));
-  return walMode ? readWalMode(path, fs, fingerprint) : readRollbackMode(path, fs, fingerprint);
+  return walMode ? readWalMode(path, fs, fingerprint, wal) : readRollbackMode(path, fs, fingerprint);
 }
 
 /** Rollback journal mode: change counter, no active journal, whole file, then all of it again. */
@@ -129,7 +146,7 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
  * WAL mode: WAL header, whole database, whole WAL, WAL header again; the salts must agree in all
  * three, since a WAL restart can land anywhere in between.
  */
-async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: string): Promise<DatabaseImage | Retry> {
+async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: string, memory: WalMemory | undefined): Promise<DatabaseImage | Retry> {
   const walPath = `${path}-wal`;
   const walHeadBefore = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerBefore = walHeadBefore === undefined ? undefined : parseWalHeader(walHeadBefore);
@@ -176,7 +193,8 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   }
   const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerAfter = walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter);
-  const scan = walBytes === undefined ? undefined : scanWal(walBytes);
+  const resume = walStat !== undefined && memory?.ino === walStat.ino ? memory.scan : undefined;
+  const scan = walBytes === undefined ? undefined : scanWal(walBytes, resume);
   if (!sameSalts(headerBefore, scan?.header) || !sameSalts(headerBefore, headerAfter)) {
     return new Retry('the WAL was restarted during the read');
   }
@@ -208,7 +226,8 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     scan?.checksum1 ?? 0,
     scan?.checksum2 ?? 0,
   ].join(':');
-  return { bytes: validate(image), version, mode: 'wal', fingerprint };
+  const wal = scan !== undefined && walStat !== undefined ? { ino: walStat.ino, scan } : undefined;
+  return { bytes: validate(image), version, mode: 'wal', fingerprint, wal };
 }
 
 /**

@@ -71,23 +71,31 @@ export function parseWalHeader(bytes: Uint8Array): WalHeader | undefined {
  * A frame counts while its salts equal the header's and its cumulative checksum matches;
  * the first frame that fails ends the log (a torn append, a stale frame from before a
  * restart, or garbage). Frames after the last commit frame are an unfinished transaction.
- * Returns `undefined` when the WAL has no valid header.
+ * Returns `undefined` when the WAL has no valid header. With `resume`, an earlier scan of the
+ * same WAL file, frames it already verified under the same header are not checksummed again.
  */
-export function scanWal(wal: Uint8Array): WalScan | undefined {
+export function scanWal(wal: Uint8Array, resume?: WalScan): WalScan | undefined {
   const header = parseWalHeader(wal);
   if (header === undefined) return undefined;
   const { pageSize, bigEndian, salt1, salt2 } = header;
   const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
   const view = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
-  const sum = new Checksum(header.checksum1, header.checksum2);
-  const pages = new Map<number, number>();
+  // Within one header (same salts), SQLite only appends: frames up to a commit it already
+  // verified are still there, unchanged. Only the frames after them need checksumming.
+  const resumable =
+    resume !== undefined &&
+    sameHeader(resume.header, header) &&
+    WAL_HEADER_SIZE + resume.committedFrames * frameSize <= wal.length;
+  const start = resumable ? resume.committedFrames : 0;
+  const pages = resumable ? new Map(resume.pages) : new Map<number, number>();
+  let committedFrames = start;
+  let dbPages = resumable ? resume.dbPages : 0;
+  let checksum1 = resumable ? resume.checksum1 : header.checksum1;
+  let checksum2 = resumable ? resume.checksum2 : header.checksum2;
+  const sum = new Checksum(checksum1, checksum2);
   const pending: number[] = [];
-  let committedFrames = 0;
-  let dbPages = 0;
-  let checksum1 = header.checksum1;
-  let checksum2 = header.checksum2;
 
-  for (let frame = 0, offset = WAL_HEADER_SIZE; offset + frameSize <= wal.length; frame++, offset += frameSize) {
+  for (let frame = start, offset = WAL_HEADER_SIZE + start * frameSize; offset + frameSize <= wal.length; frame++, offset += frameSize) {
     const pageNumber = view.getUint32(offset);
     const commitSize = view.getUint32(offset + 4);
     if (pageNumber === 0) break;
@@ -106,6 +114,18 @@ export function scanWal(wal: Uint8Array): WalScan | undefined {
     }
   }
   return { header, committedFrames, dbPages, checksum1, checksum2, pages };
+}
+
+function sameHeader(a: WalHeader, b: WalHeader): boolean {
+  return (
+    a.salt1 === b.salt1 &&
+    a.salt2 === b.salt2 &&
+    a.checkpointSeq === b.checkpointSeq &&
+    a.pageSize === b.pageSize &&
+    a.bigEndian === b.bigEndian &&
+    a.checksum1 === b.checksum1 &&
+    a.checksum2 === b.checksum2
+  );
 }
 
 /**
