@@ -113,7 +113,8 @@ class Cache extends QueryMethods implements DbCache {
   /** Versions published from a source function. */
   #sourceVersions = 0;
   #runner: SerialRunner<void>;
-  #cause: ReloadCause = 'open';
+  /** Why the next run happens: callers coalesced into one run report 'call' if any of them called. */
+  #nextCause: ReloadCause = 'open';
   #listeners = new Set<(event: DbCacheEvent) => void>();
   #snapshots = new Set<SnapshotCore>();
   #stats: MutableStats = { reloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
@@ -204,7 +205,7 @@ class Cache extends QueryMethods implements DbCache {
 
   reload(): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    this.#cause = 'call';
+    this.#nextCause = 'call';
     return this.#runner.run();
   }
 
@@ -260,7 +261,6 @@ class Cache extends QueryMethods implements DbCache {
 
   async #reloadFromWatch(): Promise<boolean> {
     if (this.#closed) return true;
-    this.#cause = 'watch';
     try {
       await this.#runner.run();
       return true;
@@ -271,8 +271,8 @@ class Cache extends QueryMethods implements DbCache {
 
   /** One reload, start to end; the SerialRunner guarantees only one runs at a time. */
   async #reloadOnce(): Promise<void> {
-    const cause = this.#cause;
-    this.#cause = 'watch';
+    const cause = this.#nextCause;
+    this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
     try {
