@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
-import { sqlite, tempDir } from './support/fixtures.ts';
+import { recordingLogger, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 const SCHEMA = `
 db.executescript('''
@@ -355,6 +355,57 @@ describe('options', () => {
       fs.writeFileSync(file, 'not a database at all, but long enough to have a header of one hundred bytes.........................');
       await assert.rejects(cache.reload(), { code: 'NOT_A_DATABASE' });
       assert.deepEqual(events.map((event) => process.listenerCount(event)), listenersBefore);
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
+declare const Bun: { gc(force: boolean): void } | undefined;
+
+/** A full garbage collection where the runtime offers one from inside a test. */
+async function collectGarbage(): Promise<boolean> {
+  if (typeof Bun !== 'undefined') {
+    Bun.gc(true);
+    return true;
+  }
+  if (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined') return false;
+  const v8 = await import('node:v8');
+  const vm = await import('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+  return true;
+}
+
+describe('forgotten leases', () => {
+  test('a lease garbage-collected without release() is logged and frees its version', async (t) => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    const { lines, logger } = recordingLogger();
+    const cache = await openDbCache(file, { watch: false, logger });
+    try {
+      (() => {
+        cache.snapshot(); // dropped on the floor
+      })();
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await cache.reload();
+      assert.equal(cache.stats().liveSnapshots, 2);
+      if (!(await collectGarbage())) {
+        t.skip('this runtime offers no garbage collection from inside a test');
+        return;
+      }
+      await waitFor(
+        () => {
+          void collectGarbage();
+          return cache.stats().liveSnapshots === 1;
+        },
+        'the forgotten lease to be collected',
+        10_000,
+      );
+      assert.equal(lines.warn.length, 1);
+      assert.match(lines.warn[0]!, /garbage-collected without being released/);
     } finally {
       await cache.close();
       cleanup();
