@@ -380,7 +380,7 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      core.enableMemo();
+      core.seal();
       return core;
     } catch (error) {
       core.retire();

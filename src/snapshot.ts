@@ -49,6 +49,8 @@ export class SnapshotCore {
   #closed = false;
   #rowConfig: { useBigInt: boolean };
   #memo: ResultMemo | undefined;
+  /** Until sealed, the overlay may write: no statement may be left mid-result (it would lock its table). */
+  #sealed = false;
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
     this.#db = db;
@@ -59,17 +61,17 @@ export class SnapshotCore {
     this.#rowConfig = { useBigInt: settings.bigint };
   }
 
-  /** From now on (after the overlay has written), identical queries return remembered, frozen results. */
-  enableMemo(): void {
+  /**
+   * Marks the end of writing (after the overlay and `query_only`): from now on statements are
+   * reset lazily by their next `bind`, and identical queries may return remembered results.
+   */
+  seal(): void {
+    this.#sealed = true;
     if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
   }
 
   get closed(): boolean {
     return this.#closed;
-  }
-
-  get leases(): number {
-    return this.#leases;
   }
 
   acquire(): void {
@@ -200,10 +202,15 @@ export class SnapshotCore {
     return statement;
   }
 
-  /** A cached statement is left as it is: the next `bind` resets it anyway (one reset per call, not two). */
+  /**
+   * Once sealed, a cached statement is left as it is: its next `bind` resets it anyway (one reset
+   * per call, not two), and a read-only database has no writer that its open cursor could block.
+   */
   #checkin(sql: string, statement: CompiledStatement): void {
     statement.busy = false;
-    if (!this.#closed && this.#statements.get(sql) !== statement) statement.raw.free();
+    if (this.#closed) return;
+    if (this.#statements.get(sql) !== statement) statement.raw.free();
+    else if (!this.#sealed) statement.raw.reset();
   }
 
   #evictOldest(): void {

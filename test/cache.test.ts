@@ -251,6 +251,26 @@ describe('onReload overlay', () => {
     }
   });
 
+  test('the overlay can change a table right after reading it', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)'); db.execute('INSERT INTO t VALUES (1), (2)')");
+    const cache = await openDbCache(file, {
+      watch: false,
+      onReload: (db) => {
+        const first = db.get<{ v: number }>('SELECT v FROM t ORDER BY v');
+        db.exec(`CREATE TABLE first AS SELECT ${first!.v} AS v; DROP TABLE t`);
+      },
+    });
+    try {
+      assert.deepEqual(cache.all('SELECT v FROM first'), [{ v: 1 }]);
+      assert.equal(cache.get("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'")!.n, 0);
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+
   test('a throwing overlay fails the reload with OVERLAY_FAILED and keeps the previous version', async () => {
     const { dir, cleanup } = tempDir();
     const file = path.join(dir, 'app.db');
