@@ -9,7 +9,8 @@
  *   (f) memory at 100 MiB, in a fresh child process
  *   (g) 1000 reloads with a lease each: live snapshots and RSS
  *
- * Run: npm run bench:reload (prints markdown and writes bench/results/reload.md).
+ * Run: npm run bench:reload (prints markdown and writes bench/results/reload.md, and the medians
+ * as JSON to bench/results/reload.json for bench/charts.ts).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -19,7 +20,7 @@ import initSqlJs from 'sql.js';
 import { openDbCache, type DbCache } from '../src/index.ts';
 import { BetterSqlite3 } from './support/better-sqlite3.ts';
 import { createDatabase, dumpSql, TinyWriter } from './support/database.ts';
-import { environment, saveReport, tempDir } from './support/env.ts';
+import { environment, machine, saveJson, saveReport, tempDir } from './support/env.ts';
 import { collect, gcAvailable, max, mean, median, mib, ms, percentile, ratio, table, verdict } from './support/stats.ts';
 
 const MiB = 2 ** 20;
@@ -440,6 +441,35 @@ function report(results: SizeResult[], memory: PeakResult, churn: ChurnResult): 
   return out.join('\n');
 }
 
+/** The medians the report is made of, as raw numbers (milliseconds) for bench/charts.ts. */
+function rawResults(results: SizeResult[], memory: PeakResult, churn: ChurnResult): unknown {
+  const summary = (values: number[]) => ({ median: median(values), p90: percentile(values, 90), n: values.length });
+  return {
+    benchmark: 'reload',
+    quick,
+    machine: machine(),
+    unit: 'ms',
+    sizes: results.map((r) => ({
+      label: r.size.label,
+      targetBytes: r.size.bytes,
+      fileBytes: r.fileBytes,
+      rows: r.rows,
+      readFile: summary(r.times.readFile),
+      oneRead: summary(r.times.oneRead),
+      dbcacheReload: summary(r.times.reload),
+      betterSqlite3Deserialize: summary(r.times.better),
+      dump: summary(r.dumpMs),
+      replay: summary(r.replayMs),
+      dumpPlusReplay: median(r.dumpMs) + median(r.replayMs),
+      sqlChars: r.sqlChars,
+      noopRollback: { mean: mean(r.noopMs), p50: median(r.noopMs), p99: percentile(r.noopMs, 99) },
+      noopWal: { mean: mean(r.noopWalMs), p50: median(r.noopWalMs), p99: percentile(r.noopWalMs, 99) },
+    })),
+    memory,
+    churn,
+  };
+}
+
 async function main(): Promise<void> {
   if (!gcAvailable()) console.error('note: run with --expose-gc (npm run bench:reload does) so gc() runs between measurements');
   const { dir, cleanup } = tempDir('dbcache-bench-reload-');
@@ -463,7 +493,8 @@ async function main(): Promise<void> {
     const markdown = report(results, memory, churn);
     console.log(markdown);
     const saved = saveReport('reload', markdown);
-    console.error(`wrote ${path.relative(process.cwd(), saved)}; total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const json = saveJson('reload', rawResults(results, memory, churn));
+    console.error(`wrote ${path.relative(process.cwd(), saved)} and ${path.relative(process.cwd(), json)}; total ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     cleanup();
   }

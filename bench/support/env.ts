@@ -38,16 +38,55 @@ function revision(): string {
   }
 }
 
+/** The machine and software a benchmark ran on, for the JSON results. */
+export interface Machine {
+  date: string;
+  revision: string;
+  cpu: string;
+  cores: number;
+  availableParallelism: number;
+  ramGiB: number;
+  os: string;
+  node: string;
+  versions: Record<string, string>;
+  tmpdir: string;
+  loadavg: number[];
+}
+
+export function machine(): Machine {
+  return {
+    date: new Date().toISOString(),
+    revision: revision(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    availableParallelism: os.availableParallelism(),
+    ramGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    os: osName(),
+    node: process.version,
+    versions: {
+      'sql.js': packageVersion('sql.js'),
+      'better-sqlite3': packageVersion('better-sqlite3'),
+      'better-sqlite3 SQLite': betterSqliteVersion(),
+      chokidar: packageVersion('chokidar'),
+      tsx: packageVersion('tsx'),
+      bun: packageVersion('bun'),
+    },
+    tmpdir: os.tmpdir(),
+    loadavg: os.loadavg().map((n) => Number(n.toFixed(2))),
+  };
+}
+
 /** The machine and software a benchmark ran on, as a markdown list. */
 export function environment(): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown';
+  const m = machine();
+  const v = m.versions;
   return [
-    `- Date: ${new Date().toISOString()}; dbcache at ${revision()}`,
-    `- CPU: ${cpu}, ${os.cpus().length} cores (os.availableParallelism ${os.availableParallelism()})`,
-    `- RAM: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `- OS: ${osName()}`,
-    `- Node ${process.version}; sql.js ${packageVersion('sql.js')}, better-sqlite3 ${packageVersion('better-sqlite3')} (SQLite ${betterSqliteVersion()}), chokidar ${packageVersion('chokidar')}`,
-    `- Temporary databases in ${os.tmpdir()}; load average at the end ${os.loadavg().map((n) => n.toFixed(2)).join(' / ')} (1 / 5 / 15 min; other work on the machine shows here)`,
+    `- Date: ${m.date}; dbcache at ${m.revision}`,
+    `- CPU: ${m.cpu}, ${m.cores} cores (os.availableParallelism ${m.availableParallelism})`,
+    `- RAM: ${m.ramGiB.toFixed(1)} GiB`,
+    `- OS: ${m.os}`,
+    `- Node ${m.node}; sql.js ${v['sql.js']}, better-sqlite3 ${v['better-sqlite3']} (SQLite ${v['better-sqlite3 SQLite']}), chokidar ${v.chokidar}`,
+    `- Temporary databases in ${m.tmpdir}; load average at the end ${m.loadavg.map((n) => n.toFixed(2)).join(' / ')} (1 / 5 / 15 min; other work on the machine shows here)`,
   ].join('\n');
 }
 
@@ -57,6 +96,15 @@ export function saveReport(name: string, markdown: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${name}.md`);
   fs.writeFileSync(file, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
+  return file;
+}
+
+/** Writes a benchmark's raw results to bench/results/<name>.json (for bench/charts.ts) and returns the path. */
+export function saveJson(name: string, data: unknown): string {
+  const dir = path.join(root, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
   return file;
 }
 
