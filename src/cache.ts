@@ -359,6 +359,7 @@ class Cache extends QueryMethods implements DbCache {
         // The private copy has no other connection: exclusive locking skips the lock and
         // change-counter checks that every statement would otherwise make.
         core.exec('PRAGMA locking_mode=EXCLUSIVE');
+        if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
         if (this.#options.quickCheck) {

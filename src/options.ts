@@ -93,6 +93,14 @@ export interface DbCacheOptions {
    */
   maxStatements?: number;
   /**
+   * SQLite's page cache per snapshot, in KiB (`PRAGMA cache_size=-N`). Pages that miss it are
+   * copied from the image into WebAssembly memory on every read; a cache as large as the hot part
+   * of the database makes repeated lookups faster, at the cost of that much WebAssembly memory,
+   * which never shrinks once grown.
+   * @defaultValue SQLite's default, 2000 KiB
+   */
+  cacheSize?: number;
+  /**
    * Remember the results of identical queries (same call, SQL and parameters) per snapshot: a
    * snapshot never changes, so a repeated lookup costs a map access. Results are then frozen.
    * Queries using `random()`, the clock (`'now'`, `CURRENT_TIMESTAMP`, `date()`) or change
@@ -119,6 +127,7 @@ export interface ResolvedOptions {
   readonly maxStatements: number;
   /** 0 when off. */
   readonly memoEntries: number;
+  readonly cacheSize: number | undefined;
 }
 
 function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
@@ -191,5 +200,6 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     quickCheck: boolean(options, 'quickCheck', false),
     maxStatements,
     memoEntries,
+    cacheSize: options.cacheSize === undefined ? undefined : integer(options, 'cacheSize', 2000),
   };
 }

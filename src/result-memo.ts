@@ -12,62 +12,77 @@ export function isDeterministic(sql: string): boolean {
   return !NON_DETERMINISTIC.test(sql);
 }
 
+/** The remembered results of one SQL text in one call shape. */
+export interface MemoTable {
+  /** Keyed by a lone number or string parameter itself. */
+  readonly byValue: Map<number | string, unknown>;
+  /** Keyed by the JSON of the parameters ('' without parameters). */
+  readonly byJson: Map<string, unknown>;
+}
+
+/** Stands for a remembered "no row" (`get` returning `undefined`). */
+export const NO_ROW: unique symbol = Symbol('no row');
+
 /**
- * Results of queries on one snapshot, keyed by the call, the SQL and the parameters. A snapshot
- * never changes, so an entry stays true for its whole life. Oldest entries go first past `limit`.
+ * Results of queries on one snapshot, per call shape and SQL text, keyed by the parameters. A
+ * snapshot never changes, so an entry stays true for its whole life. Past `limit` entries the
+ * oldest go first (a ring of insertion order: eviction costs the same at any size).
  */
 export class ResultMemo {
   readonly #limit: number;
-  readonly #entries = new Map<string, unknown>();
-  readonly #deterministic = new Map<string, boolean>();
+  /** Per call shape (a small integer slot), SQL text → table, or `null` for SQL never memoised. */
+  readonly #tables: Array<Map<string, MemoTable | null>> = [];
+  readonly #ringTables: Array<Map<unknown, unknown>> = [];
+  readonly #ringKeys: unknown[] = [];
+  #next = 0;
 
   constructor(limit: number) {
     this.#limit = limit;
   }
 
-  get size(): number {
-    return this.#entries.size;
+  /** The table of `sql` in call shape `slot`, or `undefined` when it must not be memoised. */
+  table(slot: number, sql: string): MemoTable | undefined {
+    const tables = (this.#tables[slot] ??= new Map());
+    let table = tables.get(sql);
+    if (table === undefined) {
+      table = isDeterministic(sql) ? { byValue: new Map(), byJson: new Map() } : null;
+      tables.set(sql, table);
+    }
+    return table ?? undefined;
   }
 
-  /** The key for this call, or `undefined` when it must not be memoised. */
-  key(kind: string, sql: string, params: Params | undefined): string | undefined {
-    let deterministic = this.#deterministic.get(sql);
-    if (deterministic === undefined) {
-      deterministic = isDeterministic(sql);
-      if (this.#deterministic.size >= this.#limit) this.#deterministic.clear();
-      this.#deterministic.set(sql, deterministic);
+  /** Where the result of a call with `params` lives in `table`, or `undefined` if it cannot be keyed (bigint). */
+  static locate(table: MemoTable, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
+    if (params === undefined) return [table.byJson, ''];
+    if (Array.isArray(params) && params.length === 1) {
+      const value: unknown = params[0];
+      if (typeof value === 'number' || typeof value === 'string') return [table.byValue, value];
     }
-    if (!deterministic) return undefined;
-    if (params === undefined) return `${kind}\u0000${sql}`;
-    let encoded: string;
     try {
-      encoded = JSON.stringify(params);
+      return [table.byJson, JSON.stringify(params)];
     } catch {
-      return undefined; // bigint parameters
+      return undefined;
     }
-    return `${kind}\u0000${sql}\u0000${encoded}`;
   }
 
-  has(key: string): boolean {
-    return this.#entries.has(key);
-  }
-
-  get(key: string): unknown {
-    return this.#entries.get(key);
-  }
-
-  set<T>(key: string, value: T): T {
-    if (this.#entries.size >= this.#limit) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(key, value);
-    return value;
+  remember(map: Map<unknown, unknown>, key: unknown, value: unknown): void {
+    const slot = this.#next;
+    const evicted = this.#ringTables[slot];
+    if (evicted !== undefined) evicted.delete(this.#ringKeys[slot]);
+    this.#ringTables[slot] = map;
+    this.#ringKeys[slot] = key;
+    this.#next = (slot + 1) % this.#limit;
+    map.set(key, value);
   }
 }
 
-/** Freezes an array of rows and each row (blobs inside stay mutable: typed arrays cannot be frozen). */
+/** Freezes a row (an object or an array of values); blobs stay mutable: typed arrays cannot be frozen. */
+export function freezeRow<T>(row: T): T {
+  return typeof row === 'object' && row !== null && !(row instanceof Uint8Array) ? Object.freeze(row) : row;
+}
+
+/** Freezes an array of rows and each row. */
 export function freezeRows<T>(rows: T[]): readonly T[] {
-  for (const row of rows) if (typeof row === 'object' && row !== null) Object.freeze(row);
+  for (const row of rows) freezeRow(row);
   return Object.freeze(rows);
 }

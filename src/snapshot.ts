@@ -1,7 +1,7 @@
 import { DbCacheError, describe } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { namedParameters, toSqlJsParams } from './params.ts';
-import { freezeRows, ResultMemo } from './result-memo.ts';
+import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
@@ -17,6 +17,9 @@ export interface QuerySettings {
 
 /** How a row is returned: an object keyed by column, an array of values, or the first value alone. */
 export type RowShape = 'object' | 'array' | 'first';
+
+/** The memo's slot for each shape (`get`; `all` adds 3). */
+const SHAPE_SLOT: Record<RowShape, number> = { object: 0, array: 1, first: 2 };
 
 /** One sql.js statement with what we learned about it at prepare time. */
 class CompiledStatement {
@@ -115,30 +118,61 @@ export class SnapshotCore {
 
   /** The first row in `shape`, or `undefined`. */
   get(sql: string, params: Params | undefined, shape: RowShape): unknown {
-    return this.#remembered(`get:${shape}`, sql, params, () =>
-      this.#use(sql, params, (raw, statement) => (raw.step() ? this.#row(statement, shape) : undefined)),
-    );
+    const memo = this.#memo;
+    if (memo === undefined) return this.#first(sql, params, shape);
+    const place = this.#memoPlace(memo, SHAPE_SLOT[shape], sql, params);
+    if (place === undefined) return this.#first(sql, params, shape);
+    const [map, key] = place;
+    const known = map.get(key);
+    if (known !== undefined) return known === NO_ROW ? undefined : known;
+    const row = this.#first(sql, params, shape);
+    memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+    return row;
   }
 
   /** Every row in `shape`. */
   all(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
-    return this.#remembered(`all:${shape}`, sql, params, () =>
-      this.#use(sql, params, (raw, statement) => {
-        const rows: unknown[] = [];
-        while (raw.step()) rows.push(this.#row(statement, shape));
-        return rows;
-      }),
-    );
+    const memo = this.#memo;
+    if (memo === undefined) return this.#every(sql, params, shape);
+    const place = this.#memoPlace(memo, SHAPE_SLOT[shape] + 3, sql, params);
+    if (place === undefined) return this.#every(sql, params, shape);
+    const [map, key] = place;
+    const known = map.get(key);
+    if (known !== undefined) return known as unknown[];
+    const rows = freezeRows(this.#every(sql, params, shape)) as unknown[];
+    memo.remember(map, key, rows);
+    return rows;
   }
 
-  /** With the memo on: the remembered result of an identical deterministic call, else `run()`'s, frozen and kept. */
-  #remembered<T>(kind: string, sql: string, params: Params | undefined, run: () => T): T {
-    const memo = this.#memo;
-    const key = memo?.key(kind, sql, params);
-    if (memo === undefined || key === undefined) return run();
-    if (memo.has(key)) return memo.get(key) as T;
-    const result = run();
-    return memo.set(key, (Array.isArray(result) ? freezeRows(result) : result === undefined ? result : Object.freeze(result)) as T);
+  #memoPlace(memo: ResultMemo, slot: number, sql: string, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
+    const table = memo.table(slot, sql);
+    return table === undefined ? undefined : ResultMemo.locate(table, params);
+  }
+
+  #first(sql: string, params: Params | undefined, shape: RowShape): unknown {
+    const statement = this.#checkout(sql);
+    try {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      return statement.raw.step() ? this.#row(statement, shape) : undefined;
+    } catch (error) {
+      throw this.#wrap(error);
+    } finally {
+      this.#checkin(sql, statement);
+    }
+  }
+
+  #every(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
+    const statement = this.#checkout(sql);
+    try {
+      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const rows: unknown[] = [];
+      while (statement.raw.step()) rows.push(this.#row(statement, shape));
+      return rows;
+    } catch (error) {
+      throw this.#wrap(error);
+    } finally {
+      this.#checkin(sql, statement);
+    }
   }
 
   columns(sql: string): string[] {
@@ -226,14 +260,19 @@ export class SnapshotCore {
     try {
       return fn();
     } catch (error) {
-      if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) throw error;
-      throw new DbCacheError(
-        'QUERY',
-        this.settings.path,
-        `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
-        { cause: error },
-      );
+      throw this.#wrap(error);
     }
+  }
+
+  /** Errors from sql.js (often plain strings) as DbCacheError `QUERY`; our own errors unchanged. */
+  #wrap(error: unknown): Error {
+    if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) return error;
+    return new DbCacheError(
+      'QUERY',
+      this.settings.path,
+      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
+      { cause: error },
+    );
   }
 
   #close(): void {

@@ -180,6 +180,14 @@ describe('result memo', () => {
       assert.deepEqual(cache.get('SELECT name FROM items WHERE id = ?', [2]), { name: 'pear' });
       assert.equal(cache.get('SELECT name FROM items WHERE id = ?', [99]), undefined);
       assert.equal(cache.prepare('SELECT name FROM items WHERE id = ?').pluck().get([1]), 'apple');
+      // A blob value on its own is remembered as it is (typed arrays cannot be frozen).
+      const blob = cache.prepare('SELECT data FROM items WHERE id = ?').pluck();
+      assert.deepEqual(blob.get([1]), new Uint8Array([1, 2]));
+      assert.equal(blob.get([1]), blob.get([1]));
+      assert.ok(Object.isFrozen(cache.prepare('SELECT id, name FROM items WHERE id = ?').raw().get([1])));
+      // One string parameter and the JSON of an object parameter never share an entry.
+      assert.deepEqual(cache.get('SELECT :id AS v', ['{"id":1}']), { v: '{"id":1}' });
+      assert.deepEqual(cache.get('SELECT :id AS v', { id: 1 }), { v: 1 });
       // A new version starts with an empty memo.
       sqlite(file, "db.execute(\"UPDATE items SET name = 'APPLE' WHERE id = 1\")");
       await cache.reload();
@@ -210,5 +218,15 @@ describe('result memo', () => {
       await plainCache.close();
     }
     await assert.rejects(openDbCache(file, { memo: 'yes' as never }), { name: 'TypeError', message: /options\.memo/ });
+  });
+
+  test('cacheSize sets the page cache of every version', async () => {
+    const cache = await openDbCache(file, { watch: false, cacheSize: 65536 });
+    try {
+      assert.deepEqual(cache.get('PRAGMA cache_size'), { cache_size: -65536 });
+    } finally {
+      await cache.close();
+    }
+    await assert.rejects(openDbCache(file, { cacheSize: 0.5 }), { name: 'RangeError', message: /options\.cacheSize/ });
   });
 });
