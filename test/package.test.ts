@@ -66,14 +66,14 @@ describe('the packed package, installed by name', () => {
       child.stderr.on("data", (chunk: Buffer) => (errors += chunk));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       try {
-        await waitFor(() => lines.length > 0, `the smoke script to open (${errors})`, 20_000);
+        await waitFor(() => lines.length > 0, () => `the smoke script to open (${errors})`, 20_000);
         const start = Number(lines[0]!.split(" ")[2]);
         assert.match(lines[0]!, /^open 1 \d+$/);
         sqlite(file, "db.execute('INSERT INTO t VALUES (2)')");
-        await waitFor(() => lines.some((line) => line === `watch 2 ${start + 1}`), `a watch reload (${lines.join(' | ')} ${errors})`);
+        await waitFor(() => lines.some((line) => line === `watch 2 ${start + 1}`), () => `a watch reload (${lines.join(' | ')}; stderr: ${errors})`);
         sqlite(file, "db.execute('INSERT INTO t VALUES (3)')");
         child.stdin.write('reload\n');
-        await waitFor(() => lines.some((line) => new RegExp(`^reloaded \\d+ ${start + 2}$`).test(line)), `reload() (${lines.join(' | ')})`);
+        await waitFor(() => lines.some((line) => new RegExp(`^reloaded \\d+ ${start + 2}$`).test(line)), () => `reload() (${lines.join(' | ')}; stderr: ${errors})`);
         child.stdin.end();
         const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
         assert.equal(await exited, 0, `the process must exit by itself after close(): ${errors}`);

@@ -46,6 +46,15 @@ describe('watching', () => {
     });
   });
 
+  test('short-lived WAL connections (the -wal created and deleted each time) are followed', async () => {
+    await withCache(WAL, {}, async ({ cache, file }) => {
+      const program =
+        "for i in range(15):\n  c = sqlite3.connect(sys.argv[1], isolation_level=None)\n  c.execute('INSERT INTO t VALUES (?)', (i,))\n  c.close()\n  time.sleep(0.004)";
+      await sqliteAsync(file, program);
+      await waitFor(() => count(cache) === 15, 'all 15 commits');
+    });
+  });
+
   test('commits in rollback (DELETE) mode become visible without reload()', async () => {
     await withCache(DELETE, {}, async ({ cache, file }) => {
       await sqliteAsync(file, "for i in range(20):\n  db.execute('INSERT INTO t VALUES (?)', (i,))\n  time.sleep(0.003)");
@@ -154,6 +163,8 @@ describe('process lifetime', () => {
         assert.match(output, /open generation 1/);
       } finally {
         clearTimeout(timer);
+        const dir = /open generation \d+ in (\S+)/.exec(output)?.[1];
+        if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
       }
     });
   }
