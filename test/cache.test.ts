@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -427,6 +428,45 @@ describe('forgotten leases', () => {
       assert.equal(lines.warn.length, 1);
       assert.match(lines.warn[0]!, /garbage-collected without being released/);
     } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
+describe('images handed to sql.js', () => {
+  test('are Node Buffers (adopted without a copy), also when the WAL grew the database', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    const { default: initSqlJs } = await import('sql.js');
+    const SQL = await initSqlJs();
+    const seen: boolean[] = [];
+    const recording = {
+      Database: class extends SQL.Database {
+        constructor(data?: Uint8Array | null) {
+          seen.push(data == null || Buffer.isBuffer(data));
+          super(data);
+        }
+      },
+    };
+    sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v BLOB)')");
+    const cache = await openDbCache(file, { watch: false, sqlJs: recording });
+    // The writer keeps its connection open until stdin closes, so its commits (which add pages) stay in -wal.
+    const writer = spawn('python3', [
+      '-c',
+      "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\ndb.executemany('INSERT INTO t VALUES (?)', [(bytes(3000),)] * 50)\nprint('committed', flush=True)\nsys.stdin.read()\n",
+      file,
+    ]);
+    try {
+      await new Promise((resolve) => writer.stdout.once('data', resolve));
+      assert.ok(fs.statSync(`${file}-wal`).size > 0);
+      await cache.reload();
+      assert.equal(cache.get<{ n: number }>('SELECT count(*) AS n FROM t')!.n, 50);
+      assert.ok(seen.length >= 2);
+      assert.deepEqual(seen, seen.map(() => true));
+    } finally {
+      writer.stdin.end();
+      await new Promise((resolve) => writer.once('exit', resolve));
       await cache.close();
       cleanup();
     }

@@ -5,7 +5,7 @@ import {
   DB_HEADER_SIZE,
   ImageFormatError,
   isValidPageSize,
-  isWalHeader,
+  marksWal,
   markRollback,
   parseDbHeader,
 } from '../src/image/header.ts';
@@ -144,7 +144,8 @@ function mustScan(wal: Uint8Array) {
 // ---------------------------------------------------------------------------------------------
 
 test('header: a valid header is parsed into its fields', () => {
-  const header = parseDbHeader(dbHeaderBytes({ rawPageSize: 4096, changeCounter: 0x1234_5678, pageCount: 42 }));
+  const rollbackBytes = dbHeaderBytes({ rawPageSize: 4096, changeCounter: 0x1234_5678, pageCount: 42 });
+  const header = parseDbHeader(rollbackBytes);
   assert.deepEqual(header, {
     pageSize: 4096,
     writeVersion: 1,
@@ -153,12 +154,11 @@ test('header: a valid header is parsed into its fields', () => {
     pageCount: 42,
     pageCountValid: true,
   });
-  assert.equal(isWalHeader(header), false);
+  assert.equal(marksWal(rollbackBytes), false);
 
   // WAL mode, the largest 16-bit page size, unsigned 32-bit counters above 2^31.
-  const wal = parseDbHeader(
-    dbHeaderBytes({ rawPageSize: 32768, writeVersion: 2, readVersion: 2, changeCounter: 0xffff_fffe, pageCount: 0x8000_0001 }),
-  );
+  const walBytes = dbHeaderBytes({ rawPageSize: 32768, writeVersion: 2, readVersion: 2, changeCounter: 0xffff_fffe, pageCount: 0x8000_0001 });
+  const wal = parseDbHeader(walBytes);
   assert.deepEqual(wal, {
     pageSize: 32768,
     writeVersion: 2,
@@ -167,9 +167,13 @@ test('header: a valid header is parsed into its fields', () => {
     pageCount: 0x8000_0001,
     pageCountValid: true,
   });
-  assert.equal(isWalHeader(wal), true);
-  assert.equal(isWalHeader({ ...wal, writeVersion: 1 }), true);
-  assert.equal(isWalHeader({ ...wal, readVersion: 1 }), true);
+  assert.equal(marksWal(walBytes), true);
+  for (const [at, version] of [[18, 1], [19, 1]] as const) {
+    const one = walBytes.slice();
+    one[at] = version;
+    assert.equal(marksWal(one), true, `only byte ${at} says rollback`);
+  }
+  assert.equal(marksWal(walBytes.subarray(0, 19)), false);
 
   // The header is read from page 1 of a larger image living at an odd offset inside its buffer.
   const page1 = makeFirstPage(512, 7, { pageCount: 3, changeCounter: 9, reserved: 32 });
@@ -269,7 +273,7 @@ test('header: markRollback sets bytes 18-19 to 1 and touches nothing else', () =
   const page1 = makeFirstPage(1024, 3, { writeVersion: 2, readVersion: 2, pageCount: 2 });
   const image = concat([page1, makePage(1024, 4)]);
   const before = image.slice();
-  assert.equal(isWalHeader(parseDbHeader(image)), true);
+  assert.equal(marksWal(image), true);
 
   markRollback(image);
 
@@ -287,7 +291,7 @@ test('header: markRollback sets bytes 18-19 to 1 and touches nothing else', () =
     pageCount: 2,
     pageCountValid: true,
   });
-  assert.equal(isWalHeader(header), false);
+  assert.equal(marksWal(image), false);
 
   // Also on exactly 20 bytes, and on a view at an offset (only the view's bytes 18-19 change).
   const small = new Uint8Array(20).fill(2);
@@ -612,7 +616,7 @@ test('wal: the database grew (a new, larger image), and a missing page throws Im
   assert.equal(header.pageCount, 4);
   assert.equal(header.changeCounter, 7);
   markRollback(image);
-  assert.equal(isWalHeader(parseDbHeader(image)), false);
+  assert.equal(marksWal(image), false);
 
 
   // A page between the end of the database file and the commit's page count that the WAL

@@ -63,9 +63,9 @@ export function parseDbHeader(bytes: Uint8Array): DbHeader {
   };
 }
 
-/** Whether the header marks the database as being in WAL mode. */
-export function isWalHeader(header: DbHeader): boolean {
-  return header.writeVersion === 2 || header.readVersion === 2;
+/** Whether the first bytes of a database file mark it as being in WAL mode (bytes 18–19). */
+export function marksWal(bytes: Uint8Array): boolean {
+  return bytes.length >= 20 && (bytes[18] === 2 || bytes[19] === 2);
 }
 
 /**

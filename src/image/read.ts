@@ -1,6 +1,6 @@
 import { PipelineFailure } from '../errors.ts';
 import type { FileStat, ImageFileSystem } from './file-system.ts';
-import { DB_HEADER_SIZE, ImageFormatError, markRollback, parseDbHeader } from './header.ts';
+import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader } from './header.ts';
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
@@ -107,7 +107,7 @@ async function readOnce(path: string, fs: ImageFileSystem, knownFingerprint: str
   const fingerprint = knownFingerprint ?? readFingerprint(path, fs);
   const walExists = fs.stat(`${path}-wal`) !== undefined;
   const head = readHead(fs, path, DB_HEADER_SIZE);
-  const walMode = walExists || (head !== undefined && head.length >= 20 && (head[18] === 2 || head[19] === 2));
+  const walMode = walExists || (head !== undefined && marksWal(head));
   return walMode ? readWalMode(path, fs, fingerprint, wal) : readRollbackMode(path, fs, fingerprint);
 }
 
@@ -120,7 +120,7 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
     // then shows up as a changed counter at the end.
     const counterBefore = readCounter(fs, fd, before.size);
     if (journalActive(path, fs)) return new Retry('a rollback journal is active');
-    const bytes = await readWhole(fs, fd, before.size);
+    const bytes = await readInto(fs, fd, fs.allocate(before.size), before.size);
     if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
     const after = fs.fstat(fd);
     if (readCounter(fs, fd, after.size) !== counterBefore || statKey(after) !== statKey(before)) {
@@ -129,7 +129,7 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
     if (fs.stat(`${path}-wal`) !== undefined) return new Retry('a WAL appeared during the read');
     const now = fs.stat(path);
     if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
-    if (bytes.length >= 20 && (bytes[18] === 2 || bytes[19] === 2)) return new Retry('the database is in WAL mode now');
+    if (marksWal(bytes)) return new Retry('the database is in WAL mode now');
     const image = validate(bytes);
     return {
       bytes: image,
@@ -158,12 +158,11 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   const fd = openDatabase(path, fs);
   let dbStat: FileStat;
   let dbBytes: Uint8Array;
+  let allocation: Uint8Array;
   try {
     dbStat = fs.fstat(fd);
-    // Commits in the WAL usually grow the database: room for every WAL frame's page lets the
-    // fold write in place instead of copying the whole image into a larger buffer.
-    const walFrames = headerBefore === undefined ? 0 : Math.floor(((fs.stat(walPath)?.size ?? 0) - WAL_HEADER_SIZE) / (headerBefore.pageSize + WAL_FRAME_HEADER_SIZE));
-    dbBytes = await readWhole(fs, fd, dbStat.size, dbStat.size + Math.max(0, walFrames) * (headerBefore?.pageSize ?? 0));
+    allocation = fs.allocate(dbStat.size + growthRoom(dbStat.size, headerBefore, fs.stat(walPath)?.size ?? 0));
+    dbBytes = await readInto(fs, fd, allocation, dbStat.size);
     if (headerBefore === undefined && statKey(fs.fstat(fd)) !== statKey(dbStat)) {
       return new Retry('the database file changed while no WAL protected it');
     }
@@ -186,7 +185,7 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   if (walFd !== undefined) {
     try {
       walStat = fs.fstat(walFd);
-      walBytes = await readWhole(fs, walFd, walStat.size);
+      walBytes = await readInto(fs, walFd, fs.allocate(walStat.size), walStat.size);
     } finally {
       fs.close(walFd);
     }
@@ -214,7 +213,8 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     if (dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
       throw new PipelineFailure('NOT_A_DATABASE', `the WAL page size ${scan.header.pageSize} differs from the database's`);
     }
-    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => growInPlace(dbBytes, size) ?? fs.allocate(size)));
+    // `subarray` of the allocation keeps its class: sql.js adopts a Buffer without copying it.
+    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => (size <= allocation.length ? allocation.subarray(0, size) : fs.allocate(size))));
   }
   const version = [
     'w',
@@ -342,22 +342,27 @@ function readShmKey(path: string, fs: ImageFileSystem): string {
   return words.join('.');
 }
 
-/** Reads `size` bytes from the start of a file into a fresh buffer, in chunks below 2 GiB. */
-async function readWhole(fs: ImageFileSystem, fd: number, size: number, capacity = size): Promise<Uint8Array> {
-  const bytes = fs.allocate(capacity).subarray(0, size);
+/** Reads `size` bytes from the start of a file into `target`, in chunks below 2 GiB; returns the part read. */
+async function readInto(fs: ImageFileSystem, fd: number, target: Uint8Array, size: number): Promise<Uint8Array> {
   let done = 0;
   while (done < size) {
-    const n = await fs.read(fd, bytes, done, Math.min(size - done, MAX_CHUNK), done);
+    const n = await fs.read(fd, target, done, Math.min(size - done, MAX_CHUNK), done);
     if (n === 0) break;
     done += n;
   }
-  return done === size ? bytes : bytes.subarray(0, done);
+  return target.subarray(0, done);
 }
 
-/** A longer view of the same memory when `bytes` was allocated with room to grow. */
-function growInPlace(bytes: Uint8Array, size: number): Uint8Array | undefined {
-  const room = bytes.buffer.byteLength - bytes.byteOffset;
-  return size <= room ? new Uint8Array(bytes.buffer, bytes.byteOffset, size) : undefined;
+/**
+ * Spare room after the database file's bytes for pages the WAL adds: commits usually grow the
+ * database, and with room the fold writes in place instead of copying the whole image. Capped,
+ * because every snapshot keeps its whole allocation alive and a WAL can be as large as the
+ * database (after a VACUUM) while adding no pages at all.
+ */
+function growthRoom(dbSize: number, header: WalHeader | undefined, walSize: number): number {
+  if (header === undefined) return 0;
+  const frames = Math.max(0, Math.floor((walSize - WAL_HEADER_SIZE) / (header.pageSize + WAL_FRAME_HEADER_SIZE)));
+  return Math.min(frames * header.pageSize, Math.max(dbSize >>> 3, 1 << 20));
 }
 
 function errorCode(error: unknown): string | undefined {
