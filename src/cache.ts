@@ -59,7 +59,12 @@ export interface DbCacheStats {
  * whole committed version.
  */
 export interface DbCache extends Queryable, AsyncDisposable {
-  /** Number of the live version; grows by one each time a changed version is published. */
+  /**
+   * Number of the live version; grows by one each time a changed version is published. (With
+   * an `onReload` overlay, a change of the files that leaves the content equal, such as a WAL
+   * checkpoint, can publish an equal version too: the overlay writes into the image, so there is
+   * no pristine copy to compare with.)
+   */
   readonly generation: number;
   /** The version string of the live version. */
   readonly version: string;
@@ -106,6 +111,10 @@ class Cache extends QueryMethods implements DbCache {
   /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
   #liveVersion = '';
   #fingerprint: string | undefined;
+  /** The files' fingerprint when they last failed as bad content: the watcher does not re-read them unchanged. */
+  #badFingerprint: string | undefined;
+  /** The fingerprint the running reload read. */
+  #readingFingerprint: string | undefined;
   /** The last verified WAL scan: the next read checksums only frames appended since. */
   #wal: WalMemory | undefined;
   /** The live image as read (never written to): an equal new image is a no-op reload. */
@@ -139,6 +148,7 @@ class Cache extends QueryMethods implements DbCache {
       maxStatements: options.maxStatements,
       memoEntries: options.memoEntries,
       logger: this.#logger,
+      onClose: (core) => this.#snapshots.delete(core),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -217,10 +227,7 @@ class Cache extends QueryMethods implements DbCache {
 
   stats(): DbCacheStats {
     let liveBytes = 0;
-    for (const core of this.#snapshots) {
-      if (core.closed) this.#snapshots.delete(core);
-      else liveBytes += core.bytes;
-    }
+    for (const core of this.#snapshots) liveBytes += core.bytes;
     return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes };
   }
 
@@ -256,7 +263,7 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   #changed(): boolean {
-    return this.#source !== undefined || readFingerprint(this.path, this.#fs) !== this.#fingerprint;
+    return readFingerprint(this.path, this.#fs) !== this.#fingerprint;
   }
 
   async #reloadFromWatch(): Promise<boolean> {
@@ -275,13 +282,16 @@ class Cache extends QueryMethods implements DbCache {
     this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
+    this.#readingFingerprint = undefined;
     try {
-      const image = this.#source === undefined ? await this.#readFile() : await this.#readSource(this.#source);
+      const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
+      if (image === SAME_BAD_FILE) return;
       if (image === undefined || this.#unchanged(image)) {
         this.#stats.noopReloads++;
         this.#recovered();
         return;
       }
+      if (this.#closed) throw this.#closedError();
       const baseline = this.#baselineOf(image);
       const core = await this.#build(image);
       if (this.#closed) {
@@ -295,17 +305,26 @@ class Cache extends QueryMethods implements DbCache {
       this.#recovered();
       this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
     } catch (error) {
-      throw this.#fail(error, cause);
+      const failure = this.#fail(error, cause);
+      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#badFingerprint = this.#readingFingerprint;
+      throw failure;
     }
   }
 
-  /** Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed. */
-  async #readFile(): Promise<DatabaseImage | undefined> {
+  /**
+   * Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed, or
+   * SAME_BAD_FILE when the watcher would re-read files whose content already failed as they are.
+   */
+  async #readFile(cause: ReloadCause): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
     const fingerprint = readFingerprint(this.path, this.#fs);
     if (this.#current !== undefined && fingerprint === this.#fingerprint) return undefined;
+    if (cause === 'watch' && fingerprint === this.#badFingerprint) return SAME_BAD_FILE;
+    this.#readingFingerprint = fingerprint;
     const policy = {
       busyTimeoutMs: this.#options.busyTimeoutMs,
       sleep: (ms: number) => {
+        // close() waits for this reload: do not make it wait out the whole retry budget.
+        if (this.#closed) return Promise.reject(this.#closedError());
         this.#stats.retries++;
         return sleep(ms);
       },
@@ -440,6 +459,7 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   #recovered(): void {
+    this.#badFingerprint = undefined;
     if (!this.#failing) return;
     this.#failing = false;
     this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
@@ -455,6 +475,9 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 }
+
+/** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
+const SAME_BAD_FILE = Symbol('same bad file');
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);

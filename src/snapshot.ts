@@ -13,6 +13,8 @@ export interface QuerySettings {
   /** Results memoised per snapshot (0: no memo). */
   readonly memoEntries: number;
   readonly logger: Logger;
+  /** Told when a snapshot's database has been closed. */
+  readonly onClose: (core: SnapshotCore) => void;
 }
 
 /** How a row is returned: an object keyed by column, an array of values, or the first value alone. */
@@ -280,7 +282,9 @@ export class SnapshotCore {
     this.#closed = true;
     for (const statement of this.#statements.values()) statement.raw.free();
     this.#statements.clear();
+    this.#memo = undefined;
     this.#db.close();
+    this.settings.onClose(this);
   }
 }
 
