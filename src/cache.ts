@@ -528,7 +528,8 @@ export async function openDbCacheOn(
   try {
     sqlJs = await loadSqlJs(resolved.sqlJs);
   } catch (error) {
-    throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); no cache was opened`, { cause: error });
+    if (error instanceof TypeError) throw error;
+    throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
   const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
   try {

@@ -85,14 +85,21 @@ async function watch(path: string, sql: string | undefined, json: boolean, outpu
     if (sql !== undefined) printRows(cache, sql, json, output);
   };
   cache.subscribe((event) => {
-    if (event.type === 'reload') show(event.generation, event.durationMs, event.bytes);
-    else output.err(`dbcache: ${event.error.message}`);
+    if (event.type === 'error') {
+      output.err(`dbcache: ${event.error.message}`);
+      return;
+    }
+    try {
+      show(event.generation, event.durationMs, event.bytes);
+    } catch (error) {
+      output.err(`dbcache: ${error instanceof Error ? error.message : String(error)}`);
+    }
   });
-  const { lastReloadMs, liveBytes } = cache.stats();
-  show(cache.generation, lastReloadMs, liveBytes);
   // The watcher never keeps a process alive by itself; the CLI wants exactly that.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
+    const { lastReloadMs, liveBytes } = cache.stats();
+    show(cache.generation, lastReloadMs, liveBytes);
     await stopped;
   } finally {
     clearInterval(keepAlive);

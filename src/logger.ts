@@ -15,7 +15,7 @@ export interface Logger {
   error(...args: unknown[]): unknown;
 }
 
-/** A tslog logger named `dbcache` that prints nothing; attach a transport through `logger` to see it. */
+/** The default: a tslog logger named `dbcache` that prints nothing (pass `logger` to see what dbcache says). */
 export function createSilentLogger(): Logger {
   return new TsLogger({ name: 'dbcache', type: 'hidden' });
 }

@@ -52,7 +52,7 @@ function isNameChar(code: number): boolean {
   );
 }
 
-/** A value in the form sql.js binds: booleans as 0/1, safe bigints as numbers. Throws TypeError for anything else. */
+/** A value in the form sql.js binds: booleans as 0/1, bigints as numbers (or text beyond 2^53). Throws TypeError for anything else. */
 function toBindable(value: BindValue, where: string): number | string | Uint8Array | null {
   switch (typeof value) {
     case 'number':
@@ -61,10 +61,9 @@ function toBindable(value: BindValue, where: string): number | string | Uint8Arr
     case 'boolean':
       return value ? 1 : 0;
     case 'bigint':
-      if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
-        throw new RangeError(`${where}: bigint ${value} is outside the range sql.js can bind exactly (±2^53)`);
-      }
-      return Number(value);
+      // sql.js cannot bind a 64-bit integer: beyond ±2^53 the decimal text is bound, which an
+      // INTEGER column compares exactly (type affinity turns it back into the integer).
+      return value >= MIN_EXACT && value <= MAX_EXACT ? Number(value) : value.toString();
     default:
       if (value === null || value instanceof Uint8Array) return value;
       throw new TypeError(
@@ -74,6 +73,8 @@ function toBindable(value: BindValue, where: string): number | string | Uint8Arr
 }
 
 const NO_PARAMS: unknown[] = [];
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
 
 function bindsAsIs(value: unknown): boolean {
   const type = typeof value;

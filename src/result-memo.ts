@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { Params } from './types.ts';
 
 /**
@@ -16,8 +17,42 @@ export function isDeterministic(sql: string): boolean {
 export interface MemoTable {
   /** Keyed by a lone number or string parameter itself. */
   readonly byValue: Map<number | string, unknown>;
-  /** Keyed by the JSON of the parameters ('' without parameters). */
-  readonly byJson: Map<string, unknown>;
+  /** Keyed by a type-tagged encoding of the parameters ('' without parameters). */
+  readonly byKey: Map<string, unknown>;
+}
+
+function isNow(value: string): boolean {
+  return value.length === 3 && value.toLowerCase() === 'now';
+}
+
+/**
+ * Parameter values as one string in which each value carries its type and length, so that two
+ * different parameter lists never share a key (unlike JSON, where `Infinity` and `null` agree).
+ */
+function encodeValues(values: readonly unknown[]): string | undefined {
+  let key = '';
+  for (const value of values) {
+    switch (typeof value) {
+      case 'number':
+        key += `n${value};`;
+        break;
+      case 'bigint':
+        key += `i${value};`;
+        break;
+      case 'boolean':
+        key += value ? 'b1;' : 'b0;';
+        break;
+      case 'string':
+        if (isNow(value)) return undefined;
+        key += `s${value.length}:${value}`;
+        break;
+      default:
+        if (value === null) key += 'z;';
+        else if (value instanceof Uint8Array) key += `x${value.length}:${Buffer.from(value.buffer, value.byteOffset, value.length).toString('latin1')}`;
+        else return undefined;
+    }
+  }
+  return key;
 }
 
 /** Stands for a remembered "no row" (`get` returning `undefined`). */
@@ -45,24 +80,32 @@ export class ResultMemo {
     const tables = (this.#tables[slot] ??= new Map());
     let table = tables.get(sql);
     if (table === undefined) {
-      table = isDeterministic(sql) ? { byValue: new Map(), byJson: new Map() } : null;
+      // SQL built per call (values inlined) would add tables without end: start over past the limit.
+      if (tables.size >= this.#limit) tables.clear();
+      table = isDeterministic(sql) ? { byValue: new Map(), byKey: new Map() } : null;
       tables.set(sql, table);
     }
     return table ?? undefined;
   }
 
-  /** Where the result of a call with `params` lives in `table`, or `undefined` if it cannot be keyed (bigint). */
+  /**
+   * Where the result of a call with `params` lives in `table`, or `undefined` when the call must
+   * not be memoised (a value that cannot be keyed, or the string 'now', which SQLite's date
+   * functions read as the clock).
+   */
   static locate(table: MemoTable, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
-    if (params === undefined) return [table.byJson, ''];
-    if (Array.isArray(params) && params.length === 1) {
-      const value: unknown = params[0];
-      if (typeof value === 'number' || typeof value === 'string') return [table.byValue, value];
+    if (params === undefined) return [table.byKey, ''];
+    if (Array.isArray(params)) {
+      if (params.length === 1) {
+        const value: unknown = params[0];
+        if (typeof value === 'number' || (typeof value === 'string' && !isNow(value))) return [table.byValue, value];
+      }
+      const key = encodeValues(params);
+      return key === undefined ? undefined : [table.byKey, `[${key}`];
     }
-    try {
-      return [table.byJson, JSON.stringify(params)];
-    } catch {
-      return undefined;
-    }
+    const names = Object.keys(params);
+    const key = encodeValues(names.map((name) => (params as Readonly<Record<string, unknown>>)[name]));
+    return key === undefined ? undefined : [table.byKey, `{${names.join('\u0001')}\u0002${key}`];
   }
 
   remember(map: Map<unknown, unknown>, key: unknown, value: unknown): void {

@@ -75,10 +75,6 @@ export class SnapshotCore {
     if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   acquire(): void {
     this.#leases++;
   }
@@ -101,15 +97,16 @@ export class SnapshotCore {
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
   run(sql: string, params?: Params): RunResult {
+    const before = this.#counter('total_changes()');
     this.#use(sql, params, (raw) => {
       while (raw.step());
     });
-    return this.#guard(() => {
-      const changes = this.#db.getRowsModified();
-      if (changes === 0) return { changes, lastInsertRowid: 0 };
-      const rowid = this.#db.exec('SELECT last_insert_rowid()') as Array<{ values: number[][] }>;
-      return { changes, lastInsertRowid: rowid[0]?.values[0]?.[0] ?? 0 };
-    });
+    return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+  }
+
+  #counter(call: string): number {
+    const result = this.#guard(() => this.#db.exec(`SELECT ${call}`)) as Array<{ values: number[][] }>;
+    return result[0]?.values[0]?.[0] ?? 0;
   }
 
   /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
@@ -183,12 +180,15 @@ export class SnapshotCore {
 
   /** Rows one at a time; the caller holds a lease for as long as the iterator is open. */
   *iterate(sql: string, params: Params | undefined, shape: RowShape): Generator<unknown, void, undefined> {
-    const statement = this.#checkout(sql);
+    // A statement of its own: an iterator that is dropped unfinished must not hold the cached
+    // one (every later call with this SQL would prepare afresh). Freed with the database.
+    this.#assertOpen();
+    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
     try {
       this.#guard(() => statement.raw.bind(toSqlJsParams(params, statement.named)));
       while (this.#guard(() => statement.raw.step())) yield this.#row(statement, shape);
     } finally {
-      this.#checkin(sql, statement);
+      if (!this.#closed) statement.raw.free();
     }
   }
 
@@ -215,13 +215,13 @@ export class SnapshotCore {
     }
   }
 
-  /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
   #assertOpen(): void {
     if (this.#closed) {
       throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
     }
   }
 
+  /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
   #checkout(sql: string): CompiledStatement {
     this.#assertOpen();
     const cached = this.#statements.get(sql);

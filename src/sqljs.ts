@@ -15,7 +15,6 @@ export interface SqlJsDatabase {
   exec(sql: string): unknown;
   run(sql: string, params?: unknown): unknown;
   prepare(sql: string): SqlJsStatement;
-  getRowsModified(): number;
   close(): void;
 }
 
@@ -40,7 +39,7 @@ const builds = new Map<'wasm' | 'inline', Promise<SqlJsLike>>();
  * (no file read: bundlers, Deno without read access to node_modules).
  */
 export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
-  if (choice !== 'wasm' && choice !== 'inline') return Promise.resolve(choice);
+  if (choice !== 'wasm' && choice !== 'inline') return Promise.resolve(choice).then(checkModule);
   let loading = builds.get(choice);
   if (loading === undefined) {
     // Imported lazily: a bundle that only uses one build does not carry the other.
@@ -59,4 +58,11 @@ export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
  */
 export function openImage(sqlJs: SqlJsLike, image: Uint8Array): SqlJsDatabase {
   return new sqlJs.Database(image.length === 0 ? null : image);
+}
+
+function checkModule(module: SqlJsLike): SqlJsLike {
+  if (typeof (module as Partial<SqlJsLike> | null)?.Database !== 'function') {
+    throw new TypeError('options.sqlJs must be an initialised sql.js module (the result of `await initSqlJs()`, with a Database class)');
+  }
+  return module;
 }

@@ -227,7 +227,7 @@ describe('onReload overlay', () => {
         infos.push(info.generation);
         db.exec('CREATE TABLE derived AS SELECT sum(v) AS total FROM t');
         await Promise.resolve();
-        db.run('INSERT INTO derived VALUES (?)', [-1]);
+        assert.deepEqual(db.run('INSERT INTO derived VALUES (?)', [-1]), { changes: 1, lastInsertRowid: 2 });
       },
     });
     try {

@@ -55,6 +55,12 @@ describe('dbcache command line', () => {
     assert.equal(await done, 0);
   });
 
+  test('watch with bad SQL exits 1 and closes its cache', async () => {
+    const run = capture();
+    assert.equal(await runCli(['watch', file, 'SELECT * FROM nope'], run.output, new AbortController().signal), 1);
+    assert.match(run.err.join('\n'), /no such table: nope/);
+  });
+
   test('bad usage exits 2, unreadable databases and bad SQL exit 1', async () => {
     for (const args of [[], ['frob', file], ['query', file], ['info'], ['query', file, 'SELECT 1', 'extra'], ['query', file, 'SELECT 1', '--nope']]) {
       const run = capture();

@@ -130,5 +130,7 @@ describe('sql.js builds', () => {
     }
     db.close();
     await assert.rejects(openDbCache(() => new Uint8Array(), { sqlJs: 'asm' as never }), { name: 'TypeError', message: /options\.sqlJs/ });
+    await assert.rejects(openDbCache(() => new Uint8Array(), { sqlJs: {} as never }), { name: 'TypeError', message: /options\.sqlJs/ });
+    await assert.rejects(openDbCache(() => new Uint8Array(), { sqlJs: Promise.resolve({}) as never }), { name: 'TypeError', message: /options\.sqlJs/ });
   });
 });
