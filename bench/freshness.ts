@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
 import { createDatabase, type JournalMode } from './support/database.ts';
 import { environment, saveReport, tempDir } from './support/env.ts';
+import { random } from './support/query-workload.ts';
 import { max, mean, median, mib, min, ms, nextTurn, percentile, table, sleep, verdict } from './support/stats.ts';
 
 const MiB = 2 ** 20;
@@ -30,17 +31,6 @@ const QUIET_MS = 300;
 const TIMEOUT_MS = 5000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Deterministic gaps between commits (mulberry32), so runs are comparable. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The Python writer process; each command resolves with the arrival time of its answer. */
 class Writer {

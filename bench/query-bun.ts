@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { openDbCache } from '../src/index.ts';
-import { measure, normalise, POINT_SQL, SCAN_SQL, type Contender, type Workload } from './support/query-workload.ts';
+import { dbcacheContenders, measure, normalise, POINT_SQL, scanDigest, SCAN_SQL, type Contender, type Workload } from './support/query-workload.ts';
 
 declare const Bun: { version: string; gc(force: boolean): void } | undefined;
 
@@ -46,42 +46,11 @@ async function main(): Promise<void> {
   const snapshot = cache.snapshot();
   try {
     const sqlite = String((onFile.query('SELECT sqlite_version() AS v').get() as { v: string }).v);
-    const prepared = snapshot.prepare<Row>(POINT_SQL);
     const fileStatement = onFile.prepare(POINT_SQL);
-    const preparedScan = snapshot.prepare<Row>(SCAN_SQL);
-    const digest = (rows: readonly Row[]) => rows.length + (rows[0]?.id ?? 0) + (rows[rows.length - 1]?.id ?? 0);
 
+    const ours = dbcacheContenders('bun-', cache, memo, snapshot);
     const points: Record<string, Contender> = {
-      'bun-dbcache-get': {
-        id: 'bun-dbcache-get',
-        label: 'dbcache `cache.get(sql, [id])`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += cache.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => cache.get(POINT_SQL, [key]),
-      },
-      'bun-dbcache-prepared': {
-        id: 'bun-dbcache-prepared',
-        label: 'dbcache `snapshot.prepare(sql)` → `stmt.get([id])`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += prepared.get([keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => prepared.get([key]),
-      },
-      'bun-dbcache-memo': {
-        id: 'bun-dbcache-memo',
-        label: 'dbcache `cache.get` with `memo: true`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += memo.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => memo.get(POINT_SQL, [key]),
-      },
+      ...ours.points,
       'bun-sqlite-file': {
         id: 'bun-sqlite-file',
         label: 'bun:sqlite `db.query(sql).get(id)`, file (readonly)',
@@ -114,32 +83,13 @@ async function main(): Promise<void> {
       },
     };
     const scans: Record<string, Contender> = {
-      'bun-dbcache-all': {
-        id: 'bun-dbcache-all',
-        label: 'dbcache `cache.all(sql, [start])`',
-        run(starts) {
-          let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(cache.all<Row>(SCAN_SQL, [starts[i]!]));
-          return sum;
-        },
-        one: (start) => cache.all(SCAN_SQL, [start]),
-      },
-      'bun-dbcache-prepared': {
-        id: 'bun-dbcache-prepared',
-        label: 'dbcache `snapshot.prepare(sql)` → `stmt.all([start])`',
-        run(starts) {
-          let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(preparedScan.all([starts[i]!]));
-          return sum;
-        },
-        one: (start) => preparedScan.all([start]),
-      },
+      ...ours.scans,
       'bun-sqlite-file': {
         id: 'bun-sqlite-file',
         label: 'bun:sqlite `db.query(sql).all(start)`, file (readonly)',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(onFile.query(SCAN_SQL).all(starts[i]) as Row[]);
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(onFile.query(SCAN_SQL).all(starts[i]) as Row[]);
           return sum;
         },
         one: (start) => onFile.query(SCAN_SQL).all(start),
@@ -149,7 +99,7 @@ async function main(): Promise<void> {
         label: 'bun:sqlite `db.query(sql).all(start)`, in memory',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(inMemory.query(SCAN_SQL).all(starts[i]) as Row[]);
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(inMemory.query(SCAN_SQL).all(starts[i]) as Row[]);
           return sum;
         },
         one: (start) => inMemory.query(SCAN_SQL).all(start),

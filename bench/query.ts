@@ -24,7 +24,7 @@ import { openDbCache, type DbCache } from '../src/index.ts';
 import { BetterSqlite3, type BetterDatabase } from './support/better-sqlite3.ts';
 import { createDatabase } from './support/database.ts';
 import { environment, machine, projectRoot, saveJson, saveReport, tempDir } from './support/env.ts';
-import { makeWorkload, measure, normalise, POINT_SQL, SCAN_ROWS, SCAN_SQL, type Contender, type Timing, type Workload } from './support/query-workload.ts';
+import { dbcacheContenders, makeWorkload, measure, normalise, scanDigest, POINT_SQL, SCAN_ROWS, SCAN_SQL, type Contender, type Timing, type Workload } from './support/query-workload.ts';
 import { collect, gcAvailable, table } from './support/stats.ts';
 
 const MiB = 2 ** 20;
@@ -150,7 +150,6 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
 
     const betterFileGet = betterFile.prepare(POINT_SQL);
     const betterMemoryGet = betterMemory.prepare(POINT_SQL);
-    const prepared = snapshot.prepare<Row>(POINT_SQL);
     const sharedGet = shared.prepare(POINT_SQL);
     const exclusiveGet = exclusive.prepare(POINT_SQL);
     const exclusiveRows = exclusive.prepare(POINT_SQL);
@@ -158,37 +157,9 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
     const sized16 = sized.get(16_384)!;
     const sized128 = sized.get(131_072)!;
 
+    const ours = dbcacheContenders('', cache, memo, snapshot);
     const points: Record<string, Contender> = {
-      'dbcache-get': {
-        id: 'dbcache-get',
-        label: 'dbcache `cache.get(sql, [id])`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += cache.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => cache.get(POINT_SQL, [key]),
-      },
-      'dbcache-prepared': {
-        id: 'dbcache-prepared',
-        label: 'dbcache `snapshot.prepare(sql)` → `stmt.get([id])`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += prepared.get([keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => prepared.get([key]),
-      },
-      'dbcache-memo': {
-        id: 'dbcache-memo',
-        label: 'dbcache `cache.get` with `memo: true`',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += memo.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => memo.get(POINT_SQL, [key]),
-      },
+      ...ours.points,
       'better-file': {
         id: 'better-file',
         label: 'better-sqlite3 `stmt.get(id)`, file (readonly)',
@@ -281,12 +252,10 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
 
     const betterFileScan = betterFile.prepare(SCAN_SQL);
     const betterMemoryScan = betterMemory.prepare(SCAN_SQL);
-    const preparedScan = snapshot.prepare<Row>(SCAN_SQL);
     const exclusiveScan = exclusive.prepare(SCAN_SQL);
     const sharedScan = shared.prepare(SCAN_SQL);
     const scanColumns = exclusiveScan.getColumnNames();
     /** A checksum of one scan: row count, first and last id. */
-    const digest = (rows: readonly Row[]) => rows.length + (rows[0]?.id ?? 0) + (rows[rows.length - 1]?.id ?? 0);
     const sqlJsScan = (stmt: SqlJsStatement, start: number): Row[] => {
       stmt.bind([start]);
       const rows: Row[] = [];
@@ -299,26 +268,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
       return rows;
     };
     const scans: Record<string, Contender> = {
-      'dbcache-all': {
-        id: 'dbcache-all',
-        label: 'dbcache `cache.all(sql, [start])`',
-        run(starts) {
-          let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(cache.all<Row>(SCAN_SQL, [starts[i]!]));
-          return sum;
-        },
-        one: (start) => cache.all(SCAN_SQL, [start]),
-      },
-      'dbcache-prepared': {
-        id: 'dbcache-prepared',
-        label: 'dbcache `snapshot.prepare(sql)` → `stmt.all([start])`',
-        run(starts) {
-          let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(preparedScan.all([starts[i]!]));
-          return sum;
-        },
-        one: (start) => preparedScan.all([start]),
-      },
+      ...ours.scans,
       'dbcache-values': {
         id: 'dbcache-values',
         label: 'dbcache `cache.values(sql, [start])` (arrays, not objects)',
@@ -337,7 +287,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
         label: 'better-sqlite3 `stmt.all(start)`, file (readonly)',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(betterFileScan.all(starts[i]) as Row[]);
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(betterFileScan.all(starts[i]) as Row[]);
           return sum;
         },
         one: (start) => betterFileScan.all(start),
@@ -347,7 +297,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
         label: 'better-sqlite3 `stmt.all(start)`, in memory',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(betterMemoryScan.all(starts[i]) as Row[]);
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(betterMemoryScan.all(starts[i]) as Row[]);
           return sum;
         },
         one: (start) => betterMemoryScan.all(start),
@@ -357,7 +307,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
         label: 'raw sql.js, default locking, `get()` + cached column names',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(sqlJsScan(sharedScan, starts[i]!));
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(sqlJsScan(sharedScan, starts[i]!));
           return sum;
         },
         one: (start) => sqlJsScan(sharedScan, start),
@@ -367,7 +317,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
         label: 'raw sql.js, exclusive, `get()` + cached column names',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(sqlJsScan(exclusiveScan, starts[i]!));
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(sqlJsScan(exclusiveScan, starts[i]!));
           return sum;
         },
         one: (start) => sqlJsScan(exclusiveScan, start),
@@ -377,7 +327,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
         label: 'dbcache `cache.all`, `PRAGMA cache_size=-131072` (128 MiB)',
         run(starts) {
           let sum = 0;
-          for (let i = 0; i < starts.length; i++) sum += digest(sized128.all<Row>(SCAN_SQL, [starts[i]!]));
+          for (let i = 0; i < starts.length; i++) sum += scanDigest(sized128.all<Row>(SCAN_SQL, [starts[i]!]));
           return sum;
         },
         one: (start) => sized128.all(SCAN_SQL, [start]),

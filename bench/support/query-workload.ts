@@ -120,3 +120,65 @@ export function measure(
     return { id: c.id, label: c.label, runtime, medianNs: med, minNs: Math.min(...ns), maxNs: Math.max(...ns), perSecond: 1e9 / med, roundsNs: ns };
   });
 }
+
+/** The read methods the dbcache contenders call (a cache, or a leased snapshot for `prepare`). */
+interface DbcacheReader {
+  get<R>(sql: string, params?: readonly number[]): R | undefined;
+  all<R>(sql: string, params?: readonly number[]): R[];
+}
+
+interface IdRow {
+  id: number;
+}
+
+/** The first, last and count of a scan's rows: cheap, and it differs when the rows do. */
+export function scanDigest(rows: readonly IdRow[]): number {
+  return rows.length + (rows[0]?.id ?? 0) + (rows[rows.length - 1]?.id ?? 0);
+}
+
+/**
+ * The dbcache contenders both runtimes measure: `cache.get` / `cache.all`, a prepared snapshot
+ * statement, and `cache.get` on a cache opened with `memo: true`. Ids start with `prefix`.
+ */
+export function dbcacheContenders(
+  prefix: string,
+  cache: DbcacheReader,
+  memo: DbcacheReader,
+  snapshot: { prepare<R>(sql: string): { get(params?: readonly number[]): R | undefined; all(params?: readonly number[]): R[] } },
+): { points: Record<string, Contender>; scans: Record<string, Contender> } {
+  const prepared = snapshot.prepare<IdRow>(POINT_SQL);
+  const preparedScan = snapshot.prepare<IdRow>(SCAN_SQL);
+  const lookups = (id: string, label: string, get: (key: number) => IdRow | undefined): Contender => ({
+    id: `${prefix}${id}`,
+    label,
+    run(keys) {
+      let sum = 0;
+      for (let i = 0; i < keys.length; i++) sum += get(keys[i]!)!.id;
+      return sum;
+    },
+    one: get,
+  });
+  const scan = (id: string, label: string, all: (start: number) => IdRow[]): Contender => ({
+    id: `${prefix}${id}`,
+    label,
+    run(starts) {
+      let sum = 0;
+      for (let i = 0; i < starts.length; i++) sum += scanDigest(all(starts[i]!));
+      return sum;
+    },
+    one: all,
+  });
+  const points = [
+    lookups('dbcache-get', 'dbcache `cache.get(sql, [id])`', (key) => cache.get<IdRow>(POINT_SQL, [key])),
+    lookups('dbcache-prepared', 'dbcache `snapshot.prepare(sql)` → `stmt.get([id])`', (key) => prepared.get([key])),
+    lookups('dbcache-memo', 'dbcache `cache.get` with `memo: true`', (key) => memo.get<IdRow>(POINT_SQL, [key])),
+  ];
+  const scans = [
+    scan('dbcache-all', 'dbcache `cache.all(sql, [start])`', (start) => cache.all<IdRow>(SCAN_SQL, [start])),
+    scan('dbcache-prepared', 'dbcache `snapshot.prepare(sql)` → `stmt.all([start])`', (start) => preparedScan.all([start])),
+  ];
+  return {
+    points: Object.fromEntries(points.map((contender) => [contender.id, contender])),
+    scans: Object.fromEntries(scans.map((contender) => [contender.id, contender])),
+  };
+}
