@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { DbCacheError, PipelineFailure, describe } from './errors.ts';
-import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, validate, type DatabaseImage, type WalMemory } from './image/read.ts';
+import { fileClockNs, nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
+import { readFingerprint, readImage, sameFiles, validate, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -110,11 +110,13 @@ class Cache extends QueryMethods implements DbCache {
   #current: SnapshotCore | undefined;
   /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
   #liveVersion = '';
-  #fingerprint: string | undefined;
+  /** Whether {@link Cache.#liveVersion} was read outside the racy window: only then does an equal version prove equal content. */
+  #liveVersionSettled = false;
+  #fingerprint: Fingerprint | undefined;
   /** The files' fingerprint when they last failed as bad content: the watcher does not re-read them unchanged. */
-  #badFingerprint: string | undefined;
+  #badFingerprint: Fingerprint | undefined;
   /** The fingerprint the running reload read. */
-  #readingFingerprint: string | undefined;
+  #readingFingerprint: Fingerprint | undefined;
   /** The last verified WAL scan: the next read checksums only frames appended since. */
   #wal: WalMemory | undefined;
   /** The live image as read (never written to): an equal new image is a no-op reload. */
@@ -262,8 +264,24 @@ class Cache extends QueryMethods implements DbCache {
     return new DbCacheError('CLOSED', this.path, `The cache of ${this.path} is closed; open a new one with openDbCache()`);
   }
 
+  /**
+   * The watcher's quick re-check: stats only. A fingerprint equal to one taken inside the racy
+   * window proves nothing, but re-reading the file on every re-check would cost a full read each
+   * few milliseconds: the verifying read is scheduled once the window has passed instead.
+   */
   #changed(): boolean {
-    return readFingerprint(this.path, this.#fs) !== this.#fingerprint;
+    const fingerprint = readFingerprint(this.path, this.#fs);
+    if (fingerprint.key !== this.#fingerprint?.key) return true;
+    this.#scheduleVerification();
+    return false;
+  }
+
+  /** With the live fingerprint inside the racy window, one watch reload once it has passed. */
+  #scheduleVerification(): void {
+    const fingerprint = this.#fingerprint;
+    if (this.#scheduler === undefined || fingerprint === undefined || fingerprint.settled) return;
+    const waitMs = Number(fingerprint.settlesAtNs - fileClockNs(this.#fs)) / 1e6;
+    this.#scheduler.verifyAt(systemClock.now() + Math.max(0, waitMs) + 1);
   }
 
   async #reloadFromWatch(): Promise<boolean> {
@@ -289,6 +307,7 @@ class Cache extends QueryMethods implements DbCache {
       if (image === undefined || this.#unchanged(image)) {
         this.#stats.noopReloads++;
         this.#recovered();
+        this.#scheduleVerification();
         return;
       }
       if (this.#closed) throw this.#closedError();
@@ -303,6 +322,7 @@ class Cache extends QueryMethods implements DbCache {
       this.#stats.reloads++;
       this.#stats.lastReloadMs = durationMs;
       this.#recovered();
+      this.#scheduleVerification();
       this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
     } catch (error) {
       const failure = this.#fail(error, cause);
@@ -317,8 +337,9 @@ class Cache extends QueryMethods implements DbCache {
    */
   async #readFile(cause: ReloadCause): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
     const fingerprint = readFingerprint(this.path, this.#fs);
-    if (this.#current !== undefined && fingerprint === this.#fingerprint) return undefined;
-    if (cause === 'watch' && fingerprint === this.#badFingerprint) return SAME_BAD_FILE;
+    // Inside the racy window an equal fingerprint proves nothing: read and compare the content.
+    if (this.#current !== undefined && sameFiles(this.#fingerprint, fingerprint)) return undefined;
+    if (cause === 'watch' && sameFiles(this.#badFingerprint, fingerprint)) return SAME_BAD_FILE;
     this.#readingFingerprint = fingerprint;
     const policy = {
       busyTimeoutMs: this.#options.busyTimeoutMs,
@@ -349,20 +370,32 @@ class Cache extends QueryMethods implements DbCache {
     const image = Buffer.allocUnsafeSlow(bytes.length);
     image.set(bytes);
     validate(image);
-    return { bytes: image, version: `source:${this.#sourceVersions + 1}:${image.length}`, mode: 'rollback', fingerprint: '' };
+    return {
+      bytes: image,
+      version: `source:${this.#sourceVersions + 1}:${image.length}`,
+      settled: false,
+      mode: 'rollback',
+      fingerprint: { key: '', settled: false, settlesAtNs: 0n },
+    };
   }
 
   /** Whether `image` holds what is already live; then it only refreshes what proves that. */
   #unchanged(image: DatabaseImage): boolean {
     if (this.#current === undefined) return false;
-    const same =
-      (this.#source === undefined && image.version === this.#liveVersion) ||
-      (this.#baseline !== undefined && sameBytes(this.#baseline, image.bytes));
-    if (same) {
+    // An equal version proves equal content only if the live one was read outside the racy
+    // window (its file times would have moved with any later write); otherwise compare bytes.
+    if (this.#source === undefined && this.#liveVersionSettled && image.version === this.#liveVersion) {
       this.#liveVersion = image.version;
       this.#fingerprint = image.fingerprint;
+      return true;
     }
-    return same;
+    if (this.#baseline === undefined || !sameBytes(this.#baseline, image.bytes)) return false;
+    this.#liveVersion = image.version;
+    this.#liveVersionSettled = image.settled;
+    this.#fingerprint = image.fingerprint;
+    // An overlay's pristine copy is kept only until a settled version can stand in for it.
+    if (this.#options.onReload !== undefined && this.#source === undefined && image.settled) this.#baseline = undefined;
+    return true;
   }
 
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
@@ -410,12 +443,12 @@ class Cache extends QueryMethods implements DbCache {
 
   /**
    * What the next image is compared with. sql.js writes the overlay into the image itself, so
-   * with an overlay a file cache relies on versions alone, and a source cache (which has no
-   * versions) keeps a copy.
+   * with an overlay a file cache relies on versions alone once they are settled (outside the racy
+   * window); before that, and always for a source cache (which has no versions), it keeps a copy.
    */
   #baselineOf(image: DatabaseImage): Uint8Array | undefined {
     if (this.#options.onReload === undefined) return image.bytes;
-    return this.#source === undefined ? undefined : Buffer.from(image.bytes);
+    return this.#source === undefined && image.settled ? undefined : Buffer.from(image.bytes);
   }
 
   #publish(core: SnapshotCore, image: DatabaseImage, baseline: Uint8Array | undefined): void {
@@ -423,6 +456,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#current = core;
     this.#snapshots.add(core);
     this.#liveVersion = image.version;
+    this.#liveVersionSettled = image.settled;
     this.#fingerprint = image.fingerprint;
     this.#baseline = baseline;
     if (this.#source !== undefined) this.#sourceVersions++;

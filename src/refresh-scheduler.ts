@@ -38,6 +38,8 @@ export class RefreshScheduler {
   #firstEvent: number | undefined;
   #lastEvent = -Infinity;
   #failures = 0;
+  /** When a verifying reload is due (clock time), or Infinity. */
+  #verifyAt = Infinity;
   #reloading = false;
   #stopped = false;
 
@@ -59,6 +61,16 @@ export class RefreshScheduler {
       return;
     }
     this.#schedule(Math.min(now + this.#timing.debounceMs, this.#firstEvent + this.#timing.maxWaitMs), 'reload');
+  }
+
+  /**
+   * Asks for one reload at `at` (clock time) even if no event comes: files changed inside the
+   * racy window of coarse file times must be verified by content once it has passed.
+   */
+  verifyAt(at: number): void {
+    if (this.#stopped) return;
+    this.#verifyAt = at;
+    if (this.#timer === undefined && !this.#reloading) this.#schedule(at, 'reload');
   }
 
   stop(): void {
@@ -89,6 +101,7 @@ export class RefreshScheduler {
       return;
     }
     this.#firstEvent = undefined;
+    this.#verifyAt = Infinity;
     this.#reloading = true;
     void this.#target.reload().then((ok) => {
       this.#reloading = false;
@@ -108,6 +121,8 @@ export class RefreshScheduler {
       this.#schedule(Math.min(this.#lastEvent + this.#timing.debounceMs, this.#firstEvent + this.#timing.maxWaitMs), 'reload');
     } else if (now - this.#lastEvent < this.#timing.settleMs) {
       this.#schedule(now + this.#timing.pollMs, 'check');
+    } else if (this.#verifyAt !== Infinity) {
+      this.#schedule(this.#verifyAt, 'reload');
     }
   }
 

@@ -26,6 +26,30 @@ export interface ImageFileSystem {
   read(fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** A new, uninitialised buffer that nothing else references. */
   allocate(size: number): Uint8Array;
+  /**
+   * The current time on the clock file times come from, in nanoseconds since the epoch; with
+   * {@link ImageFileSystem.racyWindowNs}, what decides whether file times prove anything. Default:
+   * the system clock.
+   */
+  now?(): bigint;
+  /**
+   * How coarse file times may be, plus how far the file clock may lag {@link ImageFileSystem.now}.
+   * A file whose newest time is not older than this proves nothing by its metadata (git's
+   * "racy clean" rule). Default: {@link DEFAULT_RACY_WINDOW_NS}.
+   */
+  readonly racyWindowNs?: bigint;
+}
+
+/**
+ * 2 s (FAT's time resolution, the coarsest in common use; ext4 with 128-byte inodes, HFS+ and many
+ * network file systems have 1 s) plus 50 ms for a kernel's coarse clock tick: nothing tells a
+ * program how coarse the file system under a path stamps its files.
+ */
+export const DEFAULT_RACY_WINDOW_NS = 2_050_000_000n;
+
+/** The file system's clock, or the system's. */
+export function fileClockNs(fs: ImageFileSystem): bigint {
+  return fs.now === undefined ? BigInt(Date.now()) * 1_000_000n : fs.now();
 }
 
 function toStat(stat: fs.BigIntStats): FileStat {
@@ -54,4 +78,7 @@ export const nodeFileSystem: ImageFileSystem = {
     }),
   // sql.js adopts a Node Buffer without copying it; each image gets its own allocation.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
+  // Date.now() never runs ahead of the kernel's clock, so it errs on the safe side.
+  now: () => BigInt(Date.now()) * 1_000_000n,
+  racyWindowNs: DEFAULT_RACY_WINDOW_NS,
 };

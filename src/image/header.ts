@@ -7,9 +7,9 @@ const MAGIC = 'SQLite format 3\0';
 export interface DbHeader {
   /** Page size in bytes (the stored 1 already turned into 65536). */
   readonly pageSize: number;
-  /** 1 = rollback journal, 2 = WAL. */
+  /** 1 = rollback journal, 2 = WAL; SQLite opens a file with a higher one read-only. */
   readonly writeVersion: number;
-  /** 1 = rollback journal, 2 = WAL. */
+  /** 2 = WAL; SQLite reads a file whose read version is 0 or 1 as a rollback database. */
   readonly readVersion: number;
   /** Incremented by every commit in rollback mode (not reliably in WAL mode). */
   readonly changeCounter: number;
@@ -46,9 +46,8 @@ export function parseDbHeader(bytes: Uint8Array): DbHeader {
   if (!isValidPageSize(pageSize)) throw new ImageFormatError(`invalid page size ${rawPageSize}`);
   const writeVersion = bytes[18]!;
   const readVersion = bytes[19]!;
-  if (writeVersion < 1 || writeVersion > 2 || readVersion < 1 || readVersion > 2) {
-    throw new ImageFormatError(`unsupported file format version ${writeVersion}/${readVersion}`);
-  }
+  // SQLite's own rule (btree.c): a read version above 2 cannot be read; any write version can.
+  if (readVersion > 2) throw new ImageFormatError(`unsupported file format read version ${readVersion}`);
   if (pageSize - bytes[20]! < 480) throw new ImageFormatError(`invalid reserved space ${bytes[20]}`);
   if (bytes[21] !== 64 || bytes[22] !== 32 || bytes[23] !== 32) {
     throw new ImageFormatError('invalid payload fractions');

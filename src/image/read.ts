@@ -1,5 +1,6 @@
+import { Buffer } from 'node:buffer';
 import { PipelineFailure } from '../errors.ts';
-import type { FileStat, ImageFileSystem } from './file-system.ts';
+import { DEFAULT_RACY_WINDOW_NS, fileClockNs, type FileStat, type ImageFileSystem } from './file-system.ts';
 import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader } from './header.ts';
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
@@ -8,11 +9,16 @@ import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZ
 export interface DatabaseImage {
   /** The image, header bytes 18–19 set to 1; owned by the caller from now on. */
   readonly bytes: Uint8Array;
-  /** Changes whenever the committed content may have changed; equal versions mean equal content. */
+  /**
+   * Changes whenever the committed content may have changed. An equal later version means equal
+   * content only when this image is {@link DatabaseImage.settled}.
+   */
   readonly version: string;
+  /** Whether the file times in the version were older than the racy window when it was read. */
+  readonly settled: boolean;
   readonly mode: 'wal' | 'rollback';
   /** The cheap fingerprint taken before the read: see {@link readFingerprint}. */
-  readonly fingerprint: string;
+  readonly fingerprint: Fingerprint;
   /** The WAL scan behind this image, for the next read of the same file to resume from. */
   readonly wal?: WalMemory;
 }
@@ -21,12 +27,18 @@ export interface DatabaseImage {
 export interface WalMemory {
   readonly ino: bigint;
   readonly scan: WalScan;
+  /**
+   * The WAL's bytes up to the scan's last commit frame: a later scan trusts those frames only if
+   * the file still starts with exactly these bytes (a restore or copy tool can rewrite a WAL in
+   * place with the same salts).
+   */
+  readonly trusted: Uint8Array;
 }
 
 /** What the caller already knows, to save work on the first attempt. */
 export interface ReadHints {
   /** A fingerprint taken just before the call. */
-  readonly fingerprint?: string;
+  readonly fingerprint?: Fingerprint;
   /** The WAL scan of the previous image. */
   readonly wal?: WalMemory;
 }
@@ -42,6 +54,33 @@ export interface ReadPolicy {
 
 const MAX_CHUNK = 1 << 30;
 const SHM_HEADER_SIZE = 100;
+
+/**
+ * A cheap summary of the files' state (stats and a few header bytes). Equal keys prove that
+ * nothing changed in between only when the earlier one is {@link Fingerprint.settled}: see
+ * {@link sameFiles}.
+ */
+export interface Fingerprint {
+  readonly key: string;
+  /**
+   * Whether the key was taken when every file time in it was older than the racy window (or a
+   * stat-free witness covers it): then any later write shows in the key.
+   */
+  readonly settled: boolean;
+  /** File-clock time (ns) after which a key equal to this one would be settled. */
+  readonly settlesAtNs: bigint;
+}
+
+/** Whether `later` proves that nothing changed since `earlier` was taken (git's "racy clean" rule). */
+export function sameFiles(earlier: Fingerprint | undefined, later: Fingerprint): boolean {
+  return earlier !== undefined && earlier.settled && earlier.key === later.key;
+}
+
+/** State kept across the attempts of one {@link readImage} call. */
+interface Attempts {
+  /** The stat of a database file last seen with a size that is not a whole number of pages. */
+  oddSize?: string;
+}
 
 /** Outcome of one attempt that saw a writer move underneath it. */
 class Retry {
@@ -61,10 +100,11 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
   const started = policy.now();
   let delay = 1;
   let attempts = 0;
+  const state: Attempts = {};
   for (;;) {
     attempts++;
     const fingerprint = attempts === 1 ? hints.fingerprint : undefined;
-    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints.wal));
+    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints.wal, state));
     if (!(outcome instanceof Retry)) return outcome;
     const elapsed = policy.now() - started;
     if (elapsed >= policy.busyTimeoutMs) {
@@ -76,43 +116,63 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
 }
 
 /**
- * A cheap summary of the files' state, from stats and a few header bytes: if it is unchanged, so
- * is the committed content. Costs no full read. Throws PipelineFailure like {@link readImage}.
+ * A cheap summary of the files' state, from stats and a few header bytes: see {@link Fingerprint}.
+ * Costs no full read. Throws PipelineFailure like {@link readImage}.
  */
-export function readFingerprint(path: string, fs: ImageFileSystem): string {
+export function readFingerprint(path: string, fs: ImageFileSystem): Fingerprint {
   return guardIoSync(() => {
+    // Taken before the stats: a write after them is stamped no earlier than this.
+    const now = fileClockNs(fs);
     const db = statDatabase(path, fs);
     const wal = fs.stat(`${path}-wal`);
     const parts = [statKey(db)];
+    let newest = newestTime(db);
+    let witnessed = false;
     if (wal !== undefined) {
+      newest = maxTime(newest, newestTime(wal));
       const walHead = readHead(fs, `${path}-wal`, WAL_HEADER_SIZE);
+      const header = walHead === undefined ? undefined : parseWalHeader(walHead);
       // After a WAL restart, commits overwrite old frames in place: the size stays, and file
-      // times are too coarse to tell two commits apart (1 ms in Deno, a clock tick in some
-      // kernels). The wal-index header in -shm changes with every commit.
-      parts.push('w', statKey(wal), headerKey(walHead === undefined ? undefined : parseWalHeader(walHead)), readShmKey(path, fs));
+      // times are too coarse to tell two commits apart. The wal-index header in -shm changes with
+      // every commit while a writer is connected.
+      const shm = readShm(path, fs);
+      parts.push('w', statKey(wal), headerKey(header), shm.key);
+      witnessed = header !== undefined && shm.witnesses(header);
     }
     const dbHead = db.size === 0 ? undefined : readHead(fs, path, DB_HEADER_SIZE);
     parts.push('c', dbHead === undefined || dbHead.length < 28 ? '-' : String(new DataView(dbHead.buffer, dbHead.byteOffset).getUint32(24)));
     // The journal's own stat too: one live journal committing and the next going live look alike otherwise.
     const journal = fs.stat(`${path}-journal`);
     if (journal !== undefined) {
+      newest = maxTime(newest, newestTime(journal));
       const journalHead = readHead(fs, `${path}-journal`, JOURNAL_PROBE_SIZE);
       parts.push('j', statKey(journal), journalHead !== undefined && isJournalActive(journalHead) ? 'J' : '-');
     }
-    return parts.join(':');
+    const settlesAtNs = newest + racyWindow(fs);
+    return { key: parts.join(':'), settled: witnessed || settlesAtNs <= now, settlesAtNs };
   });
 }
 
-async function readOnce(path: string, fs: ImageFileSystem, knownFingerprint: string | undefined, wal: WalMemory | undefined): Promise<DatabaseImage | Retry> {
+async function readOnce(
+  path: string,
+  fs: ImageFileSystem,
+  knownFingerprint: Fingerprint | undefined,
+  wal: WalMemory | undefined,
+  state: Attempts,
+): Promise<DatabaseImage | Retry> {
   const fingerprint = knownFingerprint ?? readFingerprint(path, fs);
+  // Taken before any stat of this attempt, so that a write after that stat is stamped later than
+  // `now - racyWindow`: a file time older than that proves the file unchanged since.
+  const now = fileClockNs(fs);
   const walExists = fs.stat(`${path}-wal`) !== undefined;
   const head = readHead(fs, path, DB_HEADER_SIZE);
   const walMode = walExists || (head !== undefined && marksWal(head));
-  return walMode ? readWalMode(path, fs, fingerprint, wal) : readRollbackMode(path, fs, fingerprint);
+  const clock = { now, window: racyWindow(fs) };
+  return walMode ? readWalMode(path, fs, fingerprint, wal, clock, state) : readRollbackMode(path, fs, fingerprint, clock, state);
 }
 
 /** Rollback journal mode: change counter, no active journal, whole file, then all of it again. */
-async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: string): Promise<DatabaseImage | Retry> {
+async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: Fingerprint, clock: Clock, state: Attempts): Promise<DatabaseImage | Retry> {
   const fd = openDatabase(path, fs);
   try {
     const before = fs.fstat(fd);
@@ -130,10 +190,22 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
     const now = fs.stat(path);
     if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
     if (marksWal(bytes)) return new Retry('the database is in WAL mode now');
+    const settled = !isRacy(before, clock);
+    if (!settled) {
+      // Equal stats prove nothing about a file written within the racy window (a transaction that
+      // spills pages and rolls back, a writer in locking_mode=EXCLUSIVE that never bumps the
+      // change counter): the content itself must not have moved.
+      if (!(await sameAsFile(fs, fd, bytes))) return new Retry('the database changed during the read');
+      if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
+      if (readCounter(fs, fd, before.size) !== counterBefore) return new Retry('the database changed during the read');
+    }
+    const odd = oddSize(bytes, before, state);
+    if (odd !== undefined) return odd;
     const image = validate(bytes);
     return {
       bytes: image,
       version: `r:${before.ino}:${before.size}:${counterBefore}:${before.mtimeNs}`,
+      settled,
       mode: 'rollback',
       fingerprint,
     };
@@ -146,13 +218,20 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
  * WAL mode: WAL header, whole database, whole WAL, WAL header again; the salts must agree in all
  * three, since a WAL restart can land anywhere in between.
  */
-async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: string, memory: WalMemory | undefined): Promise<DatabaseImage | Retry> {
+async function readWalMode(
+  path: string,
+  fs: ImageFileSystem,
+  fingerprint: Fingerprint,
+  memory: WalMemory | undefined,
+  clock: Clock,
+  state: Attempts,
+): Promise<DatabaseImage | Retry> {
   const walPath = `${path}-wal`;
   const walHeadBefore = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerBefore = walHeadBefore === undefined ? undefined : parseWalHeader(walHeadBefore);
   // Without a live WAL header the database file alone must be stable: a writer can commit,
   // checkpoint and truncate the WAL while we read, which would leave a torn image behind.
-  const shmBefore = headerBefore === undefined ? readShmKey(path, fs) : undefined;
+  const shmBefore = headerBefore === undefined ? readShm(path, fs).key : undefined;
   if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal is active');
 
   const fd = openDatabase(path, fs);
@@ -192,12 +271,14 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
   }
   const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerAfter = walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter);
-  const resume = walStat !== undefined && memory?.ino === walStat.ino ? memory.scan : undefined;
-  const scan = walBytes === undefined ? undefined : scanWal(walBytes, resume);
+  const resume = walBytes !== undefined && walStat !== undefined && memory?.ino === walStat.ino && holds(walBytes, memory.trusted) ? memory.scan : undefined;
+  const scanned = walBytes === undefined ? undefined : scanWal(walBytes, resume);
+  // SQLite ignores (and deletes) a WAL next to an empty database file.
+  const scan = dbStat.size === 0 ? undefined : scanned;
   if (!sameSalts(headerBefore, scan?.header) || !sameSalts(headerBefore, headerAfter)) {
     return new Retry('the WAL was restarted during the read');
   }
-  if (headerBefore === undefined && readShmKey(path, fs) !== shmBefore) {
+  if (headerBefore === undefined && readShm(path, fs).key !== shmBefore) {
     return new Retry('a checkpoint ran during the read');
   }
   if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal became active');
@@ -208,13 +289,31 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     return new Retry('the database or its WAL was replaced during the read');
   }
 
+  const settled = !isRacy(dbStat, clock);
+  if (headerBefore === undefined && !settled) {
+    // The checks above compared stats that a checkpoint within the racy window can leave equal.
+    if (!(await samePathContent(fs, path, dbStat.ino, dbBytes))) return new Retry('the database file changed while no WAL protected it');
+    if (readHead(fs, walPath, WAL_HEADER_SIZE) !== undefined) return new Retry('a WAL appeared during the read');
+    if (readShm(path, fs).key !== shmBefore || journalActive(path, fs)) return new Retry('a writer moved during the read');
+  }
+
   let image = dbBytes;
-  if (scan !== undefined && scan.committedFrames > 0) {
-    if (dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
+  const folding = scan !== undefined && scan.committedFrames > 0;
+  if (folding) {
+    // Page 1 from the WAL is what SQLite reads: then the database file's header does not matter.
+    const pageOneInWal = scan.pages.has(1);
+    if (!pageOneInWal && dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
       throw new PipelineFailure('NOT_A_DATABASE', `the WAL page size ${scan.header.pageSize} differs from the database's`);
     }
+    if (!pageOneInWal) {
+      const odd = oddSize(dbBytes, dbStat, state);
+      if (odd !== undefined) return odd;
+    }
     // `subarray` of the allocation keeps its class: sql.js adopts a Buffer without copying it.
-    image = guardFormat(() => foldWal(dbBytes, walBytes!, scan, (size) => (size <= allocation.length ? allocation.subarray(0, size) : fs.allocate(size))));
+    image = foldWal(dbBytes, walBytes!, scan, (size) => (size <= allocation.length ? allocation.subarray(0, size) : fs.allocate(size)));
+  } else {
+    const odd = oddSize(dbBytes, dbStat, state);
+    if (odd !== undefined) return odd;
   }
   const version = [
     'w',
@@ -226,8 +325,11 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
     scan?.checksum1 ?? 0,
     scan?.checksum2 ?? 0,
   ].join(':');
-  const wal = scan !== undefined && walStat !== undefined ? { ino: walStat.ino, scan } : undefined;
-  return { bytes: validate(image), version, mode: 'wal', fingerprint, wal };
+  const wal =
+    scan !== undefined && walStat !== undefined && walBytes !== undefined
+      ? { ino: walStat.ino, scan, trusted: walBytes.subarray(0, trustedEnd(scan)) }
+      : undefined;
+  return { bytes: validate(image), version, settled, mode: 'wal', fingerprint, wal };
 }
 
 /**
@@ -237,10 +339,8 @@ async function readWalMode(path: string, fs: ImageFileSystem, fingerprint: strin
 export function validate(image: Uint8Array): Uint8Array {
   if (image.length === 0) return image;
   const header = parse(image);
-  if (image.length % header.pageSize !== 0) {
-    throw new PipelineFailure('NOT_A_DATABASE', `the file size ${image.length} is not a multiple of the page size ${header.pageSize}`);
-  }
-  const pages = image.length / header.pageSize;
+  // SQLite counts a trailing partial page as a page (it reads as zero-padded).
+  const pages = Math.ceil(image.length / header.pageSize);
   if (header.pageCountValid && header.pageCount > pages) {
     throw new PipelineFailure('NOT_A_DATABASE', `the file is truncated (${pages} of ${header.pageCount} pages)`);
   }
@@ -282,11 +382,101 @@ function statDatabase(path: string, fs: ImageFileSystem): FileStat {
 
 function openDatabase(path: string, fs: ImageFileSystem): number {
   const fd = fs.open(path);
-  if (!fs.fstat(fd).isFile) {
-    fs.close(fd);
-    throw new PipelineFailure('NOT_A_FILE', 'the path is not a regular file');
+  let isFile = false;
+  try {
+    isFile = fs.fstat(fd).isFile;
+  } finally {
+    if (!isFile) fs.close(fd);
   }
+  if (!isFile) throw new PipelineFailure('NOT_A_FILE', 'the path is not a regular file');
   return fd;
+}
+
+interface Clock {
+  /** File-clock time (ns) taken before the attempt's first stat. */
+  readonly now: bigint;
+  readonly window: bigint;
+}
+
+function racyWindow(fs: ImageFileSystem): bigint {
+  return fs.racyWindowNs ?? DEFAULT_RACY_WINDOW_NS;
+}
+
+function newestTime(stat: FileStat): bigint {
+  return maxTime(stat.mtimeNs, stat.ctimeNs);
+}
+
+function maxTime(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+/** Whether a write after `clock.now` could leave this stat unchanged (git's "racy clean"). */
+function isRacy(stat: FileStat, clock: Clock): boolean {
+  return newestTime(stat) + clock.window > clock.now;
+}
+
+/**
+ * A database file whose size is not a whole number of pages is being extended (a checkpoint
+ * writing large pages): retry once. Seen again unchanged, it is read as SQLite reads it.
+ */
+function oddSize(bytes: Uint8Array, stat: FileStat, state: Attempts): Retry | undefined {
+  if (bytes.length < DB_HEADER_SIZE) return undefined;
+  let pageSize: number;
+  try {
+    pageSize = parseDbHeader(bytes).pageSize;
+  } catch {
+    return undefined;
+  }
+  if (bytes.length % pageSize === 0) return undefined;
+  const key = statKey(stat);
+  if (state.oddSize === key) return undefined;
+  state.oddSize = key;
+  return new Retry(`the database file size ${bytes.length} is not a whole number of ${pageSize}-byte pages`);
+}
+
+/** Bytes of the WAL up to the end of the last commit frame a scan verified. */
+function trustedEnd(scan: WalScan): number {
+  return WAL_HEADER_SIZE + scan.committedFrames * (scan.header.pageSize + WAL_FRAME_HEADER_SIZE);
+}
+
+/** Whether `bytes` starts with `prefix`: the frames an earlier scan verified are still there. */
+function holds(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return bytes.length >= prefix.length && Buffer.from(bytes.buffer, bytes.byteOffset, prefix.length).equals(prefix);
+}
+
+const COMPARE_CHUNK = 1 << 20;
+
+/** Whether the file behind `fd` still holds exactly `bytes`, re-read in chunks. */
+async function sameAsFile(fs: ImageFileSystem, fd: number, bytes: Uint8Array): Promise<boolean> {
+  if (fs.fstat(fd).size !== bytes.length) return false;
+  const chunk = new Uint8Array(Math.min(COMPARE_CHUNK, Math.max(bytes.length, 1)));
+  for (let at = 0; at < bytes.length; at += chunk.length) {
+    const length = Math.min(chunk.length, bytes.length - at);
+    let done = 0;
+    while (done < length) {
+      const n = await fs.read(fd, chunk, done, length - done, at + done);
+      if (n === 0) return false;
+      done += n;
+    }
+    if (!Buffer.from(chunk.buffer, chunk.byteOffset, length).equals(bytes.subarray(at, at + length))) return false;
+  }
+  return true;
+}
+
+/** {@link sameAsFile} for the file at `path`, which must still be inode `ino`. */
+async function samePathContent(fs: ImageFileSystem, path: string, ino: bigint, bytes: Uint8Array): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = fs.open(path);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+  try {
+    return fs.fstat(fd).ino === ino && (await sameAsFile(fs, fd, bytes));
+  } finally {
+    fs.close(fd);
+  }
 }
 
 /** The first `length` bytes of a file (fewer if it is shorter), or `undefined` if it does not exist. */
@@ -328,10 +518,23 @@ function journalActive(path: string, fs: ImageFileSystem): boolean {
   return head !== undefined && isJournalActive(head);
 }
 
+/** What the `-shm` file says: a key of its header, and whether it vouches for a WAL's commits. */
+interface Shm {
+  readonly key: string;
+  /**
+   * Whether this wal-index header, while unchanged, proves that no commit happened in a WAL with
+   * `header`: a connected writer rewrites it with every commit. Only an index with frames counts:
+   * a fresh one after a close and reopen is byte-identical to the one before.
+   */
+  witnesses(header: WalHeader): boolean;
+}
+
+const NO_SHM: Shm = { key: '-', witnesses: () => false };
+
 /** The wal-index header and backfill count from `-shm`: they change with every commit and checkpoint. */
-function readShmKey(path: string, fs: ImageFileSystem): string {
+function readShm(path: string, fs: ImageFileSystem): Shm {
   const head = readHead(fs, `${path}-shm`, SHM_HEADER_SIZE);
-  if (head === undefined) return '-';
+  if (head === undefined) return NO_SHM;
   // Bytes 0–47: the first wal-index header copy; 96–99: nBackfill. The read marks after it change
   // whenever readers come and go, so they stay out of the key.
   const view = new DataView(head.buffer, head.byteOffset, head.length);
@@ -339,8 +542,26 @@ function readShmKey(path: string, fs: ImageFileSystem): string {
   for (const offset of [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 96]) {
     words.push(offset + 4 <= head.length ? view.getUint32(offset) : -1);
   }
-  return words.join('.');
+  const key = words.join('.');
+  return {
+    key,
+    witnesses(header) {
+      if (head.length < SHM_HEADER_SIZE) return false;
+      // The two header copies agree, it is initialised, holds frames, and carries the WAL's salts
+      // (stored in the WAL's byte order, native to the writer).
+      for (let i = 0; i < 48; i++) if (head[i] !== head[48 + i]) return false;
+      const little = new DataView(head.buffer, head.byteOffset, 48);
+      const le = HOST_IS_LITTLE_ENDIAN;
+      const mxFrame = little.getUint32(16, le);
+      const isInit = head[12] === 1;
+      const salt1 = view.getUint32(32);
+      const salt2 = view.getUint32(36);
+      return isInit && mxFrame > 0 && salt1 === header.salt1 && salt2 === header.salt2;
+    },
+  };
 }
+
+const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Reads `size` bytes from the start of a file into `target`, in chunks below 2 GiB; returns the part read. */
 async function readInto(fs: ImageFileSystem, fd: number, target: Uint8Array, size: number): Promise<Uint8Array> {

@@ -1,4 +1,4 @@
-import { ImageFormatError, isValidPageSize } from './header.ts';
+import { isValidPageSize } from './header.ts';
 
 /** Size of the WAL file header. */
 export const WAL_HEADER_SIZE = 32;
@@ -82,10 +82,9 @@ export function scanWal(wal: Uint8Array, resume?: WalScan): WalScan | undefined 
   const view = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
   // Within one header (same salts), SQLite only appends: frames up to a commit it already
   // verified are still there, unchanged. Only the frames after them need checksumming.
-  const resumable =
-    resume !== undefined &&
-    sameHeader(resume.header, header) &&
-    WAL_HEADER_SIZE + resume.committedFrames * frameSize <= wal.length;
+  // A restore or copy tool can rewrite the file in place with the same salts: the last commit
+  // frame the earlier scan trusted must still carry the page, size, salts and checksums it had.
+  const resumable = resume !== undefined && sameHeader(resume.header, header) && sameLastCommit(view, resume, frameSize);
   const start = resumable ? resume.committedFrames : 0;
   const pages = resumable ? new Map(resume.pages) : new Map<number, number>();
   let committedFrames = start;
@@ -116,6 +115,19 @@ export function scanWal(wal: Uint8Array, resume?: WalScan): WalScan | undefined 
   return { header, committedFrames, dbPages, checksum1, checksum2, pages };
 }
 
+function sameLastCommit(view: DataView, resume: WalScan, frameSize: number): boolean {
+  if (resume.committedFrames === 0) return true;
+  const offset = WAL_HEADER_SIZE + (resume.committedFrames - 1) * frameSize;
+  if (offset + frameSize > view.byteLength) return false;
+  return (
+    view.getUint32(offset + 4) === resume.dbPages &&
+    view.getUint32(offset + 8) === resume.header.salt1 &&
+    view.getUint32(offset + 12) === resume.header.salt2 &&
+    view.getUint32(offset + 16) === resume.checksum1 &&
+    view.getUint32(offset + 20) === resume.checksum2
+  );
+}
+
 function sameHeader(a: WalHeader, b: WalHeader): boolean {
   return (
     a.salt1 === b.salt1 &&
@@ -132,9 +144,12 @@ function sameHeader(a: WalHeader, b: WalHeader): boolean {
  * Builds the database image at the WAL's last commit: the database file's pages with the
  * committed WAL pages written over them, cut (or grown) to the commit's page count.
  *
- * Writes into `db` when it is large enough and returns a view of it; otherwise into the array
- * `allocate` returns, which may be a longer view of `db`'s own memory (then nothing is copied). Throws ImageFormatError when a page is neither in the
- * database file nor in the WAL. The caller checks that the database's page size matches the WAL's.
+ * Reads the way SQLite does: a page that is neither in the WAL nor within the database file reads
+ * as zeros (always so for the lock-byte page at offset 2^30, which SQLite never writes), and a
+ * trailing partial page is zero-padded. Writes into `db` when it is large enough and returns a
+ * view of it; otherwise into the array `allocate` returns (uninitialised memory is fine), which
+ * may be a longer view of `db`'s own memory (then nothing is copied). The caller checks that the
+ * database's page size matches the WAL's.
  */
 export function foldWal(
   db: Uint8Array,
@@ -147,23 +162,21 @@ export function foldWal(
   const size = scan.dbPages * pageSize;
   let image = db;
   if (db.length < size) {
-    if (db.length % pageSize !== 0) {
-      throw new ImageFormatError(`database size ${db.length} is not a multiple of the WAL page size ${pageSize}`);
-    }
-    for (let page = db.length / pageSize + 1; page <= scan.dbPages; page++) {
-      if (!scan.pages.has(page)) {
-        throw new ImageFormatError(`page ${page} is in neither the database file nor the WAL`);
-      }
-    }
     image = allocate(size);
     // `allocate` may hand back a longer view of the memory `db` already sits in.
     if (image.buffer !== db.buffer || image.byteOffset !== db.byteOffset) image.set(db);
+    image.fill(0, db.length, size);
   }
   for (const [pageNumber, offset] of scan.pages) {
     if (pageNumber > scan.dbPages) continue;
     image.set(wal.subarray(offset, offset + pageSize), (pageNumber - 1) * pageSize);
   }
   return image.length === size ? image : image.subarray(0, size);
+}
+
+/** The page SQLite never writes: the one holding byte offset 2^30 (1-based page number). */
+export function lockBytePage(pageSize: number): number {
+  return Math.floor(2 ** 30 / pageSize) + 1;
 }
 
 /** SQLite's WAL checksum: 32-bit words taken in pairs, `s1 += w0 + s2; s2 += w1 + s1`. */

@@ -11,6 +11,11 @@
  * its inode after a rename or unlink, and the inode is freed (its number reusable, lowest free
  * first, as on ext4) only when it has neither a name nor a descriptor; every write and truncate
  * advances mtime and ctime, a rename or unlink advances ctime; reads past the end are short.
+ *
+ * Time: a clock in nanoseconds that every writer change advances by 1 µs, every reader call by
+ * 100 ns, and {@link SimFs.advance} by any amount (the reader's backoff, quiet spells). `stat`
+ * reports file times floored to the file system's granularity (1 ns up to 2 s), as coarse file
+ * systems and kernels that stamp files at a clock tick do.
  */
 import type { FileStat, ImageFileSystem } from '../../src/image/file-system.ts';
 
@@ -149,6 +154,8 @@ export class SimFs implements ImageFileSystem {
   lastChange: { path: string; count: number } = { path: '', count: 0 };
 
   #clockNs = 1_700_000_000_000_000_000n;
+  /** Granularity of the file times `stat` reports. */
+  readonly granularityNs: bigint;
   readonly #inodes = new Map<bigint, Inode>();
   readonly #names = new Map<string, bigint>();
   readonly #fds = new Map<number, bigint>();
@@ -158,8 +165,9 @@ export class SimFs implements ImageFileSystem {
    * With `bound` (the default) every ImageFileSystem method is bound to this instance, so it
    * works when the caller passes it around detached (as `nodeFileSystem`'s arrow functions do).
    */
-  constructor(trace: Trace, options: { bound?: boolean } = {}) {
+  constructor(trace: Trace, options: { bound?: boolean; granularityNs?: bigint } = {}) {
     this.trace = trace;
+    this.granularityNs = options.granularityNs ?? 1n;
     if (options.bound ?? true) {
       this.open = this.open.bind(this);
       this.close = this.close.bind(this);
@@ -168,6 +176,7 @@ export class SimFs implements ImageFileSystem {
       this.readSync = this.readSync.bind(this);
       this.read = this.read.bind(this);
       this.allocate = this.allocate.bind(this);
+      this.now = this.now.bind(this);
     }
   }
 
@@ -194,13 +203,13 @@ export class SimFs implements ImageFileSystem {
   }
 
   fstat(fd: number): FileStat {
-    return this.#call(`fstat(fd${fd})`, () => statOf(this.#byFd(fd, 'fstat')), describeStat);
+    return this.#call(`fstat(fd${fd})`, () => statOf(this.#byFd(fd, 'fstat'), this.granularityNs), describeStat);
   }
 
   stat(path: string): FileStat | undefined {
     return this.#call(`stat(${path})`, () => {
       const node = this.#lookup(path);
-      return node === undefined ? undefined : statOf(node);
+      return node === undefined ? undefined : statOf(node, this.granularityNs);
     }, (stat) => (stat === undefined ? 'absent' : describeStat(stat)));
   }
 
@@ -243,6 +252,21 @@ export class SimFs implements ImageFileSystem {
 
   allocate(size: number): Uint8Array {
     return this.#call(`allocate(${size})`, () => new Uint8Array(size));
+  }
+
+  /** The file clock; not a scheduling point (reading a clock is no file operation). */
+  now(): bigint {
+    return this.#clockNs;
+  }
+
+  /** Floored file times carry no more than this much uncertainty; the clock never lags. */
+  get racyWindowNs(): bigint {
+    return this.granularityNs;
+  }
+
+  /** Lets time pass with nothing written. */
+  advance(ns: bigint): void {
+    this.#clockNs += ns;
   }
 
   // ---- writer side: no scheduling points ------------------------------------------------------
@@ -327,6 +351,7 @@ export class SimFs implements ImageFileSystem {
 
   #call<T>(label: string, fn: () => T, describe?: (result: T) => string): T {
     this.calls++;
+    this.#clockNs += 100n;
     this.onPoint(`before ${label}`);
     let result: T;
     try {
@@ -385,8 +410,9 @@ export class SimFs implements ImageFileSystem {
   }
 }
 
-function statOf(node: Inode): FileStat {
-  return { isFile: true, ino: node.ino, size: node.size, mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs };
+function statOf(node: Inode, granularityNs: bigint): FileStat {
+  const floor = (ns: bigint): bigint => ns - (ns % granularityNs);
+  return { isFile: true, ino: node.ino, size: node.size, mtimeNs: floor(node.mtimeNs), ctimeNs: floor(node.ctimeNs) };
 }
 
 function describeStat(stat: FileStat): string {
