@@ -11,6 +11,9 @@
  *   2.  Read-your-writes: after each acknowledged commit, reload() shows it (WAL and DELETE).
  *   3.  Rename-replace: a new file renamed over the path is served by the next reload().
  *   4.  A reload() called after a commit, while an earlier reload runs, shows the commit.
+ *   5.  Coarse file clocks: 1 and 2 again through a file system that rounds file times to 1 ms
+ *       and to 1 s, and on a loop-mounted ext4 with 128-byte inodes (1-second times) where the
+ *       machine allows it (root, a loop device).
  *
  * The default run does a few hundred reloads per journal mode (about half a minute in all). Set
  * DBCACHE_SOAK=<seconds> to run each ledger scenario (every mode, with and without aborted
@@ -22,6 +25,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { openDbCacheOn } from '../src/cache.ts';
 import { nodeFileSystem, type FileStat, type ImageFileSystem } from '../src/image/file-system.ts';
@@ -351,20 +355,24 @@ interface LedgerRun {
   readonly minMs: number;
   /** ... and until the newest snapshot's meta shows this writer activity. */
   readonly coverage: (meta: Readonly<Record<string, number>>) => boolean;
+  /** The file system the cache reads through (default: the real one). */
+  readonly fs?: ImageFileSystem;
+  /** Where the database lives (default: a fresh temporary directory). */
+  readonly dir?: string;
 }
 
 /** Runs a ledger writer in `mode`, reloads continuously as `run` says and checks every snapshot. */
 async function runLedger(mode: JournalMode, run: LedgerRun): Promise<LedgerRunResult> {
   const started = performance.now();
   let result: LedgerRunResult | undefined;
-  await withTempDir(async (dir, defer) => {
-    const file = path.join(dir, 'ledger.db');
+  await withTempDir(async (tempDir, defer) => {
+    const file = path.join(run.dir ?? tempDir, 'ledger.db');
     const writer = new Writer(['ledger', file, mode, '--seed', String(run.seed), ...run.writerArgs]);
     defer(() => writer.kill());
     const ready = (await writer.expect('ready', 60_000))['ready'] as { total: number; accounts: number };
     const expected: LedgerExpectations = { total: ready.total, accounts: ready.accounts };
 
-    const cache = await openDbCache(file, { watch: false });
+    const cache = await openDbCacheOn(run.fs ?? nodeFileSystem, file, { watch: false });
     defer(() => cache.close());
 
     const generations = new Set<number>();
@@ -468,7 +476,8 @@ function assertObservedManyCommits(mode: string, result: LedgerRunResult, wanted
   assert.ok(result.busy <= Math.max(3, result.reloads / 20), `${mode}: ${result.busy} of ${result.reloads + result.busy} reloads failed with BUSY`);
 }
 
-describe('ledger writer in another process, continuous reloads', { timeout: TEST_TIMEOUT_MS }, () => {
+// Nine runs: the suite's budget is theirs together (reads inside the racy window verify content).
+describe('ledger writer in another process, continuous reloads', { timeout: TEST_TIMEOUT_MS * 3 }, () => {
   for (const [index, mode] of ALL_MODES.entries()) {
     test(`${mode}: every snapshot is a whole committed state (balances, seq, bulk blobs, quick_check)`, { timeout: TEST_TIMEOUT_MS }, async () => {
       const result = await runLedger(mode, {
@@ -812,4 +821,222 @@ describe('concurrent reload() calls never publish stale data', { timeout: TEST_T
       });
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. Coarse file clocks
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The real file system with file times floored to `granularityNs`, as a file system or kernel with
+ * coarse timestamps reports them; its racy window is that granularity plus a 50 ms clock tick.
+ */
+class RoundingFileSystem implements ImageFileSystem {
+  readonly racyWindowNs: bigint;
+  readonly #granularityNs: bigint;
+
+  constructor(granularityNs: bigint) {
+    this.#granularityNs = granularityNs;
+    this.racyWindowNs = granularityNs + 50_000_000n;
+  }
+
+  #round(stat: FileStat): FileStat {
+    const g = this.#granularityNs;
+    return { ...stat, mtimeNs: stat.mtimeNs - (stat.mtimeNs % g), ctimeNs: stat.ctimeNs - (stat.ctimeNs % g) };
+  }
+
+  open = (file: string): number => nodeFileSystem.open(file);
+  close = (fd: number): void => nodeFileSystem.close(fd);
+  fstat = (fd: number): FileStat => this.#round(nodeFileSystem.fstat(fd));
+  stat = (file: string): FileStat | undefined => {
+    const stat = nodeFileSystem.stat(file);
+    return stat === undefined ? undefined : this.#round(stat);
+  };
+  readSync = nodeFileSystem.readSync;
+  read = nodeFileSystem.read;
+  allocate = nodeFileSystem.allocate;
+  now = (): bigint => BigInt(Date.now()) * 1_000_000n;
+}
+
+const COARSE_CLOCKS = [
+  { label: '1 ms', granularityNs: 1_000_000n },
+  { label: '1 s', granularityNs: 1_000_000_000n },
+] as const;
+/** Rounds of open, commit, close per journal mode and clock in the read-your-writes test. */
+const ONCE_ROUNDS = 40;
+
+/**
+ * A writer that opens, commits one same-size UPDATE and closes, `rounds` times; after each,
+ * reload() must show it. Returns how many commits reload() missed (it asserts 0).
+ */
+async function readYourWritesOnce(file: string, mode: JournalMode, fs: ImageFileSystem, rounds: number, where: string): Promise<void> {
+  const writer = new Writer(['rpc', file, mode]);
+  try {
+    await writer.expect('ready');
+    await writer.request('put 1 16');
+    await writer.request('detach');
+    const cache = await openDbCacheOn(fs, file, { watch: false });
+    try {
+      let missed = 0;
+      const misses: string[] = [];
+      for (let n = 1; n <= rounds; n++) {
+        await writer.request(`once ${n}`);
+        await cache.reload();
+        const row = cache.get<{ p: Uint8Array }>('SELECT payload AS p FROM items WHERE n = 1')!;
+        const seen = Number(new TextDecoder().decode(row.p));
+        if (seen !== n) {
+          missed++;
+          misses.push(`round ${n} saw ${seen}`);
+        }
+      }
+      const stats = cache.stats();
+      console.log(`[writers] open-commit-close ${mode} ${where}: ${rounds} rounds, ${missed} missed, stats ${JSON.stringify(stats)}`);
+      assert.equal(missed, 0, `${mode} ${where}: reload() missed ${missed} of ${rounds} commits (${misses.slice(0, 5).join('; ')})`);
+      assert.equal(stats.reloads, rounds + 1, `${mode} ${where}: every commit is its own generation`);
+    } finally {
+      await cache.close();
+    }
+    await writer.stop();
+  } finally {
+    await writer.kill();
+  }
+}
+
+const COARSE_LEDGER_RUNS: readonly { mode: JournalMode; args: readonly string[]; title: string }[] = [
+  { mode: 'wal', args: [], title: 'wal, writer kept open' },
+  { mode: 'wal', args: ['--close-each'], title: 'wal, writer closing after each commit' },
+  { mode: 'delete', args: [], title: 'delete' },
+  { mode: 'truncate', args: [], title: 'truncate' },
+  { mode: 'persist', args: [], title: 'persist' },
+];
+
+async function coarseLedger(mode: JournalMode, args: readonly string[], seed: number, fs: ImageFileSystem, title: string, dir?: string): Promise<void> {
+  const result = await runLedger(mode, {
+    writerArgs: [...args, '--pace', '0.004'],
+    seed,
+    minReloads: 40,
+    minCommits: 20,
+    minMs: 0,
+    coverage: () => true,
+    fs,
+    ...(dir === undefined ? {} : { dir }),
+  });
+  report(title, result);
+  assertObservedManyCommits(title, result, 20);
+}
+
+describe('coarse file clocks: file times rounded to 1 ms and to 1 s', { timeout: TEST_TIMEOUT_MS }, () => {
+  for (const clock of COARSE_CLOCKS) {
+    for (const [index, run] of COARSE_LEDGER_RUNS.entries()) {
+      test(`${clock.label}: ledger ${run.title}: every snapshot is a whole committed state`, { timeout: TEST_TIMEOUT_MS }, async () => {
+        await coarseLedger(run.mode, run.args, 4000 + index, new RoundingFileSystem(clock.granularityNs), `${run.title} (${clock.label} clock)`);
+      });
+    }
+    for (const mode of ALL_MODES) {
+      test(`${clock.label}: a writer that opens, commits and closes every time: reload() shows each commit (${mode})`, { timeout: TEST_TIMEOUT_MS }, async () => {
+        await withTempDir(async (dir) => {
+          await readYourWritesOnce(path.join(dir, 'once.db'), mode, new RoundingFileSystem(clock.granularityNs), ONCE_ROUNDS, `(${clock.label} clock)`);
+        });
+      });
+    }
+  }
+});
+
+/** Runs a command; resolves with its exit status and output (never rejects). */
+function run(command: string, args: readonly string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', (error) => resolve({ status: null, output: error.message }));
+    child.on('close', (status) => resolve({ status, output }));
+  });
+}
+
+/**
+ * Mounts a fresh ext4 with 128-byte inodes (1-second file times) on a loop device under `dir`;
+ * returns the mount point and a cleanup, or the reason it cannot.
+ */
+async function mountCoarseExt4(dir: string): Promise<{ mountPoint: string; unmount: () => Promise<void> } | string> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'not running as root';
+  const image = path.join(dir, 'ext4-128.img');
+  const mountPoint = path.join(dir, 'mnt');
+  fs.mkdirSync(mountPoint);
+  fs.writeFileSync(image, '');
+  fs.truncateSync(image, 64 * 1024 * 1024);
+  const mkfs = await run('mkfs.ext4', ['-q', '-F', '-I', '128', image]);
+  if (mkfs.status !== 0) return `mkfs.ext4 -I 128 failed: ${mkfs.output.trim()}`;
+  const mount = await run('mount', ['-o', 'loop', image, mountPoint]);
+  if (mount.status !== 0) return `mount -o loop failed: ${mount.output.trim()}`;
+  return {
+    mountPoint,
+    unmount: async () => {
+      const result = await run('umount', ['-d', mountPoint]);
+      if (result.status !== 0) throw new Error(`umount ${mountPoint} failed: ${result.output}`);
+    },
+  };
+}
+
+describe('coarse file clocks: a real ext4 with 128-byte inodes (1-second file times), loop-mounted', { timeout: TEST_TIMEOUT_MS }, () => {
+  test('read-your-writes with open-commit-close writers and the WAL ledger, through the real file system', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withTempDir(async (dir, defer) => {
+      const mounted = await mountCoarseExt4(dir);
+      if (typeof mounted === 'string') {
+        console.log(`[writers] skipped "a real ext4 with 128-byte inodes": ${mounted}`);
+        t.skip(mounted);
+        return;
+      }
+      defer(mounted.unmount);
+      // Prove the premise: file times on this file system are whole seconds.
+      const probe = path.join(mounted.mountPoint, 'probe');
+      fs.writeFileSync(probe, 'x');
+      assert.equal(fs.statSync(probe, { bigint: true }).mtimeNs % 1_000_000_000n, 0n, 'the loop-mounted ext4 -I 128 has sub-second file times');
+      for (const mode of ALL_MODES) {
+        await readYourWritesOnce(path.join(mounted.mountPoint, `once-${mode}.db`), mode, nodeFileSystem, ONCE_ROUNDS, '(ext4 -I 128)');
+      }
+      const ledgerDir = path.join(mounted.mountPoint, 'ledger');
+      fs.mkdirSync(ledgerDir);
+      await coarseLedger('wal', ['--close-each'], 5000, nodeFileSystem, 'wal, writer closing after each commit (ext4 -I 128)', ledgerDir);
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. A WAL database that grows past 1 GiB
+// ---------------------------------------------------------------------------------------------
+
+describe('a WAL commit that grows the database past 1 GiB', { timeout: TEST_TIMEOUT_MS }, () => {
+  test('with the writer connection still open: the cache opens and shows that commit, and the next one', { timeout: TEST_TIMEOUT_MS }, async () => {
+    await withTempDir(async (dir, defer) => {
+      const file = path.join(dir, 'big.db');
+      // 16383 pages of 64 KiB, sparse: the commit's new pages land after page 16384, across the
+      // lock-byte page 16385 (byte offset 2^30), which SQLite never writes.
+      const writer = new Writer(['grow', file, '16383']);
+      defer(() => writer.kill());
+      const ready = (await writer.expect('ready', 60_000))['ready'] as { pages: number; wal: number };
+      assert.ok(ready.pages > 16385, `the commit did not cross the lock-byte page (${ready.pages} pages)`);
+      assert.ok(fs.existsSync(`${file}-wal`) && ready.wal > 0, 'the commit is not in the -wal');
+      const lockBytePage = 2 ** 30 / 65536 + 1;
+      assert.ok(fs.statSync(file).size < lockBytePage * 65536, 'the database file itself already reaches the lock-byte page');
+
+      const opened = performance.now();
+      const cache = await openDbCache(file, { watch: false });
+      defer(() => cache.close());
+      const openMs = performance.now() - opened;
+      const rows = (): unknown => cache.get('SELECT count(*) AS c, sum(length(v)) AS l, max(k) AS m FROM t');
+      assert.deepEqual(rows(), { c: 1, l: 200_000, m: 1 });
+      assert.equal(cache.values('PRAGMA page_count')[0]![0], ready.pages);
+      assert.ok(cache.stats().liveBytes > 2 ** 30);
+
+      const next = await writer.request('put 2 200000');
+      const reloaded = performance.now();
+      await cache.reload();
+      const reloadMs = performance.now() - reloaded;
+      assert.deepEqual(rows(), { c: 2, l: 400_000, m: 2 });
+      assert.equal(cache.values('PRAGMA page_count')[0]![0], next['pages']);
+      console.log(`[writers] past 1 GiB: ${ready.pages} pages of 64 KiB, open ${Math.round(openMs)} ms, reload after one more commit ${Math.round(reloadMs)} ms`);
+      await writer.stop();
+    });
+  });
 });

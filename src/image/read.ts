@@ -53,6 +53,8 @@ export interface ReadPolicy {
 }
 
 const MAX_CHUNK = 1 << 30;
+/** Largest WAL whose bytes are kept so that the next scan can resume: see {@link WalMemory}. */
+const MAX_TRUSTED_WAL = 64 << 20;
 const SHM_HEADER_SIZE = 100;
 
 /**
@@ -107,10 +109,11 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
     const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints.wal, state));
     if (!(outcome instanceof Retry)) return outcome;
     const elapsed = policy.now() - started;
-    if (elapsed >= policy.busyTimeoutMs) {
+    // A second attempt always: a file seen once at an odd size is accepted when seen again unchanged.
+    if (elapsed >= policy.busyTimeoutMs && attempts >= 2) {
       throw new PipelineFailure('BUSY', `${outcome.reason} on each of ${attempts} attempts over ${Math.round(elapsed)} ms`);
     }
-    await policy.sleep(Math.min(delay, policy.busyTimeoutMs - elapsed));
+    await policy.sleep(Math.max(0, Math.min(delay, policy.busyTimeoutMs - elapsed)));
     delay = Math.min(delay * 2, 100);
   }
 }
@@ -293,7 +296,8 @@ async function readWalMode(
   if (headerBefore === undefined && !settled) {
     // The checks above compared stats that a checkpoint within the racy window can leave equal.
     if (!(await samePathContent(fs, path, dbStat.ino, dbBytes))) return new Retry('the database file changed while no WAL protected it');
-    if (readHead(fs, walPath, WAL_HEADER_SIZE) !== undefined) return new Retry('a WAL appeared during the read');
+    const walHeadNow = readHead(fs, walPath, WAL_HEADER_SIZE);
+    if (walHeadNow !== undefined && parseWalHeader(walHeadNow) !== undefined) return new Retry('a WAL appeared during the read');
     if (readShm(path, fs).key !== shmBefore || journalActive(path, fs)) return new Retry('a writer moved during the read');
   }
 
@@ -325,8 +329,10 @@ async function readWalMode(
     scan?.checksum1 ?? 0,
     scan?.checksum2 ?? 0,
   ].join(':');
+  // The next scan may skip checksumming the frames it finds byte-for-byte unchanged; proving
+  // that needs the bytes, so a WAL larger than the cap is scanned whole every time instead.
   const wal =
-    scan !== undefined && walStat !== undefined && walBytes !== undefined
+    scan !== undefined && walStat !== undefined && walBytes !== undefined && trustedEnd(scan) <= MAX_TRUSTED_WAL
       ? { ino: walStat.ino, scan, trusted: walBytes.subarray(0, trustedEnd(scan)) }
       : undefined;
   return { bytes: validate(image), version, settled, mode: 'wal', fingerprint, wal };

@@ -22,6 +22,8 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
       --big-aborts, default 0.2, also insert ~1 MB of blobs first). --ballast MB adds
       that many megabytes of filler rows before and after the ledger's tables (slower reads).
       --switch-every N changes the journal mode every N commits (wal, delete, truncate, persist, ...).
+      --close-each closes and reopens the connection after every commit (in WAL mode the last
+      connection closing checkpoints and deletes the -wal: the pattern of scripts and cron jobs).
 
   rpc DB MODE
       Creates DB with a table items(n INTEGER PRIMARY KEY, payload BLOB) in journal MODE, prints
@@ -35,7 +37,18 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
                          open; prints whether bytes already in the database file / the WAL
                          changed (db_changed, wal_changed);
         "rollback"       rolls that transaction back;
+        "detach"         closes the connection this process keeps open;
+        "once N"         opens a new connection, sets the payload of row 1 to 16 bytes spelling N
+                         (same size every time) in its own transaction, closes it, prints {"ok": N};
         "quit"           (or end of file) closes the connection and exits.
+
+  grow DB PAGES
+      Creates a WAL database DB with 64 KiB pages whose file is made PAGES pages long (sparse: the
+      header's page count says so, the pages past the first few are zeros no b-tree references),
+      then opens a connection, commits a row with a 200 KB blob (new pages at the end of the file,
+      so across the lock-byte page at 1 GiB when PAGES is near 16384), prints
+      {"ready": {"pages": N, "wal": BYTES}} and keeps the connection open; then for every stdin
+      line "put N BYTES" commits another such row and prints {"ok": N, "pages": N}.
 
   build DB MODE LABEL ROWS
       Creates a fresh database DB (which must not exist) in journal MODE with a table
@@ -86,6 +99,7 @@ class Ledger:
         self.big_abort_rate = args.big_aborts
         self.ballast_mb = args.ballast
         self.switch_every = args.switch_every
+        self.close_each = args.close_each
         self.next_switch = args.switch_every
         self.stop = threading.Event()
         self.counts = {
@@ -285,7 +299,7 @@ class Ledger:
                 raise RuntimeError("journal_mode %s was refused (got %s)" % (self.mode, actual))
             self.counts["switches"] += 1
             self.next_switch = self.seq + self.switch_every
-        if self.seq >= self.next_reopen:
+        if self.seq >= self.next_reopen or self.close_each:
             db.close()
             self.db = connect(self.path, self.mode)
             self.counts["reopens"] += 1
@@ -377,6 +391,18 @@ def rpc(args):
                 "db_changed": db_after[: len(db_before)] != db_before,
                 "wal_changed": wal_after[: len(wal_before)] != wal_before,
             })
+        elif words[0] == "detach":
+            db.close()
+            db = None
+            emit({"ok": "detach"})
+        elif words[0] == "once":
+            n = int(words[1])
+            once = sqlite3.connect(args.db, isolation_level=None, timeout=30)
+            once.execute("BEGIN IMMEDIATE")
+            once.execute("UPDATE items SET payload = ? WHERE n = 1", (("%16d" % n).encode(),))
+            once.execute("COMMIT")
+            once.close()
+            emit({"ok": n})
         elif words[0] == "rollback":
             db.execute("ROLLBACK")
             db.execute("PRAGMA cache_size=-2000")
@@ -384,6 +410,48 @@ def rpc(args):
         elif words[0] == "ckpt":
             result = db.execute("PRAGMA wal_checkpoint(%s)" % words[1]).fetchone()
             emit({"ok": "ckpt", "result": list(result)})
+        else:
+            raise RuntimeError("unknown command %r" % line)
+    if db is not None:
+        db.close()
+
+
+def grow(args):
+    if os.path.exists(args.db):
+        raise RuntimeError("%s already exists" % args.db)
+    page = 65536
+    db = sqlite3.connect(args.db, isolation_level=None)
+    db.execute("PRAGMA page_size=%d" % page)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+    db.close()
+    with open(args.db, "r+b") as f:
+        header = bytearray(f.read(100))
+        header[28:32] = args.pages.to_bytes(4, "big")
+        header[92:96] = header[24:28]
+        f.seek(0)
+        f.write(header)
+    os.truncate(args.db, args.pages * page)
+    db = sqlite3.connect(args.db, isolation_level=None)
+    db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def put(n, size):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t(k, v) VALUES (?, ?)", (n, bytes([n % 256]) * size))
+        db.execute("COMMIT")
+        return db.execute("PRAGMA page_count").fetchone()[0]
+
+    pages = put(1, 200000)
+    emit({"ready": {"pages": pages, "wal": os.path.getsize(args.db + "-wal")}})
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "quit":
+            break
+        if words[0] == "put":
+            n = int(words[1])
+            emit({"ok": n, "pages": put(n, int(words[2]))})
         else:
             raise RuntimeError("unknown command %r" % line)
     db.close()
@@ -419,6 +487,7 @@ def main():
     p.add_argument("--big-aborts", type=float, default=0.2, metavar="FRACTION")
     p.add_argument("--switch-every", type=int, default=0, metavar="COMMITS")
     p.add_argument("--ballast", type=int, default=0, metavar="MB")
+    p.add_argument("--close-each", action="store_true")
     p.set_defaults(func=ledger)
     p = sub.add_parser("rpc")
     p.add_argument("db")
@@ -430,6 +499,10 @@ def main():
     p.add_argument("label")
     p.add_argument("rows", type=int)
     p.set_defaults(func=build)
+    p = sub.add_parser("grow")
+    p.add_argument("db")
+    p.add_argument("pages", type=int)
+    p.set_defaults(func=grow)
     args = parser.parse_args()
     args.func(args)
 
