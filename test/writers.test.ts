@@ -866,21 +866,22 @@ const COARSE_CLOCKS = [
 const ONCE_ROUNDS = 40;
 
 /**
- * A writer that opens, commits one same-size UPDATE and closes, `rounds` times; after each,
- * reload() must show it. Returns how many commits reload() missed (it asserts 0).
+ * A writer that opens, commits one same-size UPDATE and closes, `rounds` times (with `exclusive`:
+ * one connection in locking_mode=EXCLUSIVE, which never bumps the change counter, kept open);
+ * after each, reload() must show it: asserts that it missed none.
  */
-async function readYourWritesOnce(file: string, mode: JournalMode, fs: ImageFileSystem, rounds: number, where: string): Promise<void> {
-  const writer = new Writer(['rpc', file, mode]);
+async function readYourWritesOnce(file: string, mode: JournalMode, fs: ImageFileSystem, rounds: number, where: string, exclusive = false): Promise<void> {
+  const writer = new Writer(['rpc', file, mode, ...(exclusive ? ['--exclusive'] : [])]);
   try {
     await writer.expect('ready');
     await writer.request('put 1 16');
-    await writer.request('detach');
+    if (!exclusive) await writer.request('detach');
     const cache = await openDbCacheOn(fs, file, { watch: false });
     try {
       let missed = 0;
       const misses: string[] = [];
       for (let n = 1; n <= rounds; n++) {
-        await writer.request(`once ${n}`);
+        await writer.request(`${exclusive ? 'set' : 'once'} ${n}`);
         await cache.reload();
         const row = cache.get<{ p: Uint8Array }>('SELECT payload AS p FROM items WHERE n = 1')!;
         const seen = Number(new TextDecoder().decode(row.p));
@@ -890,7 +891,7 @@ async function readYourWritesOnce(file: string, mode: JournalMode, fs: ImageFile
         }
       }
       const stats = cache.stats();
-      console.log(`[writers] open-commit-close ${mode} ${where}: ${rounds} rounds, ${missed} missed, stats ${JSON.stringify(stats)}`);
+      console.log(`[writers] ${exclusive ? 'locking_mode=EXCLUSIVE' : 'open-commit-close'} ${mode} ${where}: ${rounds} rounds, ${missed} missed, stats ${JSON.stringify(stats)}`);
       assert.equal(missed, 0, `${mode} ${where}: reload() missed ${missed} of ${rounds} commits (${misses.slice(0, 5).join('; ')})`);
       assert.equal(stats.reloads, rounds + 1, `${mode} ${where}: every commit is its own generation`);
     } finally {
@@ -939,6 +940,11 @@ describe('coarse file clocks: file times rounded to 1 ms and to 1 s', { timeout:
         });
       });
     }
+    test(`${clock.label}: a rollback writer in locking_mode=EXCLUSIVE (no change-counter bump): reload() shows each commit`, { timeout: TEST_TIMEOUT_MS }, async () => {
+      await withTempDir(async (dir) => {
+        await readYourWritesOnce(path.join(dir, 'exclusive.db'), 'delete', new RoundingFileSystem(clock.granularityNs), ONCE_ROUNDS, `(${clock.label} clock)`, true);
+      });
+    });
   }
 });
 
@@ -995,6 +1001,7 @@ describe('coarse file clocks: a real ext4 with 128-byte inodes (1-second file ti
       for (const mode of ALL_MODES) {
         await readYourWritesOnce(path.join(mounted.mountPoint, `once-${mode}.db`), mode, nodeFileSystem, ONCE_ROUNDS, '(ext4 -I 128)');
       }
+      await readYourWritesOnce(path.join(mounted.mountPoint, 'exclusive.db'), 'delete', nodeFileSystem, ONCE_ROUNDS, '(ext4 -I 128)', true);
       const ledgerDir = path.join(mounted.mountPoint, 'ledger');
       fs.mkdirSync(ledgerDir);
       await coarseLedger('wal', ['--close-each'], 5000, nodeFileSystem, 'wal, writer closing after each commit (ext4 -I 128)', ledgerDir);

@@ -25,8 +25,9 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
       --close-each closes and reopens the connection after every commit (in WAL mode the last
       connection closing checkpoints and deletes the -wal: the pattern of scripts and cron jobs).
 
-  rpc DB MODE
-      Creates DB with a table items(n INTEGER PRIMARY KEY, payload BLOB) in journal MODE, prints
+  rpc DB MODE [--exclusive]
+      Creates DB with a table items(n INTEGER PRIMARY KEY, payload BLOB) in journal MODE (with
+      --exclusive in locking_mode=EXCLUSIVE: rollback commits then never bump the change counter), prints
       {"ready": true}, then for every stdin line
         "put N [BYTES]"  inserts row N (with a payload of BYTES bytes) in its own transaction and
                          prints {"ok": N} after COMMIT returned;
@@ -38,6 +39,8 @@ Subcommands (all print one JSON object per line on stdout; errors go to stderr, 
                          changed (db_changed, wal_changed);
         "rollback"       rolls that transaction back;
         "detach"         closes the connection this process keeps open;
+        "set N"          sets the payload of row 1 to 16 bytes spelling N in its own transaction
+                         on the connection this process keeps open, prints {"ok": N};
         "once N"         opens a new connection, sets the payload of row 1 to 16 bytes spelling N
                          (same size every time) in its own transaction, closes it, prints {"ok": N};
         "quit"           (or end of file) closes the connection and exits.
@@ -352,6 +355,8 @@ def rpc(args):
     if os.path.exists(args.db):
         raise RuntimeError("%s already exists" % args.db)
     db = connect(args.db, args.mode)
+    if args.exclusive:
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
     db.execute("CREATE TABLE items(n INTEGER PRIMARY KEY, payload BLOB)")
     emit({"ready": True})
     for line in sys.stdin:
@@ -395,6 +400,12 @@ def rpc(args):
             db.close()
             db = None
             emit({"ok": "detach"})
+        elif words[0] == "set":
+            n = int(words[1])
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE items SET payload = ? WHERE n = 1", (("%16d" % n).encode(),))
+            db.execute("COMMIT")
+            emit({"ok": n})
         elif words[0] == "once":
             n = int(words[1])
             once = sqlite3.connect(args.db, isolation_level=None, timeout=30)
@@ -492,6 +503,7 @@ def main():
     p = sub.add_parser("rpc")
     p.add_argument("db")
     p.add_argument("mode", choices=("wal", "delete", "truncate", "persist"))
+    p.add_argument("--exclusive", action="store_true")
     p.set_defaults(func=rpc)
     p = sub.add_parser("build")
     p.add_argument("db")
