@@ -375,7 +375,7 @@ class Cache extends QueryMethods implements DbCache {
       version: `source:${this.#sourceVersions + 1}:${image.length}`,
       settled: false,
       mode: 'rollback',
-      fingerprint: { key: '', settled: false, settlesAtNs: 0n },
+      fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
     };
   }
 

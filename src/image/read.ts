@@ -69,6 +69,12 @@ export interface Fingerprint {
    * stat-free witness covers it): then any later write shows in the key.
    */
   readonly settled: boolean;
+  /**
+   * Settled by the `-shm` header of a connected WAL writer rather than by file times. It speaks
+   * for commits whose `COMMIT` has returned: the writer updates the header right after appending
+   * the commit frame, so a commit caught between the two shows once it completes.
+   */
+  readonly witnessed: boolean;
   /** File-clock time (ns) after which a key equal to this one would be settled. */
   readonly settlesAtNs: bigint;
 }
@@ -152,7 +158,7 @@ export function readFingerprint(path: string, fs: ImageFileSystem): Fingerprint 
       parts.push('j', statKey(journal), journalHead !== undefined && isJournalActive(journalHead) ? 'J' : '-');
     }
     const settlesAtNs = newest + racyWindow(fs);
-    return { key: parts.join(':'), settled: witnessed || settlesAtNs <= now, settlesAtNs };
+    return { key: parts.join(':'), settled: witnessed || settlesAtNs <= now, witnessed, settlesAtNs };
   });
 }
 
