@@ -864,3 +864,36 @@ test('scripted: an ImageFileSystem whose methods need their `this` (a plain clas
   const result = await scriptedRead(world, []);
   assertCommitted(world, result);
 });
+
+test('readImage and readFingerprint close every descriptor when any file-system call throws (each call of an attempt in turn)', async () => {
+  for (const mode of ['wal', 'delete'] as const) {
+    for (let failAt = 1; ; failAt++) {
+      const world = makeWorld(1, mode === 'wal' ? WAL_OPEN : ROLLBACK, 60_000, { mode, initialPages: 3 });
+      if (mode === 'wal') {
+        world.writer.perform('open');
+        world.writer.perform('commit', { pages: [2, 3] });
+      }
+      world.scheduler.enabled = false;
+      const fs = world.fs;
+      let calls = 0;
+      // Fails the failAt-th call of any kind (open, fstat, stat, reads, close succeed up to then).
+      const failing: typeof fs = Object.create(fs) as typeof fs;
+      for (const method of ['open', 'fstat', 'stat', 'readSync', 'read', 'allocate'] as const) {
+        const real = (fs[method] as (...args: unknown[]) => unknown).bind(fs);
+        (failing as unknown as Record<string, unknown>)[method] = (...args: unknown[]): unknown => {
+          if (++calls === failAt) throw Object.assign(new Error(`EIO: injected at call ${failAt}`), { code: 'EIO' });
+          return real(...args);
+        };
+      }
+      let failed = false;
+      try {
+        await readImage(DB, failing, world.policy);
+      } catch (error) {
+        failed = true;
+        assert.ok(error instanceof PipelineFailure && error.code === 'IO', `${mode}, call ${failAt}: ${describeError(error)}`);
+      }
+      assert.equal(fs.openDescriptors(), 0, `${mode}: a failure at call ${failAt} left descriptors open`);
+      if (!failed) break; // every call of a successful read has had its turn
+    }
+  }
+});
