@@ -27,7 +27,8 @@ import { Rng } from './support/sim-fs.ts';
 const READER = fileURLToPath(new URL('./support/sqlite-reader.py', import.meta.url));
 const MUTANTS = Number(process.env['FUZZ_MUTANTS'] ?? '') > 0 ? Number(process.env['FUZZ_MUTANTS']) : 1200;
 const FIRST_SEED = Number(process.env['FUZZ_SEED'] ?? '') > 0 ? Number(process.env['FUZZ_SEED']) : 1;
-const SQL = 'SELECT k, hex(v) FROM t ORDER BY k';
+// hex() of both columns: a mutated schema can make them text that is not UTF-8.
+const SQL = 'SELECT hex(k), hex(v) FROM t ORDER BY k';
 const NAMES = ['app.db', 'app.db-wal', 'app.db-journal'] as const;
 const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 

@@ -164,7 +164,8 @@ def read(src_dir, sql, scratch):
         db = sqlite3.connect(path, isolation_level=None)
         rows = db.execute(sql).fetchall()
         return {"rows": [list(r) for r in rows]}
-    except sqlite3.Error as error:
+    except (sqlite3.Error, ValueError) as error:
+        # ValueError: text that is not UTF-8 (the fuzzer's SQL only returns hex, so unexpected).
         return {"error": str(error)}
     finally:
         if db is not None:
