@@ -174,11 +174,6 @@ export function foldWal(
   return image.length === size ? image : image.subarray(0, size);
 }
 
-/** The page SQLite never writes: the one holding byte offset 2^30 (1-based page number). */
-export function lockBytePage(pageSize: number): number {
-  return Math.floor(2 ** 30 / pageSize) + 1;
-}
-
 /** SQLite's WAL checksum: 32-bit words taken in pairs, `s1 += w0 + s2; s2 += w1 + s1`. */
 class Checksum {
   s1: number;
