@@ -27,13 +27,15 @@ import { Rng } from './support/sim-fs.ts';
 const READER = fileURLToPath(new URL('./support/sqlite-reader.py', import.meta.url));
 const MUTANTS = Number(process.env['FUZZ_MUTANTS'] ?? '') > 0 ? Number(process.env['FUZZ_MUTANTS']) : 1200;
 const FIRST_SEED = Number(process.env['FUZZ_SEED'] ?? '') > 0 ? Number(process.env['FUZZ_SEED']) : 1;
-// hex() of both columns: a mutated schema can make them text that is not UTF-8.
-const SQL = 'SELECT hex(k), hex(v) FROM t ORDER BY k';
+/** What both sides read: the schema's size, then every row (hex(): a mutated schema can make them text that is not UTF-8). */
+const SQLS = ['SELECT count(*), max(rootpage) FROM sqlite_schema', 'SELECT hex(k), hex(v) FROM t ORDER BY k'] as const;
 const NAMES = ['app.db', 'app.db-wal', 'app.db-journal'] as const;
 const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 
 type Files = Partial<Record<(typeof NAMES)[number], Uint8Array>>;
-type Outcome = { rows: unknown[][] } | { error: string; code?: string };
+type Result = { rows: unknown[][] } | { error: string; code?: string };
+/** One result per query of {@link SQLS}. */
+type Outcome = readonly Result[];
 
 /** The Python reader: one JSON request per line, one JSON answer per line. */
 class Reader {
@@ -215,15 +217,24 @@ function mutate(rng: Rng, baseName: string, base: Files): { files: Files; what: 
 }
 
 function describeOutcome(outcome: Outcome): string {
-  return 'rows' in outcome ? `${outcome.rows.length} rows ${JSON.stringify(outcome.rows).slice(0, 160)}` : `error ${outcome.code ?? ''} ${outcome.error}`;
+  return outcome
+    .map((result) => ('rows' in result ? `${result.rows.length} rows ${JSON.stringify(result.rows).slice(0, 120)}` : `error ${result.code ?? ''} ${result.error}`))
+    .join(' | ');
 }
 
 function cacheOutcome(cache: DbCache): Outcome {
-  try {
-    return { rows: cache.values(SQL) };
-  } catch (error) {
-    return { error: String((error as Error).message ?? error), code: (error as { code?: string }).code };
-  }
+  return SQLS.map((sql) => {
+    try {
+      return { rows: cache.values(sql) };
+    } catch (error) {
+      return { error: String((error as Error).message ?? error), code: (error as { code?: string }).code };
+    }
+  });
+}
+
+function failed(error: unknown): Outcome {
+  const result = { error: String((error as Error).message), code: isDbCacheError(error) ? error.code : undefined };
+  return SQLS.map(() => result);
 }
 
 function hasLiveJournal(files: Files): boolean {
@@ -233,9 +244,13 @@ function hasLiveJournal(files: Files): boolean {
 
 /** Whether the cache's outcome is SQLite's, or the one divergence by design (hot journal → BUSY). */
 function agrees(sqlite: Outcome, cache: Outcome, files: Files): 'same' | 'hot-journal' | false {
-  if ('rows' in sqlite && 'rows' in cache) return JSON.stringify(sqlite.rows) === JSON.stringify(cache.rows) ? 'same' : false;
-  if ('error' in sqlite && 'error' in cache) return 'same';
-  if ('error' in cache && cache.code === 'BUSY' && hasLiveJournal(files)) return 'hot-journal';
+  const same = sqlite.every((expected, i) => {
+    const actual = cache[i]!;
+    if ('rows' in expected && 'rows' in actual) return JSON.stringify(expected.rows) === JSON.stringify(actual.rows);
+    return 'error' in expected && 'error' in actual;
+  });
+  if (same) return 'same';
+  if (cache.every((result) => 'error' in result && result.code === 'BUSY') && hasLiveJournal(files)) return 'hot-journal';
   return false;
 }
 
@@ -257,7 +272,7 @@ test(`byte fuzzing: ${MUTANTS} mutants of database, WAL and journal files, each 
       const { files, what } = mutate(rng, baseName, bases.get(baseName)!);
       place(mutantDir, files);
       // SQLite reads its own copy while the caches read the mutant (neither writes it).
-      const asked = reader.ask({ read: mutantDir, sql: SQL });
+      const asked = reader.ask({ read: mutantDir, sql: SQLS });
 
       let fresh: Outcome;
       try {
@@ -265,7 +280,7 @@ test(`byte fuzzing: ${MUTANTS} mutants of database, WAL and journal files, each 
         fresh = cacheOutcome(cache);
         await cache.close();
       } catch (error) {
-        fresh = { error: String((error as Error).message), code: isDbCacheError(error) ? error.code : undefined };
+        fresh = failed(error);
       }
 
       // The live cache: the base files in place first (a reload that may or may not publish),
@@ -278,11 +293,11 @@ test(`byte fuzzing: ${MUTANTS} mutants of database, WAL and journal files, each 
         await live.reload();
         reloaded = cacheOutcome(live);
       } catch (error) {
-        reloaded = { error: String((error as Error).message), code: isDbCacheError(error) ? error.code : undefined };
+        reloaded = failed(error);
       }
 
-      const sqlite = (await asked) as Outcome;
-      if ('rows' in sqlite) tally.sqliteRead++;
+      const sqlite = (await asked)['results'] as Outcome;
+      if ('rows' in sqlite[SQLS.length - 1]!) tally.sqliteRead++;
       else tally.sqliteRefused++;
       const freshAgrees = agrees(sqlite, fresh, files);
       const liveAgrees = agrees(sqlite, reloaded, files);

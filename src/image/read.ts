@@ -284,7 +284,7 @@ async function readWalMode(
   const scanned = walBytes === undefined ? undefined : scanWal(walBytes, resume);
   // SQLite ignores (and deletes) a WAL next to an empty database file.
   const scan = dbStat.size === 0 ? undefined : scanned;
-  if (!sameSalts(headerBefore, scan?.header) || !sameSalts(headerBefore, headerAfter)) {
+  if (!sameSalts(headerBefore, scanned?.header) || !sameSalts(headerBefore, headerAfter)) {
     return new Retry('the WAL was restarted during the read');
   }
   if (headerBefore === undefined && readShm(path, fs).key !== shmBefore) {

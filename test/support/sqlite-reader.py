@@ -16,10 +16,11 @@ Reads JSON requests from stdin, one per line, and answers each with one JSON lin
         twin-a        the same database file as twin-b, with a -wal of the same salts whose
         twin-b          later frames differ (a WAL rewritten in place by a restore or a copy tool)
 
-  {"read": DIR, "sql": SQL}
+  {"read": DIR, "sql": [SQL, ...]}
       Copies DIR/app.db, app.db-wal and app.db-journal (those that exist) into a private scratch
       directory (SQLite may roll back a hot journal or delete a -wal: the fuzzer's files stay as
-      they are), opens the copy, runs SQL and answers {"rows": [[...], ...]} or {"error": message}.
+      they are), opens the copy, runs each SQL and answers {"results": [R, ...]}, each R
+      {"rows": [[...], ...]} or {"error": message}.
 """
 
 import json
@@ -153,23 +154,24 @@ def bases(root):
     return [n for n in names if n != "twins"] + ["twin-a", "twin-b"]
 
 
-def read(src_dir, sql, scratch):
+def read(src_dir, sqls, scratch):
     shutil.rmtree(scratch, ignore_errors=True)
     snapshot(src_dir, scratch)
     path = os.path.join(scratch, "app.db")
     if not os.path.exists(path):
-        return {"error": "no database file"}
-    db = None
+        return {"results": [{"error": "no database file"} for _ in sqls]}
+    db = sqlite3.connect(path, isolation_level=None)
+    results = []
     try:
-        db = sqlite3.connect(path, isolation_level=None)
-        rows = db.execute(sql).fetchall()
-        return {"rows": [list(r) for r in rows]}
-    except (sqlite3.Error, ValueError) as error:
-        # ValueError: text that is not UTF-8 (the fuzzer's SQL only returns hex, so unexpected).
-        return {"error": str(error)}
+        for sql in sqls:
+            try:
+                results.append({"rows": [list(r) for r in db.execute(sql).fetchall()]})
+            except (sqlite3.Error, ValueError) as error:
+                # ValueError: text that is not UTF-8 (the fuzzer's SQL returns hex, so unexpected).
+                results.append({"error": str(error)})
     finally:
-        if db is not None:
-            db.close()
+        db.close()
+    return {"results": results}
 
 
 def main():
