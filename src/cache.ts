@@ -351,7 +351,8 @@ class Cache extends QueryMethods implements DbCache {
       },
       now: () => performance.now(),
     };
-    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal });
+    const live = this.#baseline;
+    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal, ...(live === undefined ? {} : { live }) });
     this.#wal = image.wal;
     return image;
   }

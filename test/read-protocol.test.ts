@@ -278,6 +278,9 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
 
   // Like the cache, each read resumes from the previous image's WAL scan.
   let walMemory: WalMemory | undefined;
+  // Like the cache, each read may know the previous image (rollback mode skips its second read
+  // inside the racy window when it finds exactly those bytes).
+  let live: Uint8Array | undefined;
   for (let r = 0; r < reads && failure === undefined; r++) {
     // The writer moves on its own for a while, possibly stopping mid-operation.
     scheduler.enabled = true;
@@ -299,8 +302,9 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
 
     let image: DatabaseImage;
     try {
-      image = await readImage(DB, fs, world.policy, { wal: walMemory });
+      image = await readImage(DB, fs, world.policy, { wal: walMemory, ...(live !== undefined && rng.chance(0.7) ? { live } : {}) });
       walMemory = image.wal;
+      live = image.bytes.slice();
     } catch (error) {
       fail(`readImage #${r} rejected: ${describeError(error)}`);
       break;

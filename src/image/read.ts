@@ -41,6 +41,11 @@ export interface ReadHints {
   readonly fingerprint?: Fingerprint;
   /** The WAL scan of the previous image. */
   readonly wal?: WalMemory;
+  /**
+   * The live image as it was read (never written to). In rollback mode a read inside the racy
+   * window that finds exactly these bytes found a committed state and needs no second read.
+   */
+  readonly live?: Uint8Array;
 }
 
 /** How hard {@link readImage} tries before it gives up with `BUSY`. */
@@ -112,7 +117,7 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
   for (;;) {
     attempts++;
     const fingerprint = attempts === 1 ? hints.fingerprint : undefined;
-    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints.wal, state));
+    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints, state));
     if (!(outcome instanceof Retry)) return outcome;
     const elapsed = policy.now() - started;
     // A second attempt always: a file seen once at an odd size is accepted when seen again unchanged.
@@ -166,7 +171,7 @@ async function readOnce(
   path: string,
   fs: ImageFileSystem,
   knownFingerprint: Fingerprint | undefined,
-  wal: WalMemory | undefined,
+  hints: ReadHints,
   state: Attempts,
 ): Promise<DatabaseImage | Retry> {
   const fingerprint = knownFingerprint ?? readFingerprint(path, fs);
@@ -177,11 +182,18 @@ async function readOnce(
   const head = readHead(fs, path, DB_HEADER_SIZE);
   const walMode = walExists || (head !== undefined && marksWal(head));
   const clock = { now, window: racyWindow(fs) };
-  return walMode ? readWalMode(path, fs, fingerprint, wal, clock, state) : readRollbackMode(path, fs, fingerprint, clock, state);
+  return walMode ? readWalMode(path, fs, fingerprint, hints.wal, clock, state) : readRollbackMode(path, fs, fingerprint, clock, state, hints.live);
 }
 
 /** Rollback journal mode: change counter, no active journal, whole file, then all of it again. */
-async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: Fingerprint, clock: Clock, state: Attempts): Promise<DatabaseImage | Retry> {
+async function readRollbackMode(
+  path: string,
+  fs: ImageFileSystem,
+  fingerprint: Fingerprint,
+  clock: Clock,
+  state: Attempts,
+  live: Uint8Array | undefined,
+): Promise<DatabaseImage | Retry> {
   const fd = openDatabase(path, fs);
   try {
     const before = fs.fstat(fd);
@@ -200,10 +212,10 @@ async function readRollbackMode(path: string, fs: ImageFileSystem, fingerprint: 
     if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
     if (marksWal(bytes)) return new Retry('the database is in WAL mode now');
     const settled = !isRacy(before, clock);
-    if (!settled) {
-      // Equal stats prove nothing about a file written within the racy window (a transaction that
-      // spills pages and rolls back, a writer in locking_mode=EXCLUSIVE that never bumps the
-      // change counter): the content itself must not have moved.
+    // Equal stats prove nothing about a file written within the racy window (a transaction that
+    // spills pages and rolls back, a writer in locking_mode=EXCLUSIVE that never bumps the change
+    // counter): the content itself must not have moved, unless it is exactly the live image.
+    if (!settled && !(live !== undefined && equalBytes(bytes, live))) {
       if (!(await sameAsFile(fs, fd, bytes))) return new Retry('the database changed during the read');
       if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
       if (readCounter(fs, fd, before.size) !== counterBefore) return new Retry('the database changed during the read');
@@ -449,6 +461,10 @@ function oddSize(bytes: Uint8Array, stat: FileStat, state: Attempts): Retry | un
 /** Bytes of the WAL up to the end of the last commit frame a scan verified. */
 function trustedEnd(scan: WalScan): number {
   return WAL_HEADER_SIZE + scan.committedFrames * (scan.header.pageSize + WAL_FRAME_HEADER_SIZE);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 /** Whether `bytes` starts with `prefix`: the frames an earlier scan verified are still there. */
