@@ -403,7 +403,8 @@ async function runLedger(mode: JournalMode, run: LedgerRun): Promise<LedgerRunRe
     observe(true);
     const minMs = SOAK_SECONDS > 0 ? SOAK_SECONDS * 1000 : run.minMs;
     const loopStarted = performance.now();
-    const deadline = loopStarted + minMs + 45_000;
+    // Generous: inside the racy window every reload of a file that keeps changing reads it twice.
+    const deadline = loopStarted + minMs + 90_000;
     for (;;) {
       const enough =
         reloads >= run.minReloads &&
