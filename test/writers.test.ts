@@ -372,7 +372,9 @@ async function runLedger(mode: JournalMode, run: LedgerRun): Promise<LedgerRunRe
     const ready = (await writer.expect('ready', 60_000))['ready'] as { total: number; accounts: number };
     const expected: LedgerExpectations = { total: ready.total, accounts: ready.accounts };
 
-    const cache = await openDbCacheOn(run.fs ?? nodeFileSystem, file, { watch: false });
+    // The open has no live image to compare with: inside the racy window each attempt reads the
+    // file twice, and the aborting writers keep a journal live most of the time.
+    const cache = await openDbCacheOn(run.fs ?? nodeFileSystem, file, { watch: false, busyTimeoutMs: 20_000 });
     defer(() => cache.close());
 
     const generations = new Set<number>();
