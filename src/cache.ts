@@ -6,8 +6,8 @@ import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
-import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
+import { FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
+import { loadSqlJs, openImage, realBinder, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -149,6 +149,7 @@ class Cache extends QueryMethods implements DbCache {
       memoEntries: options.memoEntries,
       logger: this.#logger,
       onClose: (core) => this.#snapshots.delete(core),
+      bindReal: realBinder(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -369,7 +370,8 @@ class Cache extends QueryMethods implements DbCache {
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
     try {
-      core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
+      const { db, seal } = openImage(this.#sqlJs, image.bytes);
+      core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
     } catch (error) {
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }
@@ -382,7 +384,7 @@ class Cache extends QueryMethods implements DbCache {
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
         if (this.#options.quickCheck) {
-          const result = core.all('PRAGMA quick_check', undefined, 'first');
+          const result = core.all('PRAGMA quick_check', undefined, FIRST);
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {

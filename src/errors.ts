@@ -12,7 +12,8 @@
  * | `IO` | any other file-system error |
  * | `OVERLAY_FAILED` | the `onReload` hook threw |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
- * | `QUERY` | SQLite rejected a query (syntax, missing table, write on a read-only snapshot) |
+ * | `QUERY` | SQLite rejected a query (syntax, missing table) |
+ * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |
  * | `CLOSED` | the cache or the snapshot was used after `close()` / `release()` |
  */
 export type DbCacheErrorCode =
@@ -26,6 +27,7 @@ export type DbCacheErrorCode =
   | 'OVERLAY_FAILED'
   | 'SOURCE_FAILED'
   | 'QUERY'
+  | 'READ_ONLY'
   | 'CLOSED';
 
 /**

@@ -1,3 +1,6 @@
+import type { RealBinder } from './params.ts';
+import { SealableImage } from './sealed-image.ts';
+
 /** The part of a sql.js prepared statement dbcache uses. */
 export interface SqlJsStatement {
   bind(values?: unknown): unknown;
@@ -24,6 +27,13 @@ export interface SqlJsDatabase {
  */
 export interface SqlJsLike {
   Database: new (data?: Uint8Array | null) => SqlJsDatabase;
+}
+
+/** The low-level exports of sql.js that binding a whole number as REAL needs. */
+interface SqlJsInternals {
+  _sqlite3_bind_double?: (statement: number, index: number, value: number) => number;
+  _sqlite3_sql?: (statement: number) => number;
+  UTF8ToString?: (pointer: number) => string;
 }
 
 /** Which sql.js to use: a build of the package, or a module the application initialised. */
@@ -53,11 +63,63 @@ export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
 }
 
 /**
- * Opens an image as a private in-memory database. sql.js keeps a view of a Node `Buffer`
- * instead of copying it, so the image must not be touched again by anyone.
+ * Opens an image as a private in-memory database whose file refuses writes after `seal()`.
+ * A Node `Buffer` is kept as a view instead of copied, so the image must not be touched again.
  */
-export function openImage(sqlJs: SqlJsLike, image: Uint8Array): SqlJsDatabase {
-  return new sqlJs.Database(image.length === 0 ? null : image);
+export function openImage(sqlJs: SqlJsLike, image: Uint8Array): { db: SqlJsDatabase; seal: () => void } {
+  if (image.length === 0) return { db: new sqlJs.Database(null), seal: () => {} };
+  const storage = new SealableImage(image);
+  const db = new sqlJs.Database(storage as unknown as Uint8Array);
+  return { db, seal: () => storage.seal() };
+}
+
+const realBinders = new WeakMap<SqlJsLike, RealBinder | null>();
+
+/**
+ * A function that binds a whole number as REAL, as better-sqlite3 binds every number (sql.js
+ * binds those within 32 bits as INTEGER, the rest as REAL), or `undefined` when this sql.js
+ * does not export what it needs. sql.js keeps a statement's pointer in a minified property: it
+ * is found once per module by asking SQLite which pointer holds a probe statement's text.
+ */
+export function realBinder(sqlJs: SqlJsLike): RealBinder | undefined {
+  let binder = realBinders.get(sqlJs);
+  if (binder === undefined) {
+    binder = findRealBinder(sqlJs) ?? null;
+    realBinders.set(sqlJs, binder);
+  }
+  return binder ?? undefined;
+}
+
+function findRealBinder(sqlJs: SqlJsLike): RealBinder | undefined {
+  const { _sqlite3_bind_double: bindDouble, _sqlite3_sql: sqlOf, UTF8ToString: text } = sqlJs as SqlJsLike & SqlJsInternals;
+  if (typeof bindDouble !== 'function' || typeof sqlOf !== 'function' || typeof text !== 'function') return undefined;
+  const probeSql = 'SELECT typeof(?) AS dbcache_probe';
+  let db: SqlJsDatabase | undefined;
+  try {
+    db = new sqlJs.Database(null);
+    const statement = db.prepare(probeSql) as unknown as Record<string, unknown>;
+    for (const key of Object.keys(statement)) {
+      const pointer = statement[key];
+      if (typeof pointer !== 'number' || !Number.isInteger(pointer) || pointer < 4096) continue;
+      if (text(sqlOf(pointer)) !== probeSql) continue;
+      const binder: RealBinder = (raw, index, value) => {
+        const code = bindDouble((raw as unknown as Record<string, number>)[key]!, index, value);
+        if (code !== 0) throw new Error(`binding parameter ${index} failed (SQLite code ${code})`);
+      };
+      // Prove it: the probe must now return a REAL.
+      (statement as unknown as SqlJsStatement).bind([2]);
+      binder(statement as unknown as SqlJsStatement, 1, 5);
+      (statement as unknown as SqlJsStatement).step();
+      const [value] = (statement as unknown as SqlJsStatement).get();
+      (statement as unknown as SqlJsStatement).free();
+      return value === 'real' ? binder : undefined;
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
 }
 
 function checkModule(module: SqlJsLike): SqlJsLike {

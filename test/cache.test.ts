@@ -50,10 +50,11 @@ describe('read API', () => {
     assert.equal(cache.get<{ s: string }>("SELECT ':id' AS s WHERE 1 = :one", { one: 1 })?.s, ':id');
   });
 
-  test('missing named parameters and unbindable values throw RangeError / TypeError', () => {
+  test('missing named parameters and unbindable values throw RangeError / TypeError; undefined binds NULL', () => {
     assert.throws(() => cache.get('SELECT :a AS a', {}), { name: 'RangeError' });
-    assert.throws(() => cache.get('SELECT ? AS a', [undefined as never]), { name: 'TypeError' });
     assert.throws(() => cache.get('SELECT ? AS a', [{} as never]), { name: 'TypeError' });
+    assert.throws(() => cache.get('SELECT ? AS a', 5 as never), { name: 'TypeError' });
+    assert.deepEqual(cache.get('SELECT ? AS a', [undefined]), { a: null });
   });
 
   test('booleans bind as 1/0, bigints within 2^53 bind exactly, blobs round-trip', () => {
@@ -92,15 +93,16 @@ describe('read API', () => {
     assert.equal(cache.all('SELECT id FROM items ORDER BY id').length, 3);
   });
 
-  test('SQL errors and writes throw DbCacheError QUERY naming the path', () => {
+  test('SQL errors throw DbCacheError QUERY naming the path; writes are refused', () => {
     assert.throws(() => cache.get('SELECT * FROM nope'), (error: unknown) => {
       assert.ok(isDbCacheError(error, 'QUERY'));
       assert.equal(error.name, 'DbCacheError');
       assert.ok(error.message.includes(file));
       return true;
     });
-    assert.throws(() => cache.all("INSERT INTO items(name) VALUES ('x')"), { name: 'DbCacheError', code: 'QUERY' });
-    assert.throws(() => cache.all('DELETE FROM items'), { name: 'DbCacheError', code: 'QUERY' });
+    assert.throws(() => cache.all("INSERT INTO items(name) VALUES ('x')"), { name: 'TypeError' });
+    assert.throws(() => cache.prepare('DELETE FROM items').run(), { name: 'DbCacheError', code: 'READ_ONLY' });
+    assert.throws(() => cache.get("INSERT INTO items(name) VALUES ('x') RETURNING id"), { name: 'DbCacheError', code: 'READ_ONLY' });
     assert.equal(cache.all('SELECT * FROM items').length, 3);
   });
 });
@@ -245,7 +247,8 @@ describe('onReload overlay', () => {
         check();
       }
       assert.deepEqual(infos, [1, 2, 3, 4, 5]);
-      assert.throws(() => cache.all('INSERT INTO derived VALUES (0)'), { code: 'QUERY' });
+      assert.throws(() => cache.all('INSERT INTO derived VALUES (0)'), { name: 'TypeError' });
+      assert.throws(() => cache.prepare('INSERT INTO derived VALUES (0)').run(), { code: 'READ_ONLY' });
     } finally {
       await cache.close();
       cleanup();
@@ -444,7 +447,8 @@ describe('images handed to sql.js', () => {
     const recording = {
       Database: class extends SQL.Database {
         constructor(data?: Uint8Array | null) {
-          seen.push(data == null || Buffer.isBuffer(data));
+          // dbcache hands sql.js its write-refusing storage over the image: a view of the Buffer.
+          seen.push(data == null || Buffer.isBuffer(data.subarray(0)));
           super(data);
         }
       },
