@@ -8,9 +8,10 @@ import { Buffer } from 'node:buffer';
  * with `subarray(start, end)`, writes with `set(bytes, offset)`, and grows the file by copying it
  * into a larger `Uint8Array` when `length` is too small. This object is that result: it reports
  * a length no write can exceed, so sql.js never replaces it, grows itself while writes are
- * allowed (the `onReload` overlay), and throws from `set` once sealed: the backstop under the
- * SQL guard, so that nothing can change a published version. Reads cost one method call per
- * page read from the file (SQLite's page cache serves repeated reads).
+ * allowed (the `onReload` overlay), and once sealed fails every write with EIO: the backstop
+ * under the SQL guard. SQLite then reports a disk I/O error, and that connection keeps failing
+ * (its rollback cannot write either) rather than serving a changed version. Reads cost one
+ * method call per page read from the file (SQLite's page cache serves repeated reads).
  */
 export class SealableImage {
   #bytes: Uint8Array;
@@ -39,7 +40,7 @@ export class SealableImage {
   }
 
   set(source: ArrayLike<number>, offset = 0): void {
-    if (this.#sealed) throw new Error('attempt to write a sealed dbcache version');
+    if (this.#sealed) throw refusedWrite();
     const end = offset + source.length;
     if (end > this.#bytes.length) {
       const grown = new Uint8Array(Math.max(end, Math.ceil(this.#bytes.length * 1.25)));
@@ -53,4 +54,20 @@ export class SealableImage {
   seal(): void {
     this.#sealed = true;
   }
+}
+
+/** Emscripten's EIO, which SQLite's file layer turns into SQLITE_IOERR_WRITE. */
+const EIO = 29;
+
+/**
+ * What the write throws. Any other exception would unwind through SQLite's WebAssembly frames
+ * and leave its page cache holding the change; sql.js's file layer turns an `ErrnoError` into
+ * an error code instead, so SQLite fails the write and rolls back. The errno sits in a property
+ * whose name the minifier chose: every property but `name` reads as EIO.
+ */
+function refusedWrite(): Error {
+  const error = new Error('a sealed dbcache version refused a write');
+  return new Proxy(error, {
+    get: (target, key) => (key === 'name' ? 'ErrnoError' : typeof key === 'string' && !(key in target) ? EIO : Reflect.get(target, key)),
+  });
 }

@@ -187,8 +187,8 @@ function classify(tokens: readonly Token[], start: number): SqlKind {
   const first = tokens[start];
   if (first === undefined || first.kind !== WORD) return 'write';
   const word = first.text;
-  if (word === 'SELECT' || word === 'VALUES') return 'read';
-  if (word === 'WITH') return classifyWith(tokens, start + 1);
+  if (word === 'SELECT' || word === 'VALUES') return pragmaFunctionsRead(tokens, start) ? 'read' : 'write';
+  if (word === 'WITH') return pragmaFunctionsRead(tokens, start) ? classifyWith(tokens, start + 1) : 'write';
   if (word === 'EXPLAIN') {
     let next = start + 1;
     if (isWord(tokens[next], 'QUERY') && isWord(tokens[next + 1], 'PLAN')) next += 2;
@@ -198,6 +198,23 @@ function classify(tokens: readonly Token[], start: number): SqlKind {
   if (NO_DATA.has(word)) return 'none';
   if (WRITES.has(word)) return hasReturning(tokens, start) ? 'write' : 'none';
   return 'write';
+}
+
+/**
+ * Whether every table-valued `pragma_x(…)` in the statement is one whose PRAGMA only reports:
+ * SQLite runs `PRAGMA x = arg` for it, which for other PRAGMAs would act.
+ */
+function pragmaFunctionsRead(tokens: readonly Token[], start: number): boolean {
+  for (let k = start; k < tokens.length; k++) {
+    const token = tokens[k]!;
+    // A quoted name ("pragma_x", [pragma_x], `pragma_x`) names the same table.
+    const text = token.kind === WORD ? token.text : token.kind === TOKEN.ident ? token.text.slice(1, -1).toUpperCase() : '';
+    if (text.startsWith('PRAGMA_')) {
+      const name = text.slice(7).toLowerCase();
+      if (!PRAGMA_GETTERS.has(name) && !PRAGMA_QUERIES.has(name)) return false;
+    }
+  }
+  return true;
 }
 
 /** After `WITH`, the first statement keyword outside parentheses decides. */
