@@ -74,23 +74,42 @@ function toBindable(value: unknown): unknown {
 }
 
 /**
- * The values of `input` in parameter-index order, checked like better-sqlite3 checks them:
- * `RangeError` for too few or too many positional values or a missing named one, `TypeError`
- * for named parameters without an object and for values SQLite cannot hold.
+ * The values of `input` in parameter-index order, checked the way better-sqlite3 checks them, in
+ * its order (argument by argument): `TypeError` for a value SQLite cannot hold or a second object
+ * of named values, `RangeError` for a value beyond the last `?`, a named parameter missing from
+ * the object, or too few values, and `TypeError` when named parameters get no object at all.
  */
 export function bindValues(analysis: SqlAnalysis, input: BindInput): readonly unknown[] {
   if (Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && input.every(bindsAsIs)) return input;
-  if (input === undefined && analysis.parameters.length === 0) return NO_VALUES;
-  const positional: unknown[] = [];
-  let named: Readonly<Record<string, unknown>> | undefined;
+  const { parameters, anonymous } = analysis;
+  if (input === undefined && parameters.length === 0) return NO_VALUES;
+  const values: unknown[] = new Array(parameters.length);
+  let slot = 0;
+  let positional = 0;
+  let named = false;
+  const place = (value: unknown) => {
+    const bindable = toBindable(value);
+    while (slot < parameters.length && parameters[slot] !== null) slot++;
+    if (slot === parameters.length) throw new RangeError('Too many parameter values were provided');
+    values[slot++] = bindable;
+    positional++;
+  };
   const take = (arg: unknown) => {
     if (Array.isArray(arg)) {
-      for (const value of arg) positional.push(value);
+      // A hole in a sparse array is undefined, which binds NULL.
+      for (let i = 0; i < arg.length; i++) place(arg[i]);
     } else if (isNamedObject(arg)) {
-      if (named !== undefined) throw new TypeError('You cannot specify named parameters in two different objects');
-      named = arg;
+      if (named) throw new TypeError('You cannot specify named parameters in two different objects');
+      named = true;
+      for (let i = 0; i < parameters.length; i++) {
+        const token = parameters[i];
+        if (token === null || token === undefined) continue;
+        const key = token.slice(1);
+        if (!Object.hasOwn(arg, key)) throw new RangeError(`Missing named parameter "${key}"`);
+        values[i] = toBindable(arg[key]);
+      }
     } else {
-      positional.push(arg);
+      place(arg);
     }
   };
   if (input instanceof SpreadArgs) {
@@ -100,21 +119,8 @@ export function bindValues(analysis: SqlAnalysis, input: BindInput): readonly un
   } else if (input !== undefined) {
     throw new TypeError(`Parameters must be an array or an object, got ${input === null ? 'null' : typeof input}`);
   }
-  const { parameters, anonymous } = analysis;
-  if (positional.length > anonymous) throw new RangeError('Too many parameter values were provided');
-  if (named !== undefined) {
-    for (const token of parameters) {
-      if (token !== null && !Object.hasOwn(named, token.slice(1))) throw new RangeError(`Missing named parameter "${token.slice(1)}"`);
-    }
-  }
-  if (positional.length < anonymous) throw new RangeError('Too few parameter values were provided');
-  if (analysis.named && named === undefined) throw new TypeError('Missing named parameters');
-  const values: unknown[] = new Array(parameters.length);
-  let next = 0;
-  for (let i = 0; i < parameters.length; i++) {
-    const token = parameters[i]!;
-    values[i] = toBindable(token === null ? positional[next++] : named![token.slice(1)]);
-  }
+  if (positional < anonymous) throw new RangeError('Too few parameter values were provided');
+  if (analysis.named && !named) throw new TypeError('Missing named parameters');
   return values;
 }
 

@@ -237,6 +237,16 @@ export class SnapshotCore {
     return [...statement.columns];
   }
 
+  /**
+   * Compiles and drops a statement that returns no data, to report its SQL errors: compiling
+   * BEGIN, CREATE, ATTACH or an INSERT changes nothing (unlike a PRAGMA setter); running does.
+   */
+  compile(sql: string): void {
+    this.#assertOpen();
+    if (analyzeSql(sql).kind !== 'none') throw new TypeError(`compile() is only for statements that return no data: ${sql}`);
+    this.#guard(() => this.#db.prepare(sql)).free();
+  }
+
   /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
   checkParams(sql: string, params: BindInput): void {
     bindValues(analyzeSql(sql), params);
@@ -421,11 +431,14 @@ export abstract class QueryMethods implements Queryable {
   }
 
   prepare<R = Row>(sql: string): Statement<R> {
+    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
     const core = this.core();
     const analysis = analyzeSql(sql);
     assertOneStatement(analysis);
-    // Bad SQL is reported here, as better-sqlite3 does; what must not be prepared is refused when it runs.
+    // Bad SQL is reported here, as better-sqlite3 does. A PRAGMA setter would act when compiled:
+    // such statements are refused when they run instead.
     if (!core.sealed || analysis.kind === 'read') core.columns(sql);
+    else if (analysis.kind === 'none') core.compile(sql);
     return new BoundStatement<R, R>(this, sql, core.objectMode >= BIGINTS);
   }
 
@@ -474,7 +487,7 @@ export abstract class QueryMethods implements Queryable {
       return: (value?: unknown) => {
         rows.return();
         end();
-        return { done: true, value: value as R };
+        return { value: value as R, done: true };
       },
       [Symbol.iterator]: () => iterator,
     };
@@ -560,16 +573,18 @@ class BoundStatement<R, O> implements Statement<R, O> {
     const input = fromArguments(params);
     this.#owner.checkParams(this.source, input);
     // A copy: changing the caller's array or object later must not change what is bound.
-    this.#bound = input instanceof SpreadArgs || Array.isArray(input) ? fromArguments(structuredCloneShallow(params)) : input === undefined ? undefined : { ...input };
+    this.#bound = fromArguments(structuredCloneShallow(params));
     return this;
   }
 
   columns(): string[] {
-    return this.#owner.columnsOf(this.source);
+    const columns = this.#owner.columnsOf(this.source);
+    if (columns.length === 0) throw new TypeError('The columns() method is only for statements that return data');
+    return columns;
   }
 
   get reader(): boolean {
-    return this.columns().length > 0;
+    return this.#owner.columnsOf(this.source).length > 0;
   }
 
   get readonly(): boolean {
@@ -581,9 +596,12 @@ class BoundStatement<R, O> implements Statement<R, O> {
   }
 }
 
-/** The arguments with arrays and plain objects copied one level deep. */
+/** The arguments with arrays, plain objects and blobs copied: bound values must not change later. */
 function structuredCloneShallow(args: unknown[]): unknown[] {
-  return args.map((arg) => (Array.isArray(arg) ? [...arg] : isNamedObject(arg) ? { ...arg } : arg));
+  const copy = (value: unknown): unknown => (value instanceof Uint8Array ? value.slice() : value);
+  return args.map((arg) =>
+    Array.isArray(arg) ? Array.from(arg, copy) : isNamedObject(arg) ? Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, copy(v)])) : copy(arg),
+  );
 }
 
 /** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
