@@ -46,6 +46,10 @@ const MIN_INT64 = -(2n ** 63n);
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
 
+function isNumber(value: unknown): boolean {
+  return typeof value === 'number';
+}
+
 function bindsAsIs(value: unknown): boolean {
   const type = typeof value;
   return type === 'number' || type === 'string' || value === null || value instanceof Uint8Array;
@@ -157,6 +161,12 @@ function numberAt(input: BindInput, analysis: SqlAnalysis, index: number): boole
  */
 export function bindStatement(statement: SqlJsStatement, analysis: SqlAnalysis, input: BindInput, bindReal: RealBinder | undefined): void {
   const values = bindValues(analysis, input);
+  if (bindReal !== undefined && values === input && values.every(isNumber)) {
+    // Numbers only (a point lookup): bind them straight, one call each, as sql.js's bind would.
+    statement.reset();
+    for (let i = 0; i < values.length; i++) bindReal(statement, i + 1, values[i] as number);
+    return;
+  }
   statement.bind(values);
   if (bindReal === undefined) return;
   for (let i = 0; i < values.length; i++) {
