@@ -79,7 +79,7 @@ describe('a source function instead of a path', () => {
         await cache.reload();
         assert.equal(cache.generation, 2);
         assert.deepEqual(cache.all('SELECT n FROM derived'), [{ n: 2 }]);
-        assert.throws(() => cache.all('INSERT INTO t VALUES (3)'), { code: 'QUERY' });
+        assert.throws(() => cache.prepare('INSERT INTO t VALUES (3)').run(), { code: 'READ_ONLY' });
       } finally {
         await cache.close();
         writer.close();
