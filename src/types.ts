@@ -93,9 +93,22 @@ export interface SqlJsCompatible {
   prepare(sql: string): SqlJsStatement;
 }
 
-/** The synchronous read methods shared by the cache, a snapshot and the overlay database. */
+/**
+ * The synchronous read methods shared by the cache, a snapshot and the overlay database.
+ *
+ * Each takes one SQL statement (more throw `RangeError`) and its parameters as one array or
+ * object. SQL that SQLite rejects throws `DbCacheError` `QUERY`; on a published version a
+ * statement that returns no data throws `TypeError` and one that would change the version
+ * (a `PRAGMA` setter, a write with `RETURNING`) throws `READ_ONLY`.
+ *
+ * @example
+ * ```ts
+ * cache.get('SELECT * FROM routes WHERE host = ?', [host]);
+ * cache.all('SELECT * FROM routes WHERE zone = :zone', { zone });
+ * ```
+ */
 export interface Queryable {
-  /** The first row as an object keyed by column name, or `undefined`. Throws `QUERY` on SQL errors. */
+  /** The first row as an object keyed by column name, or `undefined`. */
   get<R = Row>(sql: string, params?: Params): R | undefined;
   /** All rows as objects. */
   all<R = Row>(sql: string, params?: Params): R[];
@@ -127,7 +140,7 @@ export interface Snapshot extends Queryable {
   release(): void;
   /**
    * This snapshot as the part of a sql.js `Database` that ORM drivers for sql.js use, valid while
-   * the lease is held.
+   * the lease is held. Its `prepare` takes only statements that read (others throw `READ_ONLY`).
    * @example
    * ```ts
    * const orm = drizzle(snap.sqlJsDatabase() as unknown as SqlJsDatabase, { schema });
