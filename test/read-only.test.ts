@@ -219,6 +219,56 @@ describe('a published version cannot be changed', () => {
   });
 });
 
+describe('the SQL guard (pure, before prepare)', () => {
+  test('classifies statements by their text, comments, quotes and case notwithstanding', () => {
+    const kind = (sql: string) => analyzeSql(sql).kind;
+    for (const sql of [
+      'SELECT 1',
+      'values (1), (2)',
+      'WITH x(a) AS (SELECT 1) SELECT a FROM x',
+      'WITH RECURSIVE x AS (SELECT 1 UNION ALL SELECT 1 FROM x) SELECT * FROM x',
+      "SELECT 'DELETE FROM t; PRAGMA query_only=0' AS s",
+      'EXPLAIN QUERY PLAN SELECT * FROM t',
+      'PRAGMA table_info(t)',
+      'PRAGMA main.table_info = "t"',
+      'pragma QUERY_ONLY',
+      "SELECT * FROM pragma_table_info('t')",
+      'SELECT 1; -- the end',
+    ]) {
+      assert.equal(kind(sql), 'read', sql);
+    }
+    for (const sql of ['BEGIN', 'CREATE TEMP TABLE x(y)', 'ATTACH ? AS a', "INSERT INTO t VALUES (1, 'x')", 'WITH x AS (SELECT 1) DELETE FROM t', 'VACUUM']) {
+      assert.equal(kind(sql), 'none', sql);
+    }
+    for (const sql of [
+      'PRAGMA query_only = 0',
+      'PRAGMA case_sensitive_like(1)',
+      'PRAGMA optimize',
+      'PRAGMA "query_only"',
+      'PRAGMA table_info(?)',
+      'PRAGMA cache_size = -100',
+      'INSERT INTO t VALUES (1) RETURNING *',
+      'EXPLAIN PRAGMA query_only = 0',
+      'SELECT * FROM pragma_optimize',
+      'SELECT * FROM "PRAGMA_SHRINK_MEMORY"',
+      'WITH x AS (SELECT * FROM pragma_optimize) SELECT 1',
+      'FROB 1',
+    ]) {
+      assert.equal(kind(sql), 'write', sql);
+    }
+    assert.equal(analyzeSql('SELECT 1; SELECT 2').statements, 2);
+    assert.equal(analyzeSql('/* only */ ;; -- comments').statements, 0);
+    assert.equal(analyzeSql('CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t; END;').statements, 1);
+  });
+
+  test('numbers parameters as SQLite does', () => {
+    assert.deepEqual(analyzeSql('SELECT ?, :a, ?, :a, @b').parameters, [null, ':a', null, '@b']);
+    assert.deepEqual(analyzeSql('SELECT ?3, ?').parameters, [null, null, '?3', null]);
+    assert.deepEqual(analyzeSql("SELECT ':x', \"?\", [@y], `$z` -- ?").parameters, []);
+    assert.equal(analyzeSql('SELECT ?, :a, ?').anonymous, 2);
+  });
+});
+
 describe('the onReload overlay still writes', () => {
   test('its writes and settings are published; afterwards the version refuses them', async () => {
     const { dir, cleanup } = tempDir();
