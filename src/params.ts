@@ -46,8 +46,9 @@ const MIN_INT64 = -(2n ** 63n);
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
 
-function isNumber(value: unknown): boolean {
-  return typeof value === 'number';
+function allNumbers(values: readonly unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'number') return false;
+  return true;
 }
 
 function bindsAsIs(value: unknown): boolean {
@@ -160,13 +161,13 @@ function numberAt(input: BindInput, analysis: SqlAnalysis, index: number): boole
  * as in better-sqlite3, when `bindReal` is available; bigints bind as INTEGER within 32 bits.
  */
 export function bindStatement(statement: SqlJsStatement, analysis: SqlAnalysis, input: BindInput, bindReal: RealBinder | undefined): void {
-  const values = bindValues(analysis, input);
-  if (bindReal !== undefined && values === input && values.every(isNumber)) {
+  if (bindReal !== undefined && Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && allNumbers(input)) {
     // Numbers only (a point lookup): bind them straight, one call each, as sql.js's bind would.
     statement.reset();
-    for (let i = 0; i < values.length; i++) bindReal(statement, i + 1, values[i] as number);
+    for (let i = 0; i < input.length; i++) bindReal(statement, i + 1, input[i] as number);
     return;
   }
+  const values = bindValues(analysis, input);
   statement.bind(values);
   if (bindReal === undefined) return;
   for (let i = 0; i < values.length; i++) {

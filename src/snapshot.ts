@@ -507,19 +507,22 @@ class BoundStatement<R, O> implements Statement<R, O> {
   #raw = false;
   #pluck = false;
   #bigint: boolean;
+  /** The row mode that `#raw`, `#pluck` and `#bigint` make. */
+  #mode: RowMode;
   #bound: BindInput | typeof NOT_BOUND = NOT_BOUND;
 
   constructor(owner: QueryMethods, sql: string, bigint: boolean) {
     this.#owner = owner;
     this.source = sql;
     this.#bigint = bigint;
+    this.#mode = this.#modeNow();
   }
 
   get sql(): string {
     return this.source;
   }
 
-  #mode(): RowMode {
+  #modeNow(): RowMode {
     return (this.#pluck ? FIRST : this.#raw ? ARRAY : OBJECT) + (this.#bigint ? BIGINTS : 0);
   }
 
@@ -530,15 +533,15 @@ class BoundStatement<R, O> implements Statement<R, O> {
   }
 
   get(...params: unknown[]): R | undefined {
-    return this.#owner.getAs(this.source, this.#input(params), this.#mode()) as R | undefined;
+    return this.#owner.getAs(this.source, this.#input(params), this.#mode) as R | undefined;
   }
 
   all(...params: unknown[]): R[] {
-    return this.#owner.allAs(this.source, this.#input(params), this.#mode()) as R[];
+    return this.#owner.allAs(this.source, this.#input(params), this.#mode) as R[];
   }
 
   iterate(...params: unknown[]): IterableIterator<R> {
-    return this.#owner.iterateAs<R>(this.source, this.#input(params), this.#mode());
+    return this.#owner.iterateAs<R>(this.source, this.#input(params), this.#mode);
   }
 
   values(...params: unknown[]): SqlValue[][] {
@@ -553,6 +556,7 @@ class BoundStatement<R, O> implements Statement<R, O> {
     this.#requireReader('raw');
     this.#raw = toggle;
     if (toggle) this.#pluck = false;
+    this.#mode = this.#modeNow();
     return this as never;
   }
 
@@ -560,11 +564,13 @@ class BoundStatement<R, O> implements Statement<R, O> {
     this.#requireReader('pluck');
     this.#pluck = toggle;
     if (toggle) this.#raw = false;
+    this.#mode = this.#modeNow();
     return this as never;
   }
 
   safeIntegers(toggle = true): this {
     this.#bigint = toggle;
+    this.#mode = this.#modeNow();
     return this;
   }
 
