@@ -271,27 +271,25 @@ function plainArgument(token: Token): SqlKind {
 /** Parameter indexes as SQLite numbers them: `?` takes the next, `?N` is N, a name keeps its first index. */
 function parametersOf(tokens: readonly Token[]): { parameters: (string | null)[]; anonymous: number } {
   const parameters: (string | null)[] = [];
-  const seen = new Map<string, number>();
-  let anonymous = 0;
+  const seen = new Set<string>();
   for (const token of tokens) {
     if (token.kind !== PARAM) continue;
     const text = token.text;
     if (text === '?') {
       parameters.push(null);
-      anonymous++;
     } else if (text[0] === '?') {
       const index = Number(text.slice(1));
       if (!Number.isSafeInteger(index) || index < 1 || index > 32766) continue; // SQLite rejects it at prepare
       while (parameters.length < index) parameters.push(null);
-      parameters[index - 1] = text;
-      seen.set(text, index);
+      // A slot keeps the first name SQLite saw for it (`:a, ?1` is `:a`).
+      parameters[index - 1] ??= text;
     } else if (!seen.has(text)) {
       parameters.push(text);
-      seen.set(text, parameters.length);
+      seen.add(text);
     }
   }
   // Slots below a `?N` that nothing names are nameless in SQLite too: they take positional values.
-  anonymous = 0;
+  let anonymous = 0;
   for (const parameter of parameters) if (parameter === null) anonymous++;
   return { parameters, anonymous };
 }
