@@ -11,7 +11,9 @@ import { Buffer } from 'node:buffer';
  * allowed (the `onReload` overlay), and once sealed fails every write with EIO: the backstop
  * under the SQL guard. SQLite then reports a disk I/O error, and that connection keeps failing
  * (its rollback cannot write either) rather than serving a changed version. Reads cost one
- * method call per page read from the file (SQLite's page cache serves repeated reads).
+ * method call per page read from the file (SQLite's page cache serves repeated reads). sql.js
+ * truncates a file by copying it into a new array: after an overlay that shrinks the file
+ * (`VACUUM`), that version has the SQL guard but not this backstop.
  */
 export class SealableImage {
   #bytes: Uint8Array;
