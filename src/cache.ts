@@ -8,7 +8,7 @@ import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
 import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
-import { sleep, systemClock } from './timers.ts';
+import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
@@ -134,10 +134,13 @@ class Cache extends QueryMethods implements DbCache {
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
 
-  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem) {
+  #clock: Clock;
+
+  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
     this.#fs = fs;
+    this.#clock = clock;
     this.#source = source;
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
@@ -172,7 +175,7 @@ class Cache extends QueryMethods implements DbCache {
     if (watch && this.#source === undefined) {
       this.#scheduler = new RefreshScheduler(
         { debounceMs: this.#options.debounceMs, maxWaitMs: this.#options.maxWaitMs, settleMs: 150, pollMs: 4, retryMs: 50, maxRetryMs: 2000 },
-        systemClock,
+        this.#clock,
         { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
       );
       const scheduler = this.#scheduler;
@@ -507,11 +510,12 @@ export function openDbCache(source: string | DatabaseSource, options?: DbCacheOp
   return openDbCacheOn(nodeFileSystem, source, options);
 }
 
-/** {@link openDbCache} on another file system; for tests, not exported from the package. */
+/** {@link openDbCache} on another file system and clock; for tests, not exported from the package. */
 export async function openDbCacheOn(
   fs: ImageFileSystem,
   source: string | DatabaseSource,
   options?: DbCacheOptions,
+  clock: Clock = systemClock,
 ): Promise<DbCache> {
   if (typeof source !== 'string' && typeof source !== 'function') {
     throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
@@ -531,7 +535,7 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
-  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
+  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
   try {
     await cache.open();
   } catch (error) {

@@ -35,12 +35,15 @@ export interface DbCacheOptions {
    */
   watch?: boolean;
   /**
-   * Quiet time after a file event before reloading, in milliseconds.
+   * Delay from a file event to the reload it starts, in milliseconds; events in that time share
+   * the reload. Events that arrive while a reload runs start one more, `debounceMs` after the
+   * last of them (but see `maxWaitMs`).
    * @defaultValue `5`
    */
   debounceMs?: number;
   /**
-   * Longest wait from the first event of a burst to its reload, in milliseconds.
+   * Longest wait from the first event that arrived during a reload to the reload that follows,
+   * in milliseconds, however long the events go on.
    * @defaultValue `25`
    */
   maxWaitMs?: number;
