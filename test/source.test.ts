@@ -50,14 +50,14 @@ const writers: Array<[string, () => Promise<Writer | string>]> = [
   ],
 ];
 
+// Made before the tests are declared, so a writer this runtime lacks is a skip that every runtime
+// reports by name (Deno reports a skip made inside a running test as a pass).
+const made = await Promise.all(writers.map(async ([name, make]) => [name, await make()] as const));
+
 describe('a source function instead of a path', () => {
-  for (const [name, make] of writers) {
-    test(name, async (t) => {
-      const writer = await make();
-      if (typeof writer === 'string') {
-        t.skip(writer);
-        return;
-      }
+  for (const [name, writer] of made) {
+    test(name, { skip: typeof writer === 'string' ? writer : false }, async () => {
+      if (typeof writer === 'string') return;
       writer.exec('CREATE TABLE t(v INTEGER); INSERT INTO t VALUES (1)');
       let overlays = 0;
       const cache = await openDbCache(writer.source, {

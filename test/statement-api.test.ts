@@ -216,9 +216,15 @@ describe('result memo', () => {
       assert.deepEqual(cache.get('SELECT ? AS a, ? AS b', ['1', 1]), { a: '1', b: 1 });
       assert.deepEqual(cache.get('SELECT ? AS a, ? AS b', [1, 1]), { a: 1, b: 1 });
       assert.notEqual(cache.get("SELECT datetime(?, 'subsec') AS v", ['now']), cache.get("SELECT datetime(?, 'subsec') AS v", ['now']));
-      // Past the limit, the oldest entries are dropped and recomputed.
-      for (let id = 1; id <= 6; id++) cache.get('SELECT ? AS id', [id]);
-      assert.deepEqual(cache.get('SELECT ? AS id', [1]), { id: 1 });
+      // Past the limit, the oldest entries are dropped and recomputed (a new object); the newest stay.
+      const oldest = cache.get('SELECT ? AS id', [1]);
+      assert.equal(cache.get('SELECT ? AS id', [1]), oldest);
+      for (let id = 2; id <= 6; id++) cache.get('SELECT ? AS id', [id]);
+      const newest = cache.get('SELECT ? AS id', [6]);
+      const recomputed = cache.get('SELECT ? AS id', [1]);
+      assert.deepEqual(recomputed, { id: 1 });
+      assert.notEqual(recomputed, oldest);
+      assert.equal(cache.get('SELECT ? AS id', [6]), newest);
     } finally {
       await cache.close();
     }
