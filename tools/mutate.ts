@@ -96,7 +96,7 @@ function workspace(mutant: Mutant): string {
 
 function runTests(dir: string, tests: readonly string[], timeoutMs: number): Promise<{ killed: boolean; detail: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...tests], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', '--test-timeout=120000', ...tests], {
       cwd: dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_OPTIONS: '' },
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
   const files = (argument('--files')?.split(',') ?? fs.readdirSync(path.join(ROOT, 'src/image')).filter((f) => f.endsWith('.ts')).map((f) => `src/image/${f}`)).sort();
   const tests = argument('--test')?.split(',') ?? DEFAULT_TESTS;
   const jobs = Number(argument('--jobs') ?? 2);
-  const timeoutMs = Number(argument('--timeout') ?? 600_000);
+  const timeoutMs = Number(argument('--timeout') ?? 300_000);
   const only = argument('--only')?.split(',').map(Number);
   let mutants = findMutants(files);
   if (process.argv.includes('--list')) {
