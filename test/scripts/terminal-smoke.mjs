@@ -4,7 +4,7 @@ import process from 'node:process';
 import { openDbCache } from 'dbcache';
 
 const sqlJs = process.argv[2] === 'inline' ? 'inline' : 'wasm';
-const cache = await openDbCache('data/app.db', { sqlJs });
+const cache = await openDbCache('data/app.db', { sqlJs, persistent: true });
 console.log(`open ${cache.generation} ${cache.get('SELECT count(*) AS n FROM t').n} ${cache.get('SELECT sqrt(16) AS r').r}`);
 cache.subscribe(async (event) => {
   if (event.type !== 'reload') return;
