@@ -502,7 +502,10 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
  * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments.
+ * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
+ * `close()`.
  *
  * @example
  * ```ts
