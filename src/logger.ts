@@ -25,11 +25,12 @@ export function createSilentLogger(): Logger {
 }
 
 /**
- * A tslog logger named `dbcache` that prints to the console from `minLevel` up (tslog's levels:
+ * A tslog logger named `dbcache` that prints to stderr from `minLevel` up (tslog's levels:
  * 2 debug, 3 info, 4 warn); tslog is imported only here, on request. Under Deno it needs env and
  * sys (`hostname`) access, or it asks for them.
  */
 export async function createTsLogger(minLevel = 3): Promise<Logger> {
   const { Logger: TsLogger } = await import('tslog');
-  return new TsLogger({ name: 'dbcache', minLevel });
+  const toStderr = (...args: unknown[]): void => console.error(...args);
+  return new TsLogger({ name: 'dbcache', minLevel, pretty: { levelMethod: { '*': toStderr } } });
 }

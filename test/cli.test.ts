@@ -212,6 +212,18 @@ describe('dbcache command line', () => {
     assert.equal(await done, 0);
   });
 
+  test('watch --poll takes an optional interval', async () => {
+    for (const args of [['--poll'], ['--poll', '20'], ['--poll=20']]) {
+      const run = capture();
+      const controller = new AbortController();
+      const output = { out: (text: string) => (run.output.out(text), controller.abort()), err: run.output.err };
+      assert.equal(await runCli(['watch', file, ...args, '--jsonl'], output, controller.signal), 0, run.err.join('\n'));
+      assert.equal(JSON.parse(run.out[0]!).event, 'open');
+    }
+    const run = capture();
+    assert.equal(await runCli(['watch', file, '--poll=x'], run.output, AbortSignal.abort()), 2);
+  });
+
   test('watch with bad SQL exits 1 and closes its cache', async () => {
     const run = capture();
     assert.equal(await runCli(['watch', file, 'SELECT * FROM nope'], run.output, new AbortController().signal), 1);
