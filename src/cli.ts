@@ -1,7 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 // The command line uses only the public API, so the built CLI imports the built library.
-import { inspectDatabase, isDbCacheError, openDbCache, type DbCache, type DbCacheEvent, type Params, type SqlValue } from './index.ts';
+import { inspectDatabase, isDbCacheError, openDbCache, type DbCache, type DbCacheEvent, type Logger, type Params, type SqlValue } from './index.ts';
+// Not part of the public API: tslog, imported only for --verbose.
 import { createTsLogger } from './logger.ts';
 
 const FORMATS = `Output: an aligned table (newlines, tabs and other control characters in values shown as \\n,
@@ -292,7 +293,6 @@ export function tableCell(value: SqlValue): string {
   if (value === null) text = 'NULL';
   else if (value instanceof Uint8Array) text = hexBlob(value);
   else text = String(value);
-  // eslint-disable-next-line no-control-regex
   text = text.replace(/[\u0000-\u001f\u007f]/g, (char) => CONTROL[char] ?? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return text.length > MAX_WIDTH ? `${text.slice(0, MAX_WIDTH - 1)}…` : text;
 }
@@ -318,7 +318,7 @@ function base64(bytes: Uint8Array): string {
 }
 
 interface WatchSettings {
-  logger: Awaited<ReturnType<typeof createTsLogger>> | undefined;
+  logger: Logger | undefined;
   poll: boolean | number | undefined;
   signal: AbortSignal | undefined;
 }
