@@ -7,7 +7,7 @@ import { resolveOptions, type DatabaseSource, type DbCacheOptions, type Resolved
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
+import { findMissingModules, loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -181,7 +181,7 @@ class Cache extends QueryMethods implements DbCache {
       const scheduler = this.#scheduler;
       this.#watcher = await watchDatabaseFiles(
         this.path,
-        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100 },
+        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
         (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
       );
@@ -384,6 +384,7 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#current === undefined) this.#noteMissingModules(core);
         if (this.#options.quickCheck) {
           const result = core.all('PRAGMA quick_check', undefined, 'first');
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
@@ -408,6 +409,13 @@ class Cache extends QueryMethods implements DbCache {
     } catch (error) {
       core.retire();
       throw error;
+    }
+  }
+
+  /** Names, once at open, the tables this sql.js build cannot query (FTS5, R*Tree, … virtual tables). */
+  #noteMissingModules(core: SnapshotCore): void {
+    for (const { table, module } of findMissingModules((sql) => core.all(sql, undefined, 'array') as unknown[][])) {
+      this.#logger.warn(`${this.path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
     }
   }
 
@@ -497,7 +505,10 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
  * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments.
+ * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
+ * `close()`.
  *
  * @example
  * ```ts

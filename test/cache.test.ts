@@ -429,7 +429,7 @@ describe('forgotten leases', () => {
       })();
       sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
       await cache.reload();
-      assert.equal(cache.stats().liveSnapshots, 2);
+      // (The runtime may already have collected it here: only "eventually" is checked.)
       await waitFor(
         () => {
           collectGarbage!();

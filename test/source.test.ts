@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import initSqlJs from 'sql.js';
 import { isDbCacheError, openDbCache, type DatabaseSource } from '../src/index.ts';
+import { loadBetterSqlite3 } from './support/better-sqlite3.ts';
 
 declare const Bun: unknown;
 
@@ -26,13 +26,8 @@ const writers: Array<[string, () => Promise<Writer | string>]> = [
     'better-sqlite3 serialize()',
     async () => {
       if (typeof Bun !== 'undefined') return 'better-sqlite3 is a Node addon';
-      let Database: typeof import('better-sqlite3');
-      try {
-        Database = createRequire(import.meta.url)('better-sqlite3');
-        new Database(':memory:').close();
-      } catch (error) {
-        return `better-sqlite3 does not load in this runtime (${(error as Error).message.split('\n')[0]})`;
-      }
+      const Database = loadBetterSqlite3();
+      if (typeof Database === 'string') return Database;
       const db = new Database(':memory:');
       return { exec: (sql) => void db.exec(sql), source: () => db.serialize(), close: () => db.close() };
     },
