@@ -6,9 +6,9 @@ import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
-import { FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, realBinder, type SqlJsLike } from './sqljs.ts';
-import { sleep, systemClock } from './timers.ts';
+import { ARRAY, FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
+import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsLike } from './sqljs.ts';
+import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
@@ -134,10 +134,13 @@ class Cache extends QueryMethods implements DbCache {
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
 
-  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem) {
+  #clock: Clock;
+
+  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
     this.#fs = fs;
+    this.#clock = clock;
     this.#source = source;
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
@@ -173,13 +176,13 @@ class Cache extends QueryMethods implements DbCache {
     if (watch && this.#source === undefined) {
       this.#scheduler = new RefreshScheduler(
         { debounceMs: this.#options.debounceMs, maxWaitMs: this.#options.maxWaitMs, settleMs: 150, pollMs: 4, retryMs: 50, maxRetryMs: 2000 },
-        systemClock,
+        this.#clock,
         { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
       );
       const scheduler = this.#scheduler;
       this.#watcher = await watchDatabaseFiles(
         this.path,
-        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100 },
+        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
         (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
       );
@@ -383,6 +386,7 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#current === undefined) this.#noteMissingModules(core);
         if (this.#options.quickCheck) {
           const result = core.all('PRAGMA quick_check', undefined, FIRST);
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
@@ -407,6 +411,13 @@ class Cache extends QueryMethods implements DbCache {
     } catch (error) {
       core.retire();
       throw error;
+    }
+  }
+
+  /** Names, once at open, the tables this sql.js build cannot query (FTS5, R*Tree, … virtual tables). */
+  #noteMissingModules(core: SnapshotCore): void {
+    for (const { table, module } of findMissingModules((sql) => core.all(sql, undefined, ARRAY) as unknown[][])) {
+      this.#logger.warn(`${this.path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
     }
   }
 
@@ -496,7 +507,10 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
  * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments.
+ * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
+ * `close()`.
  *
  * @example
  * ```ts
@@ -509,11 +523,12 @@ export function openDbCache(source: string | DatabaseSource, options?: DbCacheOp
   return openDbCacheOn(nodeFileSystem, source, options);
 }
 
-/** {@link openDbCache} on another file system; for tests, not exported from the package. */
+/** {@link openDbCache} on another file system and clock; for tests, not exported from the package. */
 export async function openDbCacheOn(
   fs: ImageFileSystem,
   source: string | DatabaseSource,
   options?: DbCacheOptions,
+  clock: Clock = systemClock,
 ): Promise<DbCache> {
   if (typeof source !== 'string' && typeof source !== 'function') {
     throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
@@ -533,7 +548,7 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
-  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
+  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
   try {
     await cache.open();
   } catch (error) {

@@ -4,6 +4,7 @@ import { bindStatement, bindValues, fromArguments, isNamedObject, SpreadArgs, ty
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
+import { missingModuleHint } from './sqljs.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
 /** Settings every snapshot of one cache shares. */
@@ -365,7 +366,7 @@ export class SnapshotCore {
     return new DbCacheError(
       'QUERY',
       this.settings.path,
-      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
+      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}${missingModuleHint(error)}; the cache is unchanged`,
       { cause: error },
     );
   }

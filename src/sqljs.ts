@@ -39,7 +39,7 @@ interface SqlJsInternals {
 /** Which sql.js to use: a build of the package, or a module the application initialised. */
 export type SqlJsChoice = 'wasm' | 'inline' | SqlJsLike | Promise<SqlJsLike>;
 
-type InitSqlJs = () => Promise<SqlJsLike>;
+type InitSqlJs = (config?: SqlJsConfig) => Promise<SqlJsLike>;
 
 const builds = new Map<'wasm' | 'inline', Promise<SqlJsLike>>();
 
@@ -55,7 +55,7 @@ export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
     // Imported lazily: a bundle that only uses one build does not carry the other.
     const imported: Promise<{ default: InitSqlJs }> =
       choice === 'inline' ? import('sql.js/dist/sql-wasm-inline.js') : import('sql.js');
-    loading = imported.then((module) => module.default());
+    loading = imported.then((module) => initialise(module.default, choice));
     loading.catch(() => builds.delete(choice));
     builds.set(choice, loading);
   }
@@ -127,4 +127,80 @@ function checkModule(module: SqlJsLike): SqlJsLike {
     throw new TypeError('options.sqlJs must be an initialised sql.js module (the result of `await initSqlJs()`, with a Database class)');
   }
   return module;
+}
+
+/** The part of Emscripten's module configuration that dbcache sets when it initialises sql.js. */
+interface SqlJsConfig {
+  print(text: string): void;
+  printErr(text: string): void;
+  useOldExtensionFunctions: boolean;
+  instantiateWasm?(imports: object, receive: (instance: object) => void): object;
+}
+
+/** The two calls of the WebAssembly API used here (the project's type libraries do not declare it). */
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<object>;
+  instantiate(module: object, imports: object): Promise<object>;
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * Initialises one of sql.js's builds so that it prints nothing and cannot crash the process
+ * afterwards. sql.js 1.16 prints a deprecation warning on the first call of a legacy math
+ * function (`sqrt`, `pow`, …): SQLite's own math functions (this build has them) replace those,
+ * which drops the legacy extras (`reverse`, `median`, `stdev`, …). For the `wasm` build the
+ * `.wasm` is read and instantiated here: when sql.js does it and fails (Deno without read access
+ * to node_modules), it rejects our promise and then aborts once more in a promise nobody can
+ * catch, which ends the process.
+ */
+async function initialise(init: InitSqlJs, choice: 'wasm' | 'inline'): Promise<SqlJsLike> {
+  const config: SqlJsConfig = { print: ignore, printErr: ignore, useOldExtensionFunctions: false };
+  if (choice === 'inline') return init(config);
+  const { createRequire } = await import('node:module');
+  const { readFileSync } = await import('node:fs');
+  const bytes = readFileSync(createRequire(import.meta.url).resolve('sql.js/dist/sql-wasm.wasm'));
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  const compiled = await wasm.compile(bytes);
+  return new Promise<SqlJsLike>((resolve, reject) => {
+    config.instantiateWasm = (imports, receive) => {
+      wasm.instantiate(compiled, imports).then((instance) => {
+        try {
+          receive(instance);
+        } catch (error) {
+          reject(error);
+        }
+      }, reject);
+      return {};
+    };
+    init(config).then(resolve, reject);
+  });
+}
+
+/** A virtual table whose module this sql.js build does not have. */
+export interface MissingModule {
+  readonly table: string;
+  readonly module: string;
+}
+
+/**
+ * The virtual tables in `db`'s schema whose module (fts5, rtree, …) the engine lacks; a query on
+ * one fails with "no such module". `rows` runs a query and returns its rows as arrays.
+ */
+export function findMissingModules(rows: (sql: string) => unknown[][]): MissingModule[] {
+  const virtual = rows("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'");
+  if (virtual.length === 0) return [];
+  const known = new Set(rows('SELECT name FROM pragma_module_list').map((row) => String(row[0]).toLowerCase()));
+  const missing: MissingModule[] = [];
+  for (const [table, sql] of virtual) {
+    const module = /\bUSING\s+["'`\[]?(\w+)/i.exec(String(sql))?.[1]?.toLowerCase();
+    if (module !== undefined && !known.has(module)) missing.push({ table: String(table), module });
+  }
+  return missing;
+}
+
+/** For a "no such module: x" error from SQLite, the sentence that says how to get a build with x. */
+export function missingModuleHint(error: unknown): string {
+  const module = /no such module: (\w+)/.exec(typeof error === 'string' ? error : String((error as Error | null)?.message ?? error))?.[1];
+  return module === undefined ? '' : ` (the sql.js build in use has no ${module} module: pass a sql.js build that has it as the sqlJs option)`;
 }

@@ -5,11 +5,11 @@
 // whose outcomes differ must be exactly the rows of the README's parity table.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isDbCacheError, openDbCache, type DbCache } from '../src/index.ts';
 import { sqlite, tempDir } from './support/fixtures.ts';
+import { loadBetterSqlite3 } from './support/better-sqlite3.ts';
 
 const SETUP = `
 db.executescript('''
@@ -275,19 +275,6 @@ function readmeRows(): Table {
     rows.set(cells[0]!, [cells[1]!, cells[2]!]);
   }
   return rows;
-}
-
-type BetterSqlite3 = typeof import('better-sqlite3');
-
-/** better-sqlite3, or why it does not load here (a native addon built for another Node ABI; Deno; Bun). */
-function loadBetterSqlite3(): BetterSqlite3 | string {
-  try {
-    const Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqlite3;
-    new Database(':memory:').close();
-    return Database;
-  } catch (error) {
-    return `better-sqlite3 does not load here: ${String(error).split('\n')[0]}`;
-  }
 }
 
 const short = (text: string) => (text.length > 60 ? `${text.slice(0, 57)}...` : text).replaceAll('|', '\\|');
