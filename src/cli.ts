@@ -221,7 +221,9 @@ const CHUNK_BYTES = 64 * 1024;
 function printRows(cache: DbCache, sql: string, params: Params | undefined, format: Format, output: Output): void {
   const columns = cache.prepare(sql).columns();
   const sink = new ChunkedOutput(output);
-  const iterator = cache.prepare(sql).raw().iterate(params) as IterableIterator<SqlValue[]>;
+  // Like better-sqlite3, a statement counts an explicit `undefined` as one (NULL) parameter value.
+  const statement = cache.prepare(sql).raw();
+  const iterator = (params === undefined ? statement.iterate() : statement.iterate(params)) as IterableIterator<SqlValue[]>;
   let count = 0;
   if (format === 'table') {
     const block: string[][] = [];
