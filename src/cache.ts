@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
-import { DbCacheError, PipelineFailure, describe } from './errors.ts';
+import { engineOf, type Engine, type EngineNotice } from './engine.ts';
+import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import { readFingerprint, readImage, validate, type DatabaseImage, type WalMemory } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
@@ -34,8 +35,20 @@ export interface ErrorEvent {
   readonly cause: ReloadCause;
 }
 
+/**
+ * A query overflowed the stack or trapped inside the sql.js engine that every cache in the
+ * process shares (told to every cache on that engine, not only the one queried).
+ */
+export interface EngineEvent {
+  readonly type: 'engine';
+  /** `ENGINE` (the engine was checked and keeps working) or `ENGINE_BROKEN`. */
+  readonly error: DbCacheError;
+  /** The engine failed its health check: every query and reload now fails with `ENGINE_BROKEN`. */
+  readonly broken: boolean;
+}
+
 /** What `subscribe` listeners receive. */
-export type DbCacheEvent = ReloadEvent | ErrorEvent;
+export type DbCacheEvent = ReloadEvent | ErrorEvent | EngineEvent;
 
 /** Counters since the cache opened. */
 export interface DbCacheStats {
@@ -105,6 +118,8 @@ class Cache extends QueryMethods implements DbCache {
   #options: ResolvedOptions;
   #logger: Logger;
   #sqlJs: SqlJsLike;
+  #engine: Engine;
+  #unwatchEngine: () => void;
   #fs: ImageFileSystem;
   #settings: QuerySettings;
   #current: SnapshotCore | undefined;
@@ -142,12 +157,15 @@ class Cache extends QueryMethods implements DbCache {
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
+    this.#engine = engineOf(sqlJs);
+    this.#unwatchEngine = this.#engine.watch((notice) => this.#engineFault(notice));
     this.#settings = {
       path,
       bigint: options.bigint,
       maxStatements: options.maxStatements,
       memoEntries: options.memoEntries,
       logger: this.#logger,
+      engine: this.#engine,
       onClose: (core) => this.#snapshots.delete(core),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
@@ -247,6 +265,7 @@ class Cache extends QueryMethods implements DbCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#scheduler?.stop();
     const watcher = this.#watcher;
@@ -256,6 +275,12 @@ class Cache extends QueryMethods implements DbCache {
     this.#current?.retire();
     this.#baseline = undefined;
     await watcher?.close();
+  }
+
+  #engineFault({ error, broken }: EngineNotice): void {
+    if (broken) this.#logger.error(`${error.message} (reported to the cache of ${this.path})`);
+    else this.#logger.warn(error.message);
+    this.#emit({ type: 'engine', error, broken });
   }
 
   #closedError(): DbCacheError {
@@ -368,9 +393,12 @@ class Cache extends QueryMethods implements DbCache {
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
+    const mark = this.#engine.enter(this.path);
     try {
       core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
     } catch (error) {
+      const failure = this.#engine.fault(error, mark, this.path, `Opening an image of ${this.path}`);
+      if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }
     try {
@@ -386,6 +414,7 @@ class Cache extends QueryMethods implements DbCache {
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {
+        if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
         throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
       }
       const { onReload } = this.#options;
@@ -476,6 +505,9 @@ class Cache extends QueryMethods implements DbCache {
   }
 }
 
+/** Failures of the engine, not of the image: a reload that meets them keeps their code. */
+const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
+
 /** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
 const SAME_BAD_FILE = Symbol('same bad file');
 
@@ -531,6 +563,8 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
+  const broken = engineOf(sqlJs).broken;
+  if (broken !== undefined) throw engineOf(sqlJs).brokenError(label);
   const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
   try {
     await cache.open();

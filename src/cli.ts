@@ -85,7 +85,7 @@ async function watch(path: string, sql: string | undefined, json: boolean, outpu
     if (sql !== undefined) printRows(cache, sql, json, output);
   };
   cache.subscribe((event) => {
-    if (event.type === 'error') {
+    if (event.type === 'error' || event.type === 'engine') {
       output.err(`dbcache: ${event.error.message}`);
       return;
     }

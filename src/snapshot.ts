@@ -1,4 +1,5 @@
-import { DbCacheError, describe } from './errors.ts';
+import type { Engine } from './engine.ts';
+import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { namedParameters, toSqlJsParams } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
@@ -13,6 +14,8 @@ export interface QuerySettings {
   /** Results memoised per snapshot (0: no memo). */
   readonly memoEntries: number;
   readonly logger: Logger;
+  /** The sql.js module every cache shares, and what keeps it sound. */
+  readonly engine: Engine;
   /** Told when a snapshot's database has been closed. */
   readonly onClose: (core: SnapshotCore) => void;
 }
@@ -29,6 +32,8 @@ class CompiledStatement {
   readonly columns: string[];
   readonly named: string[];
   busy = false;
+  /** A stack overflow or a trap unwound it mid-step: never reused. */
+  discarded = false;
 
   constructor(raw: SqlJsStatement, sql: string) {
     this.raw = raw;
@@ -54,8 +59,6 @@ export class SnapshotCore {
   #closed = false;
   #rowConfig: { useBigInt: boolean };
   #memo: ResultMemo | undefined;
-  /** Until sealed, the overlay may write: no statement may be left mid-result (it would lock its table). */
-  #sealed = false;
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
     this.#db = db;
@@ -67,11 +70,10 @@ export class SnapshotCore {
   }
 
   /**
-   * Marks the end of writing (after the overlay and `query_only`): from now on statements are
-   * reset lazily by their next `bind`, and identical queries may return remembered results.
+   * Marks the end of writing (after the overlay and `query_only`): from now on identical queries
+   * may return remembered results.
    */
   seal(): void {
-    this.#sealed = true;
     if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
   }
 
@@ -150,11 +152,16 @@ export class SnapshotCore {
 
   #first(sql: string, params: Params | undefined, shape: RowShape): unknown {
     const statement = this.#checkout(sql);
+    let mark = -1;
+    let entered = false;
     try {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const values = toSqlJsParams(params, statement.named);
+      mark = this.settings.engine.enter(this.settings.path);
+      entered = true;
+      this.settings.engine.bind(statement.raw, values, this.settings.path);
       return statement.raw.step() ? this.#row(statement, shape) : undefined;
     } catch (error) {
-      throw this.#wrap(error);
+      throw entered ? this.#fault(error, mark, statement) : error;
     } finally {
       this.#checkin(sql, statement);
     }
@@ -162,13 +169,18 @@ export class SnapshotCore {
 
   #every(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
     const statement = this.#checkout(sql);
+    let mark = -1;
+    let entered = false;
     try {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
+      const values = toSqlJsParams(params, statement.named);
+      mark = this.settings.engine.enter(this.settings.path);
+      entered = true;
+      this.settings.engine.bind(statement.raw, values, this.settings.path);
       const rows: unknown[] = [];
       while (statement.raw.step()) rows.push(this.#row(statement, shape));
       return rows;
     } catch (error) {
-      throw this.#wrap(error);
+      throw entered ? this.#fault(error, mark, statement) : error;
     } finally {
       this.#checkin(sql, statement);
     }
@@ -185,10 +197,15 @@ export class SnapshotCore {
     this.#assertOpen();
     const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
     try {
-      this.#guard(() => statement.raw.bind(toSqlJsParams(params, statement.named)));
-      while (this.#guard(() => statement.raw.step())) yield this.#row(statement, shape);
+      const values = toSqlJsParams(params, statement.named);
+      this.#guard(() => this.settings.engine.bind(statement.raw, values, this.settings.path), statement);
+      for (;;) {
+        const row = this.#guard(() => (statement.raw.step() ? this.#row(statement, shape) : END), statement);
+        if (row === END) return;
+        yield row;
+      }
     } finally {
-      if (!this.#closed) statement.raw.free();
+      if (!this.#closed) this.#free(statement);
     }
   }
 
@@ -206,10 +223,11 @@ export class SnapshotCore {
   #use<T>(sql: string, params: Params | undefined, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
     const statement = this.#checkout(sql);
     try {
+      const values = toSqlJsParams(params, statement.named);
       return this.#guard(() => {
-        statement.raw.bind(toSqlJsParams(params, statement.named));
+        this.settings.engine.bind(statement.raw, values, this.settings.path);
         return fn(statement.raw, statement);
-      });
+      }, statement);
     } finally {
       this.#checkin(sql, statement);
     }
@@ -239,14 +257,32 @@ export class SnapshotCore {
   }
 
   /**
-   * Once sealed, a cached statement is left as it is: its next `bind` resets it anyway (one reset
-   * per call, not two), and a read-only database has no writer that its open cursor could block.
+   * Resets at once (also once sealed): a statement left mid-result would keep its row, and its
+   * bound parameters, in the heap that every cache shares.
    */
   #checkin(sql: string, statement: CompiledStatement): void {
     statement.busy = false;
     if (this.#closed) return;
-    if (this.#statements.get(sql) !== statement) statement.raw.free();
-    else if (!this.#sealed) statement.raw.reset();
+    const cached = this.#statements.get(sql) === statement;
+    if (cached && !statement.discarded) {
+      try {
+        this.#guard(() => statement.raw.reset(), statement);
+        return;
+      } catch (error) {
+        if (!statement.discarded) throw error;
+      }
+    }
+    if (cached) this.#statements.delete(sql);
+    this.#free(statement);
+  }
+
+  /** Frees a statement; one that a fault unwound is dropped even if SQLite cannot finalize it. */
+  #free(statement: CompiledStatement): void {
+    try {
+      this.#guard(() => statement.raw.free(), statement);
+    } catch (error) {
+      if (!statement.discarded && this.settings.engine.broken === undefined) throw error;
+    }
   }
 
   #evictOldest(): void {
@@ -258,35 +294,44 @@ export class SnapshotCore {
     }
   }
 
-  #guard<T>(fn: () => T): T {
+  /** Runs `fn`, which calls into sql.js (and nothing that throws argument errors of ours). */
+  #guard<T>(fn: () => T, statement?: CompiledStatement): T {
+    const mark = this.settings.engine.enter(this.settings.path);
     try {
       return fn();
     } catch (error) {
-      throw this.#wrap(error);
+      throw this.#fault(error, mark, statement);
     }
   }
 
-  /** Errors from sql.js (often plain strings) as DbCacheError `QUERY`; our own errors unchanged. */
-  #wrap(error: unknown): Error {
-    if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) return error;
-    return new DbCacheError(
-      'QUERY',
-      this.settings.path,
-      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
-      { cause: error },
-    );
+  /**
+   * Errors from sql.js (often plain strings) as a DbCacheError (`QUERY`, `TOO_BIG`,
+   * `OUT_OF_MEMORY`; `ENGINE` after a stack overflow or a trap, which also discards `statement`).
+   */
+  #fault(error: unknown, mark: number, statement: CompiledStatement | undefined): DbCacheError {
+    const failure = this.settings.engine.fault(error, mark, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    if (statement !== undefined && (failure.code === 'ENGINE' || failure.code === 'ENGINE_BROKEN')) statement.discarded = true;
+    return failure;
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const statement of this.#statements.values()) statement.raw.free();
-    this.#statements.clear();
-    this.#memo = undefined;
-    this.#db.close();
-    this.settings.onClose(this);
+    try {
+      if (this.settings.engine.broken === undefined) {
+        for (const statement of this.#statements.values()) statement.raw.free();
+        this.#db.close();
+      }
+    } finally {
+      this.#statements.clear();
+      this.#memo = undefined;
+      this.settings.onClose(this);
+    }
   }
 }
+
+/** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
+const END = Symbol('end');
 
 interface Forgotten {
   readonly core: SnapshotCore;

@@ -24,6 +24,14 @@ export interface SqlJsDatabase {
  */
 export interface SqlJsLike {
   Database: new (data?: Uint8Array | null) => SqlJsDatabase;
+  /** Emscripten's stack pointer: saved before a query, restored after a stack overflow unwound it. */
+  stackSave?: () => number;
+  stackRestore?: (pointer: number) => void;
+  /** The module's allocator: room for a big parameter is reserved before sql.js copies it in. */
+  _malloc?: (bytes: number) => number;
+  _free?: (pointer: number) => void;
+  /** Bytes of a string as UTF-8 plus nothing (sql.js adds the terminating zero). */
+  lengthBytesUTF8?: (text: string) => number;
 }
 
 /** Which sql.js to use: a build of the package, or a module the application initialised. */

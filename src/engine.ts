@@ -1,0 +1,272 @@
+import { Buffer } from 'node:buffer';
+import { DbCacheError, describe, type DbCacheErrorCode } from './errors.ts';
+import type { SqlJsLike, SqlJsStatement } from './sqljs.ts';
+
+/**
+ * SQLite's `SQLITE_MAX_LENGTH` in sql.js 1.16: no string or blob, bound or computed, may be longer
+ * (in bytes, a string as UTF-8).
+ */
+export const MAX_VALUE_BYTES = 1_000_000_000;
+
+/** Told about every engine fault, and once when the engine is found damaged. */
+export interface EngineNotice {
+  readonly error: DbCacheError;
+  /** The engine failed its health check: every call on every cache now fails with `ENGINE_BROKEN`. */
+  readonly broken: boolean;
+}
+
+type Health = 'ok' | 'unknown' | 'broken';
+
+/** What the health check computes on a scratch database, and the answer it must get. */
+const CHECK_SQL =
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) SELECT count(*), sum(i), sum(length(hex(zeroblob(i)))), group_concat(i % 7, '') LIKE '%6012345%' FROM n";
+const CHECK_ANSWER = '200,20100,40200,1';
+
+/**
+ * The sql.js module every cache in the process shares, and what keeps it sound: the stack
+ * pointer restored after a stack overflow, room for big parameters reserved before sql.js
+ * copies them in, and a health check after every fault.
+ *
+ * sql.js 1.16 exports what this needs (`stackSave`, `stackRestore`, `_malloc`, `_free`,
+ * `lengthBytesUTF8`); an injected module without them still works, unguarded.
+ */
+export class Engine {
+  readonly #sqlJs: SqlJsLike;
+  readonly #stackSave: (() => number) | undefined;
+  readonly #stackRestore: ((pointer: number) => void) | undefined;
+  readonly #malloc: ((bytes: number) => number) | undefined;
+  readonly #free: ((pointer: number) => void) | undefined;
+  readonly #utf8Length: (text: string) => number;
+  #broken: string | undefined;
+  /** A fault happened and the health check has not passed since: check again at the next entry. */
+  #suspect = false;
+  /** A stack pointer that could not be restored where the fault was caught (the stack was exhausted there too). */
+  #pendingRestore: number | undefined;
+  #listeners = new Set<(notice: EngineNotice) => void>();
+  /** Faults since the module was loaded; for stats and tests. */
+  faults = 0;
+
+  constructor(sqlJs: SqlJsLike) {
+    this.#sqlJs = sqlJs;
+    const { stackSave, stackRestore, _malloc, _free, lengthBytesUTF8 } = sqlJs;
+    const hasStack = typeof stackSave === 'function' && typeof stackRestore === 'function';
+    this.#stackSave = hasStack ? stackSave : undefined;
+    this.#stackRestore = hasStack ? stackRestore : undefined;
+    const hasHeap = typeof _malloc === 'function' && typeof _free === 'function';
+    this.#malloc = hasHeap ? _malloc : undefined;
+    this.#free = hasHeap ? _free : undefined;
+    this.#utf8Length = typeof lengthBytesUTF8 === 'function' ? lengthBytesUTF8 : (text) => Buffer.byteLength(text, 'utf8');
+  }
+
+  /** Why the engine is damaged, or `undefined` while it works. */
+  get broken(): string | undefined {
+    return this.#broken;
+  }
+
+  /** Calls `listener` on every fault; returns the function that stops it. */
+  watch(listener: (notice: EngineNotice) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Called before dbcache calls into the module: throws `ENGINE_BROKEN` once the engine is
+   * damaged, re-checks it after a fault, and returns the stack pointer to restore if the call
+   * overflows (-1 when the module does not export it).
+   */
+  enter(path: string): number {
+    if (this.#suspect) this.#verify(path);
+    if (this.#broken !== undefined) throw this.brokenError(path);
+    return this.#stackSave === undefined ? -1 : this.#stackSave();
+  }
+
+  /** The error every call gets once the engine is damaged. */
+  brokenError(path: string): DbCacheError {
+    return new DbCacheError(
+      'ENGINE_BROKEN',
+      path,
+      `The sql.js engine that every cache in this process shares is damaged (${this.#broken ?? 'unknown'}), so ${path} cannot be queried or reloaded; restart the process`,
+    );
+  }
+
+  /**
+   * Binds `values` to `raw` like sql.js's `bind`, after making sure sql.js can copy every string
+   * and blob into the module's heap: sql.js 1.16 binds a string whose allocation failed as NULL,
+   * and copies a blob to address 0 when its allocation failed.
+   */
+  bind(raw: SqlJsStatement, values: unknown[] | Record<string, unknown>, path: string): void {
+    if (this.#malloc !== undefined) this.#reserve(Array.isArray(values) ? values : Object.values(values), path);
+    raw.bind(values);
+  }
+
+  /** Allocates (then frees) the exact sizes sql.js will allocate, in its order; throws when one does not fit. */
+  #reserve(values: readonly unknown[], path: string): void {
+    let sizes: number[] | undefined;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      let bytes: number;
+      if (typeof value === 'string') {
+        if (value.length > MAX_VALUE_BYTES) throw tooBig(path, i, 'string', value.length);
+        bytes = this.#utf8Length(value);
+        if (bytes > MAX_VALUE_BYTES) throw tooBig(path, i, 'string', bytes);
+        bytes += 1; // sql.js copies the terminating zero too
+      } else if (value instanceof Uint8Array) {
+        bytes = value.length;
+        if (bytes > MAX_VALUE_BYTES) throw tooBig(path, i, 'blob', bytes);
+      } else {
+        continue;
+      }
+      (sizes ??= new Array<number>(values.length).fill(-1))[i] = bytes;
+    }
+    if (sizes === undefined) return;
+    const malloc = this.#malloc!;
+    const free = this.#free!;
+    const taken: number[] = [];
+    try {
+      for (let i = 0; i < sizes.length; i++) {
+        const bytes = sizes[i]!;
+        if (bytes < 0) continue;
+        const pointer = malloc(bytes);
+        if (pointer === 0) {
+          throw new DbCacheError(
+            'OUT_OF_MEMORY',
+            path,
+            `Binding parameter ${i + 1} (${bytes} bytes) for a query on ${path} failed: the sql.js heap (at most 2 GiB, shared by every cache) has no room for it; nothing was bound and the cache is unchanged`,
+          );
+        }
+        taken.push(pointer);
+      }
+    } finally {
+      for (let i = taken.length - 1; i >= 0; i--) free(taken[i]!);
+    }
+  }
+
+  /**
+   * Turns what a call into the module threw into a DbCacheError. A stack overflow or a trap
+   * (which unwinds WebAssembly without running its epilogues) also restores the stack pointer
+   * to `mark` and checks the engine; `discard` is told to drop the statement that was running.
+   */
+  fault(error: unknown, mark: number, path: string, what: string): DbCacheError {
+    if (error instanceof DbCacheError) return error;
+    const trap = trapKind(error);
+    if (trap === undefined) {
+      const reason = describe(error);
+      const code = sqliteCode(error, reason);
+      const next = code === 'OUT_OF_MEMORY' ? 'the sql.js heap (at most 2 GiB) is shared by every cache; the cache is unchanged' : 'the cache is unchanged';
+      return new DbCacheError(code, path, `${what} failed: ${reason}; ${next}`, { cause: error });
+    }
+    this.faults++;
+    this.#suspect = true;
+    if (mark >= 0) this.#pendingRestore = mark;
+    try {
+      this.#verify(path);
+    } catch {
+      // The stack is still exhausted here: the next call into the engine finishes the check.
+    }
+    if (this.#broken !== undefined) return this.brokenError(path);
+    const reason = trap === 'stack' ? 'it ran out of stack (deep recursion, e.g. a long LIKE or GLOB pattern)' : `it trapped (${describe(error)})`;
+    const failure = new DbCacheError(
+      'ENGINE',
+      path,
+      `${what} failed inside the sql.js engine: ${reason}; the statement was discarded, the engine still works and every cache keeps serving`,
+      { cause: error },
+    );
+    this.#notify({ error: failure, broken: false });
+    return failure;
+  }
+
+  /** Restores the stack, then proves the module still computes a known answer; marks it broken if not. */
+  #verify(path: string): void {
+    if (this.#pendingRestore !== undefined) {
+      this.#stackRestore?.(this.#pendingRestore);
+      this.#pendingRestore = undefined;
+    }
+    const health = this.#check();
+    if (health === 'ok') {
+      this.#suspect = false;
+    } else if (health === 'broken' && this.#broken === undefined) {
+      this.#broken = this.#lastProblem;
+      this.#suspect = false;
+      this.#notify({ error: this.brokenError(path), broken: true });
+    }
+  }
+
+  #lastProblem = '';
+
+  #check(): Health {
+    const mark = this.#stackSave?.() ?? -1;
+    let db: { exec(sql: string): unknown; close(): void } | undefined;
+    try {
+      db = new this.#sqlJs.Database();
+      const result = db.exec(CHECK_SQL) as Array<{ values: unknown[][] }>;
+      const answer = String(result[0]?.values[0]);
+      if (answer !== CHECK_ANSWER) {
+        this.#lastProblem = `a health check computed ${answer} instead of ${CHECK_ANSWER}`;
+        return 'broken';
+      }
+      if (mark >= 0 && this.#stackSave!() !== mark) {
+        this.#lastProblem = 'its stack pointer moved during a health check';
+        return 'broken';
+      }
+      return 'ok';
+    } catch (error) {
+      const trap = trapKind(error);
+      if (mark >= 0 && trap === 'stack') this.#stackRestore!(mark);
+      // Out of memory or out of stack proves nothing either way: check again at the next call.
+      if (trap === 'stack' || /out of memory/i.test(describe(error))) return 'unknown';
+      this.#lastProblem = `a health check failed: ${describe(error)}`;
+      return 'broken';
+    } finally {
+      try {
+        db?.close();
+      } catch {
+        // A failed check already said what matters.
+      }
+    }
+  }
+
+  #notify(notice: EngineNotice): void {
+    for (const listener of this.#listeners) listener(notice);
+  }
+}
+
+const engines = new WeakMap<SqlJsLike, Engine>();
+
+/** The one Engine of a sql.js module. */
+export function engineOf(sqlJs: SqlJsLike): Engine {
+  let engine = engines.get(sqlJs);
+  if (engine === undefined) {
+    engine = new Engine(sqlJs);
+    engines.set(sqlJs, engine);
+  }
+  return engine;
+}
+
+/** A stack overflow or a WebAssembly trap (or a JavaScript failure inside sql.js's own code). */
+function trapKind(error: unknown): 'stack' | 'trap' | undefined {
+  if (!(error instanceof Error)) return undefined; // sql.js throws strings for its own misuse errors
+  if (error instanceof RangeError || error.name === 'InternalError') {
+    return /call stack|too much recursion|stack overflow/i.test(error.message) ? 'stack' : undefined;
+  }
+  if (error.name === 'RuntimeError' || error instanceof TypeError || error instanceof ReferenceError) return 'trap';
+  return undefined;
+}
+
+/** The code for an error SQLite reported, or JavaScript raised while copying a result out. */
+function sqliteCode(error: unknown, reason: string): DbCacheErrorCode {
+  if (error instanceof RangeError) {
+    // "Invalid string length", "Array buffer allocation failed", "Invalid typed array length".
+    return /alloc/i.test(reason) ? 'OUT_OF_MEMORY' : 'TOO_BIG';
+  }
+  if (/^out of memory$/i.test(reason)) return 'OUT_OF_MEMORY';
+  if (/^string or blob too big$/i.test(reason)) return 'TOO_BIG';
+  return 'QUERY';
+}
+
+function tooBig(path: string, index: number, kind: string, bytes: number): DbCacheError {
+  return new DbCacheError(
+    'TOO_BIG',
+    path,
+    `Binding parameter ${index + 1} (a ${kind} of ${bytes} bytes) for a query on ${path} failed: SQLite takes at most ${MAX_VALUE_BYTES} bytes; nothing was bound and the cache is unchanged`,
+  );
+}
