@@ -393,11 +393,11 @@ class Cache extends QueryMethods implements DbCache {
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
-    const mark = this.#engine.enter(this.path);
+    this.#engine.enter(this.path);
     try {
       core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
     } catch (error) {
-      const failure = this.#engine.fault(error, mark, this.path, `Opening an image of ${this.path}`);
+      const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
       if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }

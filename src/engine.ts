@@ -37,11 +37,11 @@ export class Engine {
   readonly #malloc: ((bytes: number) => number) | undefined;
   readonly #free: ((pointer: number) => void) | undefined;
   readonly #utf8Length: (text: string) => number;
+  /** The stack pointer while no WebAssembly runs: where every call from JavaScript starts. */
+  readonly #base: number;
   #broken: string | undefined;
   /** A fault happened and the health check has not passed since: check again at the next entry. */
   #suspect = false;
-  /** A stack pointer that could not be restored where the fault was caught (the stack was exhausted there too). */
-  #pendingRestore: number | undefined;
   #listeners = new Set<(notice: EngineNotice) => void>();
   /** Faults since the module was loaded; for stats and tests. */
   faults = 0;
@@ -55,6 +55,7 @@ export class Engine {
     const hasHeap = typeof _malloc === 'function' && typeof _free === 'function';
     this.#malloc = hasHeap ? _malloc : undefined;
     this.#free = hasHeap ? _free : undefined;
+    this.#base = hasStack ? stackSave() : -1;
     this.#utf8Length = typeof lengthBytesUTF8 === 'function' ? lengthBytesUTF8 : (text) => Buffer.byteLength(text, 'utf8');
   }
 
@@ -70,14 +71,20 @@ export class Engine {
   }
 
   /**
-   * Called before dbcache calls into the module: throws `ENGINE_BROKEN` once the engine is
-   * damaged, re-checks it after a fault, and returns the stack pointer to restore if the call
-   * overflows (-1 when the module does not export it).
+   * Called before dbcache calls into the module: puts back a stack pointer that an earlier call
+   * left unwound, re-checks the engine after a fault, and throws `ENGINE_BROKEN` once it is
+   * damaged.
    */
-  enter(path: string): number {
+  enter(path: string): void {
+    if (this.#base >= 0 && this.#stackSave!() !== this.#base) {
+      // A stack overflow or a trap unwound WebAssembly without running its epilogues, so the
+      // stack pointer stayed where the overflow left it (each leaks ~100 KiB of the 5 MiB stack
+      // until the module is corrupt). No WebAssembly runs now: the stack belongs at its base.
+      this.#stackRestore!(this.#base);
+      this.#suspect = true;
+    }
     if (this.#suspect) this.#verify(path);
     if (this.#broken !== undefined) throw this.brokenError(path);
-    return this.#stackSave === undefined ? -1 : this.#stackSave();
   }
 
   /** The error every call gets once the engine is damaged. */
@@ -142,11 +149,11 @@ export class Engine {
   }
 
   /**
-   * Turns what a call into the module threw into a DbCacheError. A stack overflow or a trap
-   * (which unwinds WebAssembly without running its epilogues) also restores the stack pointer
-   * to `mark` and checks the engine; `discard` is told to drop the statement that was running.
+   * Turns what a call into the module threw into a DbCacheError. After a stack overflow or a
+   * trap the engine is checked at its next use (and in a microtask, which also tells the
+   * watchers): the handler may itself be short of stack.
    */
-  fault(error: unknown, mark: number, path: string, what: string): DbCacheError {
+  fault(error: unknown, path: string, what: string): DbCacheError {
     if (error instanceof DbCacheError) return error;
     const trap = trapKind(error);
     if (trap === undefined) {
@@ -157,44 +164,58 @@ export class Engine {
     }
     this.faults++;
     this.#suspect = true;
-    if (mark >= 0) this.#pendingRestore = mark;
-    try {
-      this.#verify(path);
-    } catch {
-      // The stack is still exhausted here: the next call into the engine finishes the check.
-    }
     if (this.#broken !== undefined) return this.brokenError(path);
     const reason = trap === 'stack' ? 'it ran out of stack (deep recursion, e.g. a long LIKE or GLOB pattern)' : `it trapped (${describe(error)})`;
     const failure = new DbCacheError(
       'ENGINE',
       path,
-      `${what} failed inside the sql.js engine: ${reason}; the statement was discarded, the engine still works and every cache keeps serving`,
+      `${what} failed inside the sql.js engine: ${reason}; the statement was discarded and the engine is checked before its next use`,
       { cause: error },
     );
-    this.#notify({ error: failure, broken: false });
+    this.#later(failure, path);
     return failure;
   }
 
-  /** Restores the stack, then proves the module still computes a known answer; marks it broken if not. */
+  /** One microtask per burst of faults: check the engine on a short stack, then tell the watchers. */
+  #later(failure: DbCacheError | undefined, path: string): void {
+    if (failure !== undefined) this.#lastFault = failure;
+    if (this.#queued) return;
+    this.#queued = true;
+    queueMicrotask(() => {
+      this.#queued = false;
+      const error = this.#lastFault;
+      this.#lastFault = undefined;
+      if (this.#suspect) this.#verify(path);
+      if (this.#broken !== undefined) {
+        if (this.#toldBroken) return;
+        this.#toldBroken = true;
+        this.#notify({ error: this.brokenError(path), broken: true });
+      } else if (error !== undefined) {
+        this.#notify({ error, broken: false });
+      }
+    });
+  }
+
+  #queued = false;
+  #lastFault: DbCacheError | undefined;
+  #toldBroken = false;
+
+  /** Proves the module still computes a known answer; marks it broken if not. */
   #verify(path: string): void {
-    if (this.#pendingRestore !== undefined) {
-      this.#stackRestore?.(this.#pendingRestore);
-      this.#pendingRestore = undefined;
-    }
     const health = this.#check();
     if (health === 'ok') {
       this.#suspect = false;
     } else if (health === 'broken' && this.#broken === undefined) {
       this.#broken = this.#lastProblem;
       this.#suspect = false;
-      this.#notify({ error: this.brokenError(path), broken: true });
+      this.#later(undefined, path);
     }
   }
 
   #lastProblem = '';
 
   #check(): Health {
-    const mark = this.#stackSave?.() ?? -1;
+    const mark = this.#base;
     let db: { exec(sql: string): unknown; close(): void } | undefined;
     try {
       db = new this.#sqlJs.Database();
@@ -226,7 +247,13 @@ export class Engine {
   }
 
   #notify(notice: EngineNotice): void {
-    for (const listener of this.#listeners) listener(notice);
+    for (const listener of this.#listeners) {
+      try {
+        listener(notice);
+      } catch {
+        // The caches' listeners log and emit; a failure there must not stop the others.
+      }
+    }
   }
 }
 
@@ -242,12 +269,15 @@ export function engineOf(sqlJs: SqlJsLike): Engine {
   return engine;
 }
 
+/** Whether `error` is the runtime's "Maximum call stack size exceeded" (V8, JavaScriptCore). */
+export function isStackOverflow(error: unknown): boolean {
+  return (error instanceof RangeError || (error instanceof Error && error.name === 'InternalError')) && /call stack|too much recursion|stack overflow/i.test(error.message);
+}
+
 /** A stack overflow or a WebAssembly trap (or a JavaScript failure inside sql.js's own code). */
 function trapKind(error: unknown): 'stack' | 'trap' | undefined {
   if (!(error instanceof Error)) return undefined; // sql.js throws strings for its own misuse errors
-  if (error instanceof RangeError || error.name === 'InternalError') {
-    return /call stack|too much recursion|stack overflow/i.test(error.message) ? 'stack' : undefined;
-  }
+  if (error instanceof RangeError || error.name === 'InternalError') return isStackOverflow(error) ? 'stack' : undefined;
   if (error.name === 'RuntimeError' || error instanceof TypeError || error instanceof ReferenceError) return 'trap';
   return undefined;
 }

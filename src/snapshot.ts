@@ -1,4 +1,4 @@
-import type { Engine } from './engine.ts';
+import { isStackOverflow, type Engine } from './engine.ts';
 import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { namedParameters, toSqlJsParams } from './params.ts';
@@ -58,6 +58,8 @@ export class SnapshotCore {
   #retired = false;
   #closed = false;
   #rowConfig: { useBigInt: boolean };
+  /** What sql.js threw last, set where it was caught (maybe short of stack) and turned into a DbCacheError by the public method. */
+  #engineError: unknown = NO_ERROR;
   #memo: ResultMemo | undefined;
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
@@ -94,16 +96,24 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
-    this.#guard(() => this.#db.exec(sql));
+    try {
+      this.#guard(() => this.#db.exec(sql));
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
   run(sql: string, params?: Params): RunResult {
-    const before = this.#counter('total_changes()');
-    this.#use(sql, params, (raw) => {
-      while (raw.step());
-    });
-    return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+    try {
+      const before = this.#counter('total_changes()');
+      this.#use(sql, params, (raw) => {
+        while (raw.step());
+      });
+      return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   #counter(call: string): number {
@@ -114,35 +124,47 @@ export class SnapshotCore {
   /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
   prepareRaw(sql: string): SqlJsStatement {
     this.#assertOpen();
-    return this.#guard(() => this.#db.prepare(sql));
+    try {
+      return this.#guard(() => this.#db.prepare(sql));
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** The first row in `shape`, or `undefined`. */
   get(sql: string, params: Params | undefined, shape: RowShape): unknown {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#first(sql, params, shape);
-    const place = this.#memoPlace(memo, SHAPE_SLOT[shape], sql, params);
-    if (place === undefined) return this.#first(sql, params, shape);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known === NO_ROW ? undefined : known;
-    const row = this.#first(sql, params, shape);
-    memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
-    return row;
+    try {
+      const memo = this.#memo;
+      if (memo === undefined) return this.#first(sql, params, shape);
+      const place = this.#memoPlace(memo, SHAPE_SLOT[shape], sql, params);
+      if (place === undefined) return this.#first(sql, params, shape);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known === NO_ROW ? undefined : known;
+      const row = this.#first(sql, params, shape);
+      memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+      return row;
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Every row in `shape`. */
   all(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#every(sql, params, shape);
-    const place = this.#memoPlace(memo, SHAPE_SLOT[shape] + 3, sql, params);
-    if (place === undefined) return this.#every(sql, params, shape);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known as unknown[];
-    const rows = freezeRows(this.#every(sql, params, shape)) as unknown[];
-    memo.remember(map, key, rows);
-    return rows;
+    try {
+      const memo = this.#memo;
+      if (memo === undefined) return this.#every(sql, params, shape);
+      const place = this.#memoPlace(memo, SHAPE_SLOT[shape] + 3, sql, params);
+      if (place === undefined) return this.#every(sql, params, shape);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known as unknown[];
+      const rows = freezeRows(this.#every(sql, params, shape)) as unknown[];
+      memo.remember(map, key, rows);
+      return rows;
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   #memoPlace(memo: ResultMemo, slot: number, sql: string, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
@@ -152,16 +174,16 @@ export class SnapshotCore {
 
   #first(sql: string, params: Params | undefined, shape: RowShape): unknown {
     const statement = this.#checkout(sql);
-    let mark = -1;
-    let entered = false;
     try {
       const values = toSqlJsParams(params, statement.named);
-      mark = this.settings.engine.enter(this.settings.path);
-      entered = true;
-      this.settings.engine.bind(statement.raw, values, this.settings.path);
-      return statement.raw.step() ? this.#row(statement, shape) : undefined;
-    } catch (error) {
-      throw entered ? this.#fault(error, mark, statement) : error;
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        engine.bind(statement.raw, values, path);
+        return statement.raw.step() ? this.#row(statement, shape) : undefined;
+      } catch (error) {
+        throw this.#caught(error, statement);
+      }
     } finally {
       this.#checkin(sql, statement);
     }
@@ -169,25 +191,29 @@ export class SnapshotCore {
 
   #every(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
     const statement = this.#checkout(sql);
-    let mark = -1;
-    let entered = false;
     try {
       const values = toSqlJsParams(params, statement.named);
-      mark = this.settings.engine.enter(this.settings.path);
-      entered = true;
-      this.settings.engine.bind(statement.raw, values, this.settings.path);
-      const rows: unknown[] = [];
-      while (statement.raw.step()) rows.push(this.#row(statement, shape));
-      return rows;
-    } catch (error) {
-      throw entered ? this.#fault(error, mark, statement) : error;
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        engine.bind(statement.raw, values, path);
+        const rows: unknown[] = [];
+        while (statement.raw.step()) rows.push(this.#row(statement, shape));
+        return rows;
+      } catch (error) {
+        throw this.#caught(error, statement);
+      }
     } finally {
       this.#checkin(sql, statement);
     }
   }
 
   columns(sql: string): string[] {
-    return this.#use(sql, undefined, (_raw, statement) => [...statement.columns]);
+    try {
+      return this.#use(sql, undefined, (_raw, statement) => [...statement.columns]);
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Rows one at a time; the caller holds a lease for as long as the iterator is open. */
@@ -195,17 +221,21 @@ export class SnapshotCore {
     // A statement of its own: an iterator that is dropped unfinished must not hold the cached
     // one (every later call with this SQL would prepare afresh). Freed with the database.
     this.#assertOpen();
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
+    let statement: CompiledStatement | undefined;
     try {
-      const values = toSqlJsParams(params, statement.named);
-      this.#guard(() => this.settings.engine.bind(statement.raw, values, this.settings.path), statement);
+      const prepared = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
+      statement = prepared;
+      const values = toSqlJsParams(params, prepared.named);
+      this.#guard(() => this.settings.engine.bind(prepared.raw, values, this.settings.path), prepared);
       for (;;) {
-        const row = this.#guard(() => (statement.raw.step() ? this.#row(statement, shape) : END), statement);
+        const row = this.#guard(() => (prepared.raw.step() ? this.#row(prepared, shape) : END), prepared);
         if (row === END) return;
         yield row;
       }
+    } catch (error) {
+      throw this.#failure(error);
     } finally {
-      if (!this.#closed) this.#free(statement);
+      if (statement !== undefined && !this.#closed) this.#free(statement);
     }
   }
 
@@ -265,11 +295,13 @@ export class SnapshotCore {
     if (this.#closed) return;
     const cached = this.#statements.get(sql) === statement;
     if (cached && !statement.discarded) {
+      const pending = this.#engineError;
       try {
         this.#guard(() => statement.raw.reset(), statement);
         return;
       } catch (error) {
         if (!statement.discarded) throw error;
+        this.#engineError = pending;
       }
     }
     if (cached) this.#statements.delete(sql);
@@ -278,10 +310,12 @@ export class SnapshotCore {
 
   /** Frees a statement; one that a fault unwound is dropped even if SQLite cannot finalize it. */
   #free(statement: CompiledStatement): void {
+    const pending = this.#engineError;
     try {
       this.#guard(() => statement.raw.free(), statement);
     } catch (error) {
       if (!statement.discarded && this.settings.engine.broken === undefined) throw error;
+      this.#engineError = pending;
     }
   }
 
@@ -296,22 +330,36 @@ export class SnapshotCore {
 
   /** Runs `fn`, which calls into sql.js (and nothing that throws argument errors of ours). */
   #guard<T>(fn: () => T, statement?: CompiledStatement): T {
-    const mark = this.settings.engine.enter(this.settings.path);
+    const { engine, path } = this.settings;
     try {
+      engine.enter(path);
       return fn();
     } catch (error) {
-      throw this.#fault(error, mark, statement);
+      throw this.#caught(error, statement);
     }
   }
 
   /**
-   * Errors from sql.js (often plain strings) as a DbCacheError (`QUERY`, `TOO_BIG`,
-   * `OUT_OF_MEMORY`; `ENGINE` after a stack overflow or a trap, which also discards `statement`).
+   * Notes what sql.js threw, where it was caught: this may be short of stack, so nothing here
+   * calls anything. A statement that failed mid-step (maybe unwound by a stack overflow or a
+   * trap) is never reused.
    */
-  #fault(error: unknown, mark: number, statement: CompiledStatement | undefined): DbCacheError {
-    const failure = this.settings.engine.fault(error, mark, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
-    if (statement !== undefined && (failure.code === 'ENGINE' || failure.code === 'ENGINE_BROKEN')) statement.discarded = true;
-    return failure;
+  #caught(error: unknown, statement: CompiledStatement | undefined): unknown {
+    if (statement !== undefined && !(error instanceof DbCacheError)) statement.discarded = true;
+    this.#engineError = error;
+    return error;
+  }
+
+  /**
+   * What a public method throws: errors from sql.js (often plain strings) as a DbCacheError
+   * (`QUERY`, `TOO_BIG`, `OUT_OF_MEMORY`, or `ENGINE` after a stack overflow or a trap); our own
+   * argument errors unchanged.
+   */
+  #failure(error: unknown): unknown {
+    const fromEngine = error === this.#engineError;
+    this.#engineError = NO_ERROR;
+    if (!fromEngine && !isStackOverflow(error)) return error;
+    return this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
   }
 
   #close(): void {
@@ -319,9 +367,12 @@ export class SnapshotCore {
     this.#closed = true;
     try {
       if (this.settings.engine.broken === undefined) {
+        this.settings.engine.enter(this.settings.path);
         for (const statement of this.#statements.values()) statement.raw.free();
         this.#db.close();
       }
+    } catch (error) {
+      this.settings.logger.warn(`Closing generation ${this.generation} of ${this.settings.path} failed inside sql.js: ${String(error)}`);
     } finally {
       this.#statements.clear();
       this.#memo = undefined;
@@ -332,6 +383,9 @@ export class SnapshotCore {
 
 /** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
 const END = Symbol('end');
+
+/** `#engineError` when nothing is pending. */
+const NO_ERROR = Symbol('no error');
 
 interface Forgotten {
   readonly core: SnapshotCore;
