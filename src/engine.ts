@@ -27,8 +27,8 @@ const CHECK_ANSWER = '200,20100,40200,1';
  * pointer restored after a stack overflow, room for big parameters reserved before sql.js
  * copies them in, and a health check after every fault.
  *
- * sql.js 1.16 exports what this needs (`stackSave`, `stackRestore`, `_malloc`, `_free`,
- * `lengthBytesUTF8`); an injected module without them still works, unguarded.
+ * sql.js 1.16 exports what this needs (`stackSave`, `stackRestore`, `_malloc`, `_free`); an
+ * injected module without them still works, unguarded.
  */
 export class Engine {
   readonly #sqlJs: SqlJsLike;
@@ -36,7 +36,6 @@ export class Engine {
   readonly #stackRestore: ((pointer: number) => void) | undefined;
   readonly #malloc: ((bytes: number) => number) | undefined;
   readonly #free: ((pointer: number) => void) | undefined;
-  readonly #utf8Length: (text: string) => number;
   /** The stack pointer while no WebAssembly runs: where every call from JavaScript starts. */
   readonly #base: number;
   #broken: string | undefined;
@@ -48,7 +47,7 @@ export class Engine {
 
   constructor(sqlJs: SqlJsLike) {
     this.#sqlJs = sqlJs;
-    const { stackSave, stackRestore, _malloc, _free, lengthBytesUTF8 } = sqlJs;
+    const { stackSave, stackRestore, _malloc, _free } = sqlJs;
     const hasStack = typeof stackSave === 'function' && typeof stackRestore === 'function';
     this.#stackSave = hasStack ? stackSave : undefined;
     this.#stackRestore = hasStack ? stackRestore : undefined;
@@ -56,7 +55,6 @@ export class Engine {
     this.#malloc = hasHeap ? _malloc : undefined;
     this.#free = hasHeap ? _free : undefined;
     this.#base = hasStack ? stackSave() : -1;
-    this.#utf8Length = typeof lengthBytesUTF8 === 'function' ? lengthBytesUTF8 : (text) => Buffer.byteLength(text, 'utf8');
   }
 
   /** Why the engine is damaged, or `undefined` while it works. */
@@ -106,7 +104,11 @@ export class Engine {
     raw.bind(values);
   }
 
-  /** Allocates (then frees) the exact sizes sql.js will allocate, in its order; throws when one does not fit. */
+  /**
+   * Allocates (then frees) what sql.js will allocate, in its order; throws when one does not fit.
+   * A short string is first tried at its largest UTF-8 size (3 bytes per UTF-16 unit), which
+   * needs no scan; it is measured only when that does not fit.
+   */
   #reserve(values: readonly unknown[], path: string): void {
     let sizes: number[] | undefined;
     for (let i = 0; i < values.length; i++) {
@@ -114,9 +116,13 @@ export class Engine {
       let bytes: number;
       if (typeof value === 'string') {
         if (value.length > MAX_VALUE_BYTES) throw tooBig(path, i, 'string', value.length);
-        bytes = this.#utf8Length(value);
-        if (bytes > MAX_VALUE_BYTES) throw tooBig(path, i, 'string', bytes);
-        bytes += 1; // sql.js copies the terminating zero too
+        bytes = value.length * 3 + 1;
+        // A long string is measured: its upper bound could grow the heap (which never shrinks) for nothing.
+        if (value.length > 1 << 20) {
+          bytes = utf8Length(value);
+          if (bytes > MAX_VALUE_BYTES) throw tooBig(path, i, 'string', bytes);
+          bytes += 1;
+        }
       } else if (value instanceof Uint8Array) {
         bytes = value.length;
         if (bytes > MAX_VALUE_BYTES) throw tooBig(path, i, 'blob', bytes);
@@ -125,7 +131,27 @@ export class Engine {
       }
       (sizes ??= new Array<number>(values.length).fill(-1))[i] = bytes;
     }
-    if (sizes === undefined) return;
+    if (sizes !== undefined && !this.#fits(sizes)) {
+      // Measure the strings exactly before saying no.
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i];
+        if (typeof value === 'string') sizes[i] = utf8Length(value) + 1;
+      }
+      const index = this.#fits(sizes, true);
+      if (index !== true) {
+        throw new DbCacheError(
+          'OUT_OF_MEMORY',
+          path,
+          `Binding parameter ${index + 1} (${sizes[index]} bytes) for a query on ${path} failed: the sql.js heap (at most 2 GiB, shared by every cache) has no room for it; nothing was bound and the cache is unchanged`,
+        );
+      }
+    }
+  }
+
+  /** Whether blocks of `sizes` (negative: none) can all be allocated at once; with `which`, the first that cannot. */
+  #fits(sizes: readonly number[]): boolean;
+  #fits(sizes: readonly number[], which: true): number | true;
+  #fits(sizes: readonly number[], which = false): boolean | number {
     const malloc = this.#malloc!;
     const free = this.#free!;
     const taken: number[] = [];
@@ -134,15 +160,10 @@ export class Engine {
         const bytes = sizes[i]!;
         if (bytes < 0) continue;
         const pointer = malloc(bytes);
-        if (pointer === 0) {
-          throw new DbCacheError(
-            'OUT_OF_MEMORY',
-            path,
-            `Binding parameter ${i + 1} (${bytes} bytes) for a query on ${path} failed: the sql.js heap (at most 2 GiB, shared by every cache) has no room for it; nothing was bound and the cache is unchanged`,
-          );
-        }
+        if (pointer === 0) return which ? i : false;
         taken.push(pointer);
       }
+      return true;
     } finally {
       for (let i = taken.length - 1; i >= 0; i--) free(taken[i]!);
     }
@@ -271,7 +292,8 @@ export function engineOf(sqlJs: SqlJsLike): Engine {
 
 /** Whether `error` is the runtime's "Maximum call stack size exceeded" (V8, JavaScriptCore). */
 export function isStackOverflow(error: unknown): boolean {
-  return (error instanceof RangeError || (error instanceof Error && error.name === 'InternalError')) && /call stack|too much recursion|stack overflow/i.test(error.message);
+  // No regular expression: compiling one can itself overflow where this runs (Deno).
+  return (error instanceof RangeError || (error instanceof Error && error.name === 'InternalError')) && (error.message.includes('stack') || error.message.includes('recursion'));
 }
 
 /** A stack overflow or a WebAssembly trap (or a JavaScript failure inside sql.js's own code). */
@@ -291,6 +313,11 @@ function sqliteCode(error: unknown, reason: string): DbCacheErrorCode {
   if (/^out of memory$/i.test(reason)) return 'OUT_OF_MEMORY';
   if (/^string or blob too big$/i.test(reason)) return 'TOO_BIG';
   return 'QUERY';
+}
+
+/** UTF-8 bytes of `text`, natively (Emscripten's own count runs in JavaScript: 1 s per 100 M characters). */
+function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
 }
 
 function tooBig(path: string, index: number, kind: string, bytes: number): DbCacheError {

@@ -30,8 +30,6 @@ export interface SqlJsLike {
   /** The module's allocator: room for a big parameter is reserved before sql.js copies it in. */
   _malloc?: (bytes: number) => number;
   _free?: (pointer: number) => void;
-  /** Bytes of a string as UTF-8 plus nothing (sql.js adds the terminating zero). */
-  lengthBytesUTF8?: (text: string) => number;
 }
 
 /** Which sql.js to use: a build of the package, or a module the application initialised. */
