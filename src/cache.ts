@@ -307,6 +307,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
+    if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
     this.#readingFingerprint = undefined;
     try {
       const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);

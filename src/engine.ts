@@ -55,7 +55,22 @@ export class Engine {
     this.#malloc = hasHeap ? _malloc : undefined;
     this.#free = hasHeap ? _free : undefined;
     this.#base = hasStack ? stackSave() : -1;
+    // The probe's frames shrink once the JIT has compiled it: measure it warm.
+    this.#stackDepth = Math.max(stackDepth(), stackDepth(), stackDepth());
   }
+
+  /**
+   * Set (with no call, where the stack may be exhausted) when a call into the module threw;
+   * cleared when {@link fault} has looked at the error. Still set at the next entry, it means a
+   * failure nobody could examine: the engine is then taken as damaged.
+   */
+  unsettled = false;
+  /** How deep the probe recursed with the stack (nearly) empty: what a caller's depth is measured against. */
+  readonly #stackDepth: number;
+  /** The last fault was examined and contained: the stack pointer it left is put back at the next entry. */
+  #unwound = false;
+  /** Statements a fault interrupted, freed at the next entry (not where the fault was caught, maybe short of stack). */
+  #discarded: Array<{ free(): unknown }> = [];
 
   /** Why the engine is damaged, or `undefined` while it works. */
   get broken(): string | undefined {
@@ -74,15 +89,41 @@ export class Engine {
    * damaged.
    */
   enter(path: string): void {
-    if (this.#base >= 0 && this.#stackSave!() !== this.#base) {
-      // A stack overflow or a trap unwound WebAssembly without running its epilogues, so the
-      // stack pointer stayed where the overflow left it (each leaks ~100 KiB of the 5 MiB stack
-      // until the module is corrupt). No WebAssembly runs now: the stack belongs at its base.
-      this.#stackRestore!(this.#base);
-      this.#suspect = true;
-    }
+    this.#settle(path);
     if (this.#suspect) this.#verify(path);
     if (this.#broken !== undefined) throw this.brokenError(path);
+    if (this.#discarded.length > 0) this.#freeDiscarded();
+  }
+
+  /** Called where no WebAssembly runs: puts the stack pointer back, and takes a failure nobody examined as damage. */
+  #settle(path: string): void {
+    if (this.unsettled) {
+      this.unsettled = false;
+      this.#markBroken('a call into it failed where the stack was too exhausted to examine the failure', path);
+    }
+    if (this.#base >= 0 && this.#stackSave!() !== this.#base) {
+      // A stack overflow unwound WebAssembly without running its epilogues, so the stack pointer
+      // stayed where the overflow left it (each leaks ~100 KiB of the 5 MiB stack until the
+      // module is corrupt). No WebAssembly runs now: the stack belongs at its base.
+      this.#stackRestore!(this.#base);
+      if (!this.#unwound) this.#markBroken('a call into it was unwound where dbcache could not examine it (a raw statement, or a caller out of stack)', path);
+    }
+    this.#unwound = false;
+  }
+
+  /** Frees `statement` at the next entry: it was interrupted by a failure (maybe a stack overflow). */
+  discard(statement: { free(): unknown }): void {
+    this.#discarded.push(statement);
+  }
+
+  #freeDiscarded(): void {
+    for (const statement of this.#discarded.splice(0)) {
+      try {
+        statement.free();
+      } catch {
+        // Its database may be closed already (which freed it).
+      }
+    }
   }
 
   /** The error every call gets once the engine is damaged. */
@@ -90,7 +131,7 @@ export class Engine {
     return new DbCacheError(
       'ENGINE_BROKEN',
       path,
-      `The sql.js engine that every cache in this process shares is damaged (${this.#broken ?? 'unknown'}), so ${path} cannot be queried or reloaded; restart the process`,
+      `The sql.js engine that ${path} runs on (shared by every cache in the process that uses this sql.js) is damaged (${this.#broken ?? 'unknown'}), so no cache on it can be queried, reloaded or opened; restart the process`,
     );
   }
 
@@ -175,6 +216,7 @@ export class Engine {
    * watchers): the handler may itself be short of stack.
    */
   fault(error: unknown, path: string, what: string): DbCacheError {
+    this.unsettled = false;
     if (error instanceof DbCacheError) return error;
     const trap = trapKind(error);
     if (trap === undefined) {
@@ -184,9 +226,17 @@ export class Engine {
       return new DbCacheError(code, path, `${what} failed: ${reason}; ${next}`, { cause: error });
     }
     this.faults++;
-    this.#suspect = true;
+    if (trap === 'runtime') {
+      this.#markBroken(`a call trapped: ${describe(error)}`, path);
+    } else if (trap === 'stack' && stackDepth() < this.#stackDepth / 4) {
+      // The engine overflowed soon after it was entered, so the overflow may have struck anywhere
+      // in it (mid-way through the allocator, say), not deep in one of SQLite's recursions.
+      this.#markBroken('a stack overflow struck it where the caller had left little stack, so it may have been interrupted anywhere', path);
+    }
     if (this.#broken !== undefined) return this.brokenError(path);
-    const reason = trap === 'stack' ? 'it ran out of stack (deep recursion, e.g. a long LIKE or GLOB pattern)' : `it trapped (${describe(error)})`;
+    this.#suspect = true;
+    this.#unwound = true;
+    const reason = trap === 'stack' ? 'it ran out of stack (deep recursion, e.g. a long LIKE or GLOB pattern)' : `it failed (${describe(error)})`;
     const failure = new DbCacheError(
       'ENGINE',
       path,
@@ -206,6 +256,7 @@ export class Engine {
       this.#queued = false;
       const error = this.#lastFault;
       this.#lastFault = undefined;
+      this.#settle(path);
       if (this.#suspect) this.#verify(path);
       if (this.#broken !== undefined) {
         if (this.#toldBroken) return;
@@ -224,13 +275,16 @@ export class Engine {
   /** Proves the module still computes a known answer; marks it broken if not. */
   #verify(path: string): void {
     const health = this.#check();
-    if (health === 'ok') {
-      this.#suspect = false;
-    } else if (health === 'broken' && this.#broken === undefined) {
-      this.#broken = this.#lastProblem;
-      this.#suspect = false;
-      this.#later(undefined, path);
-    }
+    if (health === 'ok') this.#suspect = false;
+    else if (health === 'broken') this.#markBroken(this.#lastProblem, path);
+  }
+
+  #markBroken(reason: string, path: string): void {
+    this.#suspect = false;
+    if (this.#broken !== undefined) return;
+    this.#broken = reason;
+    this.#discarded.length = 0;
+    this.#later(undefined, path);
   }
 
   #lastProblem = '';
@@ -296,12 +350,34 @@ export function isStackOverflow(error: unknown): boolean {
   return (error instanceof RangeError || (error instanceof Error && error.name === 'InternalError')) && (error.message.includes('stack') || error.message.includes('recursion'));
 }
 
-/** A stack overflow or a WebAssembly trap (or a JavaScript failure inside sql.js's own code). */
-function trapKind(error: unknown): 'stack' | 'trap' | undefined {
+/**
+ * A stack overflow, a WebAssembly trap (out-of-bounds access, `unreachable`: evidence of damage),
+ * or a JavaScript failure inside sql.js's own glue code.
+ */
+function trapKind(error: unknown): 'stack' | 'runtime' | 'script' | undefined {
   if (!(error instanceof Error)) return undefined; // sql.js throws strings for its own misuse errors
   if (error instanceof RangeError || error.name === 'InternalError') return isStackOverflow(error) ? 'stack' : undefined;
-  if (error.name === 'RuntimeError' || error instanceof TypeError || error instanceof ReferenceError) return 'trap';
+  if (error.name === 'RuntimeError') return 'runtime';
+  if (error instanceof TypeError || error instanceof ReferenceError) return 'script';
   return undefined;
+}
+
+let probed = 0;
+
+function probe(): void {
+  probed++;
+  probe();
+}
+
+/** How many frames of a small function still fit on the stack from here. */
+function stackDepth(): number {
+  probed = 0;
+  try {
+    probe();
+  } catch {
+    // the end of the stack
+  }
+  return probed;
 }
 
 /** The code for an error SQLite reported, or JavaScript raised while copying a result out. */
@@ -310,6 +386,8 @@ function sqliteCode(error: unknown, reason: string): DbCacheErrorCode {
     // "Invalid string length", "Array buffer allocation failed", "Invalid typed array length".
     return /alloc/i.test(reason) ? 'OUT_OF_MEMORY' : 'TOO_BIG';
   }
+  // Node's TextDecoder: "Cannot create a string longer than 0x1fffffe8 characters".
+  if ((error as { code?: unknown }).code === 'ERR_STRING_TOO_LONG') return 'TOO_BIG';
   if (/^out of memory$/i.test(reason)) return 'OUT_OF_MEMORY';
   if (/^string or blob too big$/i.test(reason)) return 'TOO_BIG';
   return 'QUERY';

@@ -182,7 +182,13 @@ export class SnapshotCore {
         engine.bind(statement.raw, values, path);
         return statement.raw.step() ? this.#row(statement, shape) : undefined;
       } catch (error) {
-        throw this.#caught(error, statement);
+        // Maybe short of stack here: no calls.
+        if (!(error instanceof DbCacheError)) {
+          engine.unsettled = true;
+          statement.discarded = true;
+        }
+        this.#engineError = error;
+        throw error;
       }
     } finally {
       this.#checkin(sql, statement);
@@ -201,7 +207,13 @@ export class SnapshotCore {
         while (statement.raw.step()) rows.push(this.#row(statement, shape));
         return rows;
       } catch (error) {
-        throw this.#caught(error, statement);
+        // Maybe short of stack here: no calls.
+        if (!(error instanceof DbCacheError)) {
+          engine.unsettled = true;
+          statement.discarded = true;
+        }
+        this.#engineError = error;
+        throw error;
       }
     } finally {
       this.#checkin(sql, statement);
@@ -294,29 +306,19 @@ export class SnapshotCore {
     statement.busy = false;
     if (this.#closed) return;
     const cached = this.#statements.get(sql) === statement;
-    if (cached && !statement.discarded) {
-      const pending = this.#engineError;
-      try {
-        this.#guard(() => statement.raw.reset(), statement);
-        return;
-      } catch (error) {
-        if (!statement.discarded) throw error;
-        this.#engineError = pending;
-      }
+    if (!statement.discarded) {
+      if (cached) this.#guard(() => statement.raw.reset(), statement);
+      else this.#guard(() => statement.raw.free(), statement);
+      return;
     }
     if (cached) this.#statements.delete(sql);
-    this.#free(statement);
+    this.settings.engine.discard(statement.raw);
   }
 
-  /** Frees a statement; one that a fault unwound is dropped even if SQLite cannot finalize it. */
+  /** Frees a statement of its own (an iterator's); one a failure interrupted is freed at the next entry. */
   #free(statement: CompiledStatement): void {
-    const pending = this.#engineError;
-    try {
-      this.#guard(() => statement.raw.free(), statement);
-    } catch (error) {
-      if (!statement.discarded && this.settings.engine.broken === undefined) throw error;
-      this.#engineError = pending;
-    }
+    if (statement.discarded) this.settings.engine.discard(statement.raw);
+    else this.#guard(() => statement.raw.free(), statement);
   }
 
   #evictOldest(): void {
@@ -335,19 +337,14 @@ export class SnapshotCore {
       engine.enter(path);
       return fn();
     } catch (error) {
-      throw this.#caught(error, statement);
+      // Maybe short of stack here: no calls. A statement interrupted mid-step is never reused.
+      if (!(error instanceof DbCacheError)) {
+        engine.unsettled = true;
+        if (statement !== undefined) statement.discarded = true;
+      }
+      this.#engineError = error;
+      throw error;
     }
-  }
-
-  /**
-   * Notes what sql.js threw, where it was caught: this may be short of stack, so nothing here
-   * calls anything. A statement that failed mid-step (maybe unwound by a stack overflow or a
-   * trap) is never reused.
-   */
-  #caught(error: unknown, statement: CompiledStatement | undefined): unknown {
-    if (statement !== undefined && !(error instanceof DbCacheError)) statement.discarded = true;
-    this.#engineError = error;
-    return error;
   }
 
   /**
