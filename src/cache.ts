@@ -8,7 +8,7 @@ import { resolveOptions, type DatabaseSource, type DbCacheOptions, type Resolved
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
+import { loadSqlJs, openImage, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -166,6 +166,7 @@ class Cache extends QueryMethods implements DbCache {
       memoEntries: options.memoEntries,
       logger: this.#logger,
       engine: this.#engine,
+      onTainted: (core) => this.#replace(core),
       onClose: (core) => this.#snapshots.delete(core),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
@@ -275,6 +276,15 @@ class Cache extends QueryMethods implements DbCache {
     this.#current?.retire();
     this.#baseline = undefined;
     await watcher?.close();
+  }
+
+  /** The live version cannot answer any more (a fault, and an overlay in it): build it anew from the files. */
+  #replace(core: SnapshotCore): void {
+    if (core !== this.#current || this.#closed) return;
+    this.#liveVersion = '';
+    this.#fingerprint = undefined;
+    this.#baseline = undefined;
+    this.#runner.run().catch(() => undefined);
   }
 
   #engineFault({ error, broken }: EngineNotice): void {
@@ -430,10 +440,25 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      core.seal();
+      const { bytes } = image;
+      core.seal(onReload === undefined ? () => this.#reopen(bytes) : undefined);
       return core;
     } catch (error) {
       core.retire();
+      throw error;
+    }
+  }
+
+  /** The image (never written: no overlay) on a new connection, set up like a published version. */
+  #reopen(bytes: Uint8Array): SqlJsDatabase {
+    const db = openImage(this.#sqlJs, bytes);
+    try {
+      db.exec('PRAGMA locking_mode=EXCLUSIVE');
+      if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+      db.exec('PRAGMA query_only=1');
+      return db;
+    } catch (error) {
+      db.close();
       throw error;
     }
   }

@@ -16,6 +16,8 @@ export interface QuerySettings {
   readonly logger: Logger;
   /** The sql.js module every cache shares, and what keeps it sound. */
   readonly engine: Engine;
+  /** Told when a version was interrupted by an engine fault and cannot be rebuilt in place. */
+  readonly onTainted: (core: SnapshotCore) => void;
   /** Told when a snapshot's database has been closed. */
   readonly onClose: (core: SnapshotCore) => void;
 }
@@ -61,6 +63,16 @@ export class SnapshotCore {
   /** What sql.js threw last, set where it was caught (maybe short of stack) and turned into a DbCacheError by the public method. */
   #engineError: unknown = NO_ERROR;
   #memo: ResultMemo | undefined;
+  /** Opens the version's image afresh, set up as it is now; undefined when onReload wrote into it. */
+  #reopen: (() => SqlJsDatabase) | undefined;
+  /**
+   * A stack overflow unwound the database mid-statement: SQLite's own bookkeeping (the count of
+   * running statements, say) stays wrong, and the connection would, for instance, never recover
+   * from its next out-of-memory. It is reopened from the image before its next use.
+   */
+  #tainted = false;
+  /** Tainted, and it cannot be reopened: every use fails until a reload replaces it. */
+  #dead = false;
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
     this.#db = db;
@@ -75,7 +87,8 @@ export class SnapshotCore {
    * Marks the end of writing (after the overlay and `query_only`): from now on identical queries
    * may return remembered results.
    */
-  seal(): void {
+  seal(reopen: (() => SqlJsDatabase) | undefined): void {
+    this.#reopen = reopen;
     if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
   }
 
@@ -96,6 +109,7 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
+    this.#assertOpen();
     try {
       this.#guard(() => this.#db.exec(sql));
     } catch (error) {
@@ -279,6 +293,39 @@ export class SnapshotCore {
     if (this.#closed) {
       throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
     }
+    if (this.#tainted) this.#rebuild();
+    if (this.#dead) {
+      throw new DbCacheError(
+        'ENGINE',
+        this.settings.path,
+        `Generation ${this.generation} of ${this.settings.path} was interrupted by a failure inside sql.js and cannot be reopened in place (onReload wrote into it); the next reload replaces it`,
+      );
+    }
+  }
+
+  #taint(): void {
+    if (this.#reopen !== undefined) {
+      this.#tainted = true;
+    } else if (!this.#dead) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+    }
+  }
+
+  /** Reopens the image on a new connection; the old one's statements (an open iterator's too) die with it. */
+  #rebuild(): void {
+    this.#tainted = false;
+    const old = this.#db;
+    this.#statements.clear();
+    try {
+      this.settings.engine.enter(this.settings.path);
+      old.close();
+      this.#db = this.#reopen!();
+    } catch (error) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+      throw this.settings.engine.fault(error, this.settings.path, `Reopening generation ${this.generation} of ${this.settings.path} after a fault`);
+    }
   }
 
   /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
@@ -356,7 +403,9 @@ export class SnapshotCore {
     const fromEngine = error === this.#engineError;
     this.#engineError = NO_ERROR;
     if (!fromEngine && !isStackOverflow(error)) return error;
-    return this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    const failure = this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    if (failure.code === 'ENGINE') this.#taint();
+    return failure;
   }
 
   #close(): void {
