@@ -81,30 +81,24 @@ function settle(): Promise<void> {
 }
 
 /**
- * Fills the shared heap with blocks until it has no room left except `holes` (each a free block
- * of that many bytes, kept apart so they cannot merge); returns the function that frees it all.
+ * Fills the shared heap until it has no room left but `holes` free blocks of `size` bytes, kept
+ * apart (so they cannot merge) by full blocks; returns the function that frees it all.
  */
-function squeezeHeap(holes: readonly number[]): () => void {
-  const held: number[] = [];
-  const take = (bytes: number): number => {
-    const pointer = sqlJs._malloc(bytes);
-    if (pointer !== 0) held.push(pointer);
-    return pointer;
-  };
-  const reserved: number[] = [];
-  for (const bytes of holes) {
-    const pointer = take(bytes);
-    assert.notEqual(pointer, 0, `the heap has room for a ${bytes}-byte hole`);
-    reserved.push(pointer);
-    take(64 * 1024); // a spacer
+function squeezeHeap(size: number, holes: number): () => void {
+  const blocks: number[] = [];
+  for (let pointer = sqlJs._malloc(size); pointer !== 0; pointer = sqlJs._malloc(size)) blocks.push(pointer);
+  assert.ok(blocks.length >= 2 * holes, `the heap has room for ${2 * holes} blocks of ${size} bytes`);
+  const rest: number[] = [];
+  for (let bytes = size / 2; bytes >= 64 * 1024; bytes /= 2) {
+    for (let pointer = sqlJs._malloc(bytes); pointer !== 0; pointer = sqlJs._malloc(bytes)) rest.push(pointer);
   }
-  for (let size = 256 * MiB; size >= 64 * 1024; size /= 2) while (take(size) !== 0);
-  for (const pointer of reserved) {
-    sqlJs._free(pointer);
-    held.splice(held.indexOf(pointer), 1);
+  // Every other block of the first ones: a full block between any two holes.
+  for (let i = 0; i < holes; i++) {
+    sqlJs._free(blocks[2 * i]!);
+    blocks[2 * i] = 0;
   }
   return () => {
-    for (const pointer of held.splice(0)) sqlJs._free(pointer);
+    for (const pointer of [...blocks, ...rest]) if (pointer !== 0) sqlJs._free(pointer);
   };
 }
 
@@ -235,7 +229,7 @@ describe('the shared engine survives hostile input', () => {
     const blob = new Uint8Array(100 * MiB).fill(7);
     const text = 'y'.repeat(100 * MiB);
     const counts = new Map<string, number>();
-    const release = squeezeHeap([64 * MiB, 64 * MiB]);
+    const release = squeezeHeap(64 * MiB, 2);
     try {
       for (let i = 0; i < 10 * SCALE; i++) {
         const oom = ['OUT_OF_MEMORY'] as const;
@@ -270,7 +264,7 @@ describe('the shared engine survives hostile input', () => {
   test('huge results through every read method leave nothing pinned in the shared heap', async () => {
     const size = 12 * MiB;
     // Two 20 MiB holes: two results left in the heap would fill them, and the third query would fail.
-    const release = squeezeHeap([20 * MiB, 20 * MiB]);
+    const release = squeezeHeap(20 * MiB, 2);
     let k = 0;
     const sql = (): string => `SELECT zeroblob(${size}) AS b, ${k++} AS k`;
     const isBig = (value: unknown): boolean => value instanceof Uint8Array && value.length === size;
