@@ -356,10 +356,19 @@ export function isStackOverflow(error: unknown): boolean {
  */
 function trapKind(error: unknown): 'stack' | 'runtime' | 'script' | undefined {
   if (!(error instanceof Error)) return undefined; // sql.js throws strings for its own misuse errors
+  if (tooLongForJavaScript(error)) return undefined;
   if (error instanceof RangeError || error.name === 'InternalError') return isStackOverflow(error) ? 'stack' : undefined;
   if (error.name === 'RuntimeError') return 'runtime';
   if (error instanceof TypeError || error instanceof ReferenceError) return 'script';
   return undefined;
+}
+
+/**
+ * A result too long for a JavaScript string: Node's TextDecoder says "Cannot create a string
+ * longer than 0x1fffffe8 characters", Deno's "buffer exceeds maximum length".
+ */
+function tooLongForJavaScript(error: Error): boolean {
+  return (error as { code?: unknown }).code === 'ERR_STRING_TOO_LONG' || error.message.includes('exceeds maximum length');
 }
 
 let probed = 0;
@@ -386,8 +395,7 @@ function sqliteCode(error: unknown, reason: string): DbCacheErrorCode {
     // "Invalid string length", "Array buffer allocation failed", "Invalid typed array length".
     return /alloc/i.test(reason) ? 'OUT_OF_MEMORY' : 'TOO_BIG';
   }
-  // Node's TextDecoder: "Cannot create a string longer than 0x1fffffe8 characters".
-  if ((error as { code?: unknown }).code === 'ERR_STRING_TOO_LONG') return 'TOO_BIG';
+  if (error instanceof Error && tooLongForJavaScript(error)) return 'TOO_BIG';
   if (/^out of memory$/i.test(reason)) return 'OUT_OF_MEMORY';
   if (/^string or blob too big$/i.test(reason)) return 'TOO_BIG';
   return 'QUERY';

@@ -1,0 +1,546 @@
+import { Buffer } from 'node:buffer';
+import { DbCacheError, PipelineFailure, describe } from './errors.ts';
+import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
+import { readFingerprint, readImage, validate, type DatabaseImage, type WalMemory } from './image/read.ts';
+import { createSilentLogger, type Logger } from './logger.ts';
+import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
+import { RefreshScheduler } from './refresh-scheduler.ts';
+import { SerialRunner } from './serial-runner.ts';
+import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
+import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
+import { sleep, systemClock } from './timers.ts';
+import type { Queryable, Snapshot } from './types.ts';
+import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
+
+/** Why a reload ran. */
+export type ReloadCause = 'open' | 'call' | 'watch';
+
+/** Published a new version. */
+export interface ReloadEvent {
+  readonly type: 'reload';
+  readonly generation: number;
+  readonly version: string;
+  /** From the start of the reload to publication, in milliseconds. */
+  readonly durationMs: number;
+  /** Size of the new image. */
+  readonly bytes: number;
+  readonly cause: ReloadCause;
+}
+
+/** A reload failed; the previous version keeps serving. */
+export interface ErrorEvent {
+  readonly type: 'error';
+  readonly error: DbCacheError;
+  readonly cause: ReloadCause;
+}
+
+/** What `subscribe` listeners receive. */
+export type DbCacheEvent = ReloadEvent | ErrorEvent;
+
+/** Counters since the cache opened. */
+export interface DbCacheStats {
+  /** Reloads that published a new generation (including the first). */
+  readonly reloads: number;
+  /** Reloads that found nothing changed. */
+  readonly noopReloads: number;
+  readonly failures: number;
+  /** Read attempts repeated because a writer moved during the read. */
+  readonly retries: number;
+  /** Duration of the last reload that published, in milliseconds. */
+  readonly lastReloadMs: number;
+  /** Snapshots whose database is still open: the live one plus retired ones still leased. */
+  readonly liveSnapshots: number;
+  /** Image bytes held by those snapshots. */
+  readonly liveBytes: number;
+}
+
+/**
+ * A live, read-only mirror of an SQLite database. Queries are synchronous and always run on one
+ * whole committed version.
+ */
+export interface DbCache extends Queryable, AsyncDisposable {
+  /**
+   * Number of the live version; grows by one each time a changed version is published. (With
+   * an `onReload` overlay, a change of the files that leaves the content equal, such as a WAL
+   * checkpoint, can publish an equal version too: the overlay writes into the image, so there is
+   * no pristine copy to compare with.)
+   */
+  readonly generation: number;
+  /** The version string of the live version. */
+  readonly version: string;
+  /** The database path, or `"source"` for a source function. */
+  readonly path: string;
+  /** Whether `close()` has run. */
+  readonly closed: boolean;
+  /**
+   * Runs `fn` with one snapshot; every query inside sees the same version. A returned promise
+   * keeps the snapshot leased until it settles.
+   */
+  read<T>(fn: (snapshot: Snapshot) => T): T;
+  /** A lease on the live version; release it when done. Throws `CLOSED` after close. */
+  snapshot(): Snapshot;
+  /**
+   * Resolves once a version that includes every commit made before the call is live; rejects
+   * with a DbCacheError when that fails (the previous version keeps serving).
+   */
+  reload(): Promise<void>;
+  /** Calls `listener` for every reload and error; returns the unsubscribe function. */
+  subscribe(listener: (event: DbCacheEvent) => void): () => void;
+  stats(): DbCacheStats;
+  /** Stops watching and frees the live version (leased ones when released). Idempotent. */
+  close(): Promise<void>;
+}
+
+interface MutableStats {
+  reloads: number;
+  noopReloads: number;
+  failures: number;
+  retries: number;
+  lastReloadMs: number;
+}
+
+class Cache extends QueryMethods implements DbCache {
+  readonly path: string;
+  #source: DatabaseSource | undefined;
+  #options: ResolvedOptions;
+  #logger: Logger;
+  #sqlJs: SqlJsLike;
+  #fs: ImageFileSystem;
+  #settings: QuerySettings;
+  #current: SnapshotCore | undefined;
+  /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
+  #liveVersion = '';
+  #fingerprint: string | undefined;
+  /** The files' fingerprint when they last failed as bad content: the watcher does not re-read them unchanged. */
+  #badFingerprint: string | undefined;
+  /** The fingerprint the running reload read. */
+  #readingFingerprint: string | undefined;
+  /** The last verified WAL scan: the next read checksums only frames appended since. */
+  #wal: WalMemory | undefined;
+  /** The live image as read (never written to): an equal new image is a no-op reload. */
+  #baseline: Uint8Array | undefined;
+  /** Versions published from a source function. */
+  #sourceVersions = 0;
+  #runner: SerialRunner<void>;
+  /** Why the next run happens: callers coalesced into one run report 'call' if any of them called. */
+  #nextCause: ReloadCause = 'open';
+  #listeners = new Set<(event: DbCacheEvent) => void>();
+  #snapshots = new Set<SnapshotCore>();
+  #stats: MutableStats = { reloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
+  #failing = false;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #watcher: FileWatcher | undefined;
+  #scheduler: RefreshScheduler | undefined;
+  #onAbort = (): void => void this.close();
+
+  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem) {
+    super();
+    this.path = path;
+    this.#fs = fs;
+    this.#source = source;
+    this.#options = options;
+    this.#logger = options.logger ?? createSilentLogger();
+    this.#sqlJs = sqlJs;
+    this.#settings = {
+      path,
+      bigint: options.bigint,
+      maxStatements: options.maxStatements,
+      memoEntries: options.memoEntries,
+      logger: this.#logger,
+      onClose: (core) => this.#snapshots.delete(core),
+    };
+    this.#runner = new SerialRunner(() => this.#reloadOnce());
+  }
+
+  get generation(): number {
+    return this.#current?.generation ?? 0;
+  }
+
+  get version(): string {
+    return this.#current?.version ?? '';
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The first reload and the watcher; rejects with the DbCacheError that stopped it. */
+  async open(): Promise<void> {
+    await this.#runner.run();
+    const { signal, watch, pollMs } = this.#options;
+    if (watch && this.#source === undefined) {
+      this.#scheduler = new RefreshScheduler(
+        { debounceMs: this.#options.debounceMs, maxWaitMs: this.#options.maxWaitMs, settleMs: 150, pollMs: 4, retryMs: 50, maxRetryMs: 2000 },
+        systemClock,
+        { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
+      );
+      const scheduler = this.#scheduler;
+      this.#watcher = await watchDatabaseFiles(
+        this.path,
+        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100 },
+        () => scheduler.notify(),
+        (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
+      );
+      // A commit between the first read and the watcher's start would otherwise wait for the next event.
+      scheduler.notify();
+    }
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  snapshot(): Snapshot {
+    return new SnapshotLease(this.core());
+  }
+
+  read<T>(fn: (snapshot: Snapshot) => T): T {
+    if (typeof fn !== 'function') throw new TypeError(`read() needs a function, got ${typeof fn}`);
+    const lease = this.snapshot();
+    let result: T;
+    try {
+      result = fn(lease);
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        () => lease.release(),
+        () => lease.release(),
+      );
+    } else {
+      lease.release();
+    }
+    return result;
+  }
+
+  reload(): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    this.#nextCause = 'call';
+    return this.#runner.run();
+  }
+
+  subscribe(listener: (event: DbCacheEvent) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`subscribe() needs a function, got ${typeof listener}`);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  stats(): DbCacheStats {
+    let liveBytes = 0;
+    for (const core of this.#snapshots) liveBytes += core.bytes;
+    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  protected core(): SnapshotCore {
+    if (this.#closed || this.#current === undefined) throw this.#closedError();
+    return this.#current;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#scheduler?.stop();
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    // Let a reload in flight finish, so the Database it built is freed below.
+    await this.#runner.running?.catch(() => undefined);
+    this.#current?.retire();
+    this.#baseline = undefined;
+    await watcher?.close();
+  }
+
+  #closedError(): DbCacheError {
+    return new DbCacheError('CLOSED', this.path, `The cache of ${this.path} is closed; open a new one with openDbCache()`);
+  }
+
+  #changed(): boolean {
+    return readFingerprint(this.path, this.#fs) !== this.#fingerprint;
+  }
+
+  async #reloadFromWatch(): Promise<boolean> {
+    if (this.#closed) return true;
+    try {
+      await this.#runner.run();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** One reload, start to end; the SerialRunner guarantees only one runs at a time. */
+  async #reloadOnce(): Promise<void> {
+    const cause = this.#nextCause;
+    this.#nextCause = 'watch';
+    if (this.#closed) throw this.#closedError();
+    const started = performance.now();
+    this.#readingFingerprint = undefined;
+    try {
+      const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
+      if (image === SAME_BAD_FILE) return;
+      if (image === undefined || this.#unchanged(image)) {
+        this.#stats.noopReloads++;
+        this.#recovered();
+        return;
+      }
+      if (this.#closed) throw this.#closedError();
+      const baseline = this.#baselineOf(image);
+      const core = await this.#build(image);
+      if (this.#closed) {
+        core.retire();
+        throw this.#closedError();
+      }
+      this.#publish(core, image, baseline);
+      const durationMs = performance.now() - started;
+      this.#stats.reloads++;
+      this.#stats.lastReloadMs = durationMs;
+      this.#recovered();
+      this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
+    } catch (error) {
+      const failure = this.#fail(error, cause);
+      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#badFingerprint = this.#readingFingerprint;
+      throw failure;
+    }
+  }
+
+  /**
+   * Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed, or
+   * SAME_BAD_FILE when the watcher would re-read files whose content already failed as they are.
+   */
+  async #readFile(cause: ReloadCause): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
+    const fingerprint = readFingerprint(this.path, this.#fs);
+    if (this.#current !== undefined && fingerprint === this.#fingerprint) return undefined;
+    if (cause === 'watch' && fingerprint === this.#badFingerprint) return SAME_BAD_FILE;
+    this.#readingFingerprint = fingerprint;
+    const policy = {
+      busyTimeoutMs: this.#options.busyTimeoutMs,
+      sleep: (ms: number) => {
+        // close() waits for this reload: do not make it wait out the whole retry budget.
+        if (this.#closed) return Promise.reject(this.#closedError());
+        this.#stats.retries++;
+        return sleep(ms);
+      },
+      now: () => performance.now(),
+    };
+    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal });
+    this.#wal = image.wal;
+    return image;
+  }
+
+  async #readSource(source: DatabaseSource): Promise<DatabaseImage> {
+    let bytes: unknown;
+    try {
+      bytes = await source();
+    } catch (error) {
+      throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
+    }
+    // A private copy in a Buffer: sql.js adopts Buffers without copying, and the source may reuse its array.
+    const image = Buffer.allocUnsafeSlow(bytes.length);
+    image.set(bytes);
+    validate(image);
+    return { bytes: image, version: `source:${this.#sourceVersions + 1}:${image.length}`, mode: 'rollback', fingerprint: '' };
+  }
+
+  /** Whether `image` holds what is already live; then it only refreshes what proves that. */
+  #unchanged(image: DatabaseImage): boolean {
+    if (this.#current === undefined) return false;
+    const same =
+      (this.#source === undefined && image.version === this.#liveVersion) ||
+      (this.#baseline !== undefined && sameBytes(this.#baseline, image.bytes));
+    if (same) {
+      this.#liveVersion = image.version;
+      this.#fingerprint = image.fingerprint;
+    }
+    return same;
+  }
+
+  /** Builds the next version privately: engine, probe, overlay, then read-only. */
+  async #build(image: DatabaseImage): Promise<SnapshotCore> {
+    let core: SnapshotCore;
+    try {
+      core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
+    } catch (error) {
+      throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
+    }
+    try {
+      try {
+        // The private copy has no other connection: exclusive locking skips the lock and
+        // change-counter checks that every statement would otherwise make.
+        core.exec('PRAGMA locking_mode=EXCLUSIVE');
+        if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+        // sql.js opens anything; the first real read is what rejects a bad image.
+        core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#options.quickCheck) {
+          const result = core.all('PRAGMA quick_check', undefined, 'first');
+          if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
+        }
+      } catch (error) {
+        throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
+      }
+      const { onReload } = this.#options;
+      if (onReload !== undefined) {
+        const overlay = new Overlay(core);
+        try {
+          await onReload(overlay, { generation: core.generation, version: core.version });
+        } catch (error) {
+          throw new PipelineFailure('OVERLAY_FAILED', `onReload threw: ${describe(error)}`, { cause: error });
+        } finally {
+          overlay.end();
+        }
+      }
+      core.exec('PRAGMA query_only=1');
+      core.seal();
+      return core;
+    } catch (error) {
+      core.retire();
+      throw error;
+    }
+  }
+
+  /**
+   * What the next image is compared with. sql.js writes the overlay into the image itself, so
+   * with an overlay a file cache relies on versions alone, and a source cache (which has no
+   * versions) keeps a copy.
+   */
+  #baselineOf(image: DatabaseImage): Uint8Array | undefined {
+    if (this.#options.onReload === undefined) return image.bytes;
+    return this.#source === undefined ? undefined : Buffer.from(image.bytes);
+  }
+
+  #publish(core: SnapshotCore, image: DatabaseImage, baseline: Uint8Array | undefined): void {
+    const previous = this.#current;
+    this.#current = core;
+    this.#snapshots.add(core);
+    this.#liveVersion = image.version;
+    this.#fingerprint = image.fingerprint;
+    this.#baseline = baseline;
+    if (this.#source !== undefined) this.#sourceVersions++;
+    previous?.retire();
+  }
+
+  #fail(error: unknown, cause: ReloadCause): DbCacheError {
+    if (error instanceof DbCacheError) {
+      if (error.code !== 'CLOSED') this.#report(error, cause);
+      return error;
+    }
+    const failure = error instanceof PipelineFailure ? error : new PipelineFailure('IO', describe(error), { cause: error });
+    const opening = this.#current === undefined;
+    const next = opening ? 'the cache was not opened' : `still serving generation ${this.generation}`;
+    const wrapped = new DbCacheError(
+      failure.code,
+      this.path,
+      `${opening ? 'Opening' : 'Reloading'} ${this.path} failed: ${failure.message}; ${next}`,
+      { cause: failure.cause ?? failure },
+    );
+    this.#report(wrapped, cause);
+    return wrapped;
+  }
+
+  #report(error: DbCacheError, cause: ReloadCause): void {
+    this.#stats.failures++;
+    if (this.#current !== undefined && !this.#failing) {
+      this.#failing = true;
+      this.#logger.warn(error.message);
+    } else {
+      this.#logger.debug(error.message);
+    }
+    this.#emit({ type: 'error', error, cause });
+  }
+
+  #recovered(): void {
+    this.#badFingerprint = undefined;
+    if (!this.#failing) return;
+    this.#failing = false;
+    this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
+  }
+
+  #emit(event: DbCacheEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#logger.error(`A subscriber of ${this.path} threw on a ${event.type} event: ${describe(error)}`);
+      }
+    }
+  }
+}
+
+/** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
+const SAME_BAD_FILE = Symbol('same bad file');
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+/**
+ * Opens a live, read-only mirror of the SQLite database at `source` (a path, or a function that
+ * returns an image from the application's own writer connection).
+ *
+ * Resolves once the first version is published. Rejects with a {@link DbCacheError}
+ * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
+ * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
+ * `TypeError`/`RangeError` for bad arguments.
+ *
+ * @example
+ * ```ts
+ * const cache = await openDbCache('data/app.db');
+ * const route = cache.get('SELECT * FROM routes WHERE host = ?', [host]);
+ * await cache.close();
+ * ```
+ */
+export function openDbCache(source: string | DatabaseSource, options?: DbCacheOptions): Promise<DbCache> {
+  return openDbCacheOn(nodeFileSystem, source, options);
+}
+
+/** {@link openDbCache} on another file system; for tests, not exported from the package. */
+export async function openDbCacheOn(
+  fs: ImageFileSystem,
+  source: string | DatabaseSource,
+  options?: DbCacheOptions,
+): Promise<DbCache> {
+  if (typeof source !== 'string' && typeof source !== 'function') {
+    throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
+  }
+  if (source === '') throw new TypeError('openDbCache() needs a non-empty path');
+  const resolved = resolveOptions(options);
+  const label = typeof source === 'string' ? source : 'source';
+  if (resolved.signal?.aborted) {
+    throw new DbCacheError('CLOSED', label, `Opening ${label} was aborted before it started; no cache was opened`, {
+      cause: resolved.signal.reason,
+    });
+  }
+  let sqlJs: SqlJsLike;
+  try {
+    sqlJs = await loadSqlJs(resolved.sqlJs);
+  } catch (error) {
+    if (error instanceof TypeError) throw error;
+    throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
+  }
+  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
+  try {
+    await cache.open();
+  } catch (error) {
+    await cache.close();
+    throw error;
+  }
+  if (resolved.signal?.aborted) {
+    await cache.close();
+    throw new DbCacheError('CLOSED', label, `Opening ${label} was aborted; the cache was closed`, { cause: resolved.signal.reason });
+  }
+  return cache;
+}

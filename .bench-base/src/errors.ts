@@ -1,0 +1,93 @@
+/**
+ * What went wrong, as a stable string you can switch on.
+ *
+ * | code | when |
+ * |---|---|
+ * | `NOT_FOUND` | the database file does not exist |
+ * | `NOT_A_FILE` | the path names a directory or something else that is not a regular file |
+ * | `PERMISSION` | the file cannot be opened for reading |
+ * | `NOT_A_DATABASE` | the bytes are not an SQLite database (bad header, page size, truncated image) |
+ * | `CORRUPT` | the image parsed but SQLite rejected it when probing |
+ * | `BUSY` | a writer kept the file changing (or a journal hot) past the retry budget |
+ * | `IO` | any other file-system error |
+ * | `OVERLAY_FAILED` | the `onReload` hook threw |
+ * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
+ * | `QUERY` | SQLite rejected a query (syntax, missing table, write on a read-only snapshot) |
+ * | `CLOSED` | the cache or the snapshot was used after `close()` / `release()` |
+ */
+export type DbCacheErrorCode =
+  | 'NOT_FOUND'
+  | 'NOT_A_FILE'
+  | 'PERMISSION'
+  | 'NOT_A_DATABASE'
+  | 'CORRUPT'
+  | 'BUSY'
+  | 'IO'
+  | 'OVERLAY_FAILED'
+  | 'SOURCE_FAILED'
+  | 'QUERY'
+  | 'CLOSED';
+
+/**
+ * The one error class dbcache throws for failures of the database, the file or the cache's state.
+ *
+ * Misused options throw `TypeError` / `RangeError` instead.
+ *
+ * @example
+ * ```ts
+ * try { await cache.reload(); }
+ * catch (error) { if (isDbCacheError(error) && error.code === 'BUSY') retryLater(); }
+ * ```
+ */
+export class DbCacheError extends Error {
+  /** A stable code for the kind of failure. */
+  readonly code: DbCacheErrorCode;
+  /** The database path (or source name) the failure is about. */
+  readonly path: string;
+
+  constructor(code: DbCacheErrorCode, path: string, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: toError(options.cause) });
+    this.name = 'DbCacheError';
+    this.code = code;
+    this.path = path;
+  }
+}
+
+/**
+ * Whether `value` is a {@link DbCacheError}, also one thrown by a second copy of the package.
+ *
+ * @example
+ * ```ts
+ * if (isDbCacheError(error, 'CLOSED')) return;
+ * ```
+ */
+export function isDbCacheError(value: unknown, code?: DbCacheErrorCode): value is DbCacheError {
+  if (!(value instanceof Error) || value.name !== 'DbCacheError') return false;
+  const actual = (value as { code?: unknown }).code;
+  return typeof actual === 'string' && (code === undefined || actual === code);
+}
+
+/** sql.js throws strings; everything we keep as a `cause` is an Error. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : String(value));
+}
+
+/** The message of anything thrown, for one-line reports. */
+export function describe(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}
+
+/**
+ * A failure inside the pipeline before it knows how the story ends: the cache turns it into a
+ * DbCacheError whose message says what happens next ("still serving generation 7").
+ */
+export class PipelineFailure extends Error {
+  readonly code: DbCacheErrorCode;
+
+  constructor(code: DbCacheErrorCode, reason: string, options?: { cause?: unknown }) {
+    super(reason, options?.cause === undefined ? undefined : { cause: toError(options.cause) });
+    this.name = 'PipelineFailure';
+    this.code = code;
+  }
+}

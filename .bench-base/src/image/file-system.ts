@@ -1,0 +1,57 @@
+import * as fs from 'node:fs';
+import { Buffer } from 'node:buffer';
+
+/** What the image reader needs to know about a file. Times in nanoseconds. */
+export interface FileStat {
+  readonly isFile: boolean;
+  readonly ino: bigint;
+  readonly size: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+/**
+ * The file operations the image reader performs, passed in so tests can interleave simulated
+ * writers between any two calls. Errors are Node-style: an `Error` with a `code` such as `ENOENT`.
+ */
+export interface ImageFileSystem {
+  open(path: string): number;
+  close(fd: number): void;
+  fstat(fd: number): FileStat;
+  /** `undefined` when nothing exists at the path. */
+  stat(path: string): FileStat | undefined;
+  /** Synchronous positional read for headers; returns the bytes read (short at end of file). */
+  readSync(fd: number, into: Uint8Array, offset: number, length: number, position: number): number;
+  /** Asynchronous positional read for whole files, so a large read does not block the event loop. */
+  read(fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** A new, uninitialised buffer that nothing else references. */
+  allocate(size: number): Uint8Array;
+}
+
+function toStat(stat: fs.BigIntStats): FileStat {
+  return {
+    isFile: stat.isFile(),
+    ino: stat.ino,
+    size: Number(stat.size),
+    mtimeNs: stat.mtimeNs,
+    ctimeNs: stat.ctimeNs,
+  };
+}
+
+/** The production file system: `node:fs` (also in Deno and Bun). */
+export const nodeFileSystem: ImageFileSystem = {
+  open: (path) => fs.openSync(path, 'r'),
+  close: (fd) => fs.closeSync(fd),
+  fstat: (fd) => toStat(fs.fstatSync(fd, { bigint: true })),
+  stat(path) {
+    const stat = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
+    return stat === undefined ? undefined : toStat(stat);
+  },
+  readSync: (fd, into, offset, length, position) => fs.readSync(fd, into, offset, length, position),
+  read: (fd, into, offset, length, position) =>
+    new Promise((resolve, reject) => {
+      fs.read(fd, into, offset, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
+    }),
+  // sql.js adopts a Node Buffer without copying it; each image gets its own allocation.
+  allocate: (size) => Buffer.allocUnsafeSlow(size),
+};

@@ -1,0 +1,205 @@
+import type { Logger } from './logger.ts';
+import type { SqlJsChoice } from './sqljs.ts';
+import type { OverlayDatabase } from './types.ts';
+
+/** What `onReload` learns about the version it is preparing. */
+export interface ReloadInfo {
+  /** The generation this version will be published as. */
+  readonly generation: number;
+  /** The version string of the file state it holds. */
+  readonly version: string;
+}
+
+/**
+ * A database image from the application's own writer connection, e.g.
+ * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js).
+ */
+export type DatabaseSource = () => Uint8Array | Promise<Uint8Array>;
+
+/**
+ * Options of {@link openDbCache}.
+ *
+ * @example
+ * ```ts
+ * const cache = await openDbCache('app.db', {
+ *   onReload: (db) => db.exec('CREATE INDEX IF NOT EXISTS routes_host ON routes(host)'),
+ *   signal: AbortSignal.timeout(60_000),
+ * });
+ * ```
+ */
+export interface DbCacheOptions {
+  /**
+   * Watch the database, its `-wal` and `-journal` and reload on every commit. Ignored for a
+   * source function.
+   * @defaultValue `true`
+   */
+  watch?: boolean;
+  /**
+   * Quiet time after a file event before reloading, in milliseconds.
+   * @defaultValue `5`
+   */
+  debounceMs?: number;
+  /**
+   * Longest wait from the first event of a burst to its reload, in milliseconds.
+   * @defaultValue `25`
+   */
+  maxWaitMs?: number;
+  /**
+   * Poll with `stat` instead of file-system events (network file systems, some containers);
+   * a number sets the interval in milliseconds (`true` = 100).
+   * @defaultValue `false`
+   */
+  poll?: boolean | number;
+  /**
+   * Runs on every new version before it is published, while no reader can see it: create
+   * indexes, views, derived tables. May be async. If it throws, the reload fails with
+   * `OVERLAY_FAILED` and the previous version keeps serving.
+   */
+  onReload?: (db: OverlayDatabase, info: ReloadInfo) => void | Promise<void>;
+  /**
+   * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases).
+   * @defaultValue a silent tslog logger
+   */
+  logger?: Logger;
+  /** Closes the cache when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Which sql.js to run: `'wasm'` loads `sql-wasm.wasm` from the sql.js package; `'inline'` uses
+   * the build that carries its WebAssembly inside the JavaScript (bundlers, Deno without read
+   * access to `node_modules`); or pass a module you initialised yourself (`await initSqlJs()`),
+   * or a promise of one.
+   * @defaultValue `'wasm'`
+   */
+  sqlJs?: SqlJsChoice;
+  /**
+   * Return every INTEGER as a `bigint` (exact 64-bit values).
+   * @defaultValue `false`
+   */
+  bigint?: boolean;
+  /**
+   * How long a reload keeps retrying while writers keep the file changing or a journal hot,
+   * in milliseconds, before it fails with `BUSY`.
+   * @defaultValue `5000`
+   */
+  busyTimeoutMs?: number;
+  /**
+   * Run `PRAGMA quick_check` on every new version before publishing it (costs a full scan).
+   * @defaultValue `false`
+   */
+  quickCheck?: boolean;
+  /**
+   * Prepared statements cached per snapshot (least recently prepared evicted first).
+   * @defaultValue `256`
+   */
+  maxStatements?: number;
+  /**
+   * SQLite's page cache per snapshot, in KiB (`PRAGMA cache_size=-N`). Pages that miss it are
+   * copied from the image into WebAssembly memory on every read; a cache as large as the hot part
+   * of the database makes repeated lookups faster, at the cost of that much WebAssembly memory,
+   * which never shrinks once grown.
+   * @defaultValue SQLite's default, 2000 KiB
+   */
+  cacheSize?: number;
+  /**
+   * Remember the results of identical queries (same call, SQL and parameters) per snapshot: a
+   * snapshot never changes, so a repeated lookup costs a map access. Results are then frozen.
+   * Queries using `random()`, the clock (`'now'`, `CURRENT_TIMESTAMP`, `date()`) or change
+   * counters are never remembered. `true` keeps up to 10,000 results per snapshot; a number sets
+   * the limit.
+   * @defaultValue `false`
+   */
+  memo?: boolean | number;
+}
+
+/** Options with defaults applied and every value checked. */
+export interface ResolvedOptions {
+  readonly watch: boolean;
+  readonly debounceMs: number;
+  readonly maxWaitMs: number;
+  readonly pollMs: number | undefined;
+  readonly onReload: DbCacheOptions['onReload'];
+  readonly logger: Logger | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly sqlJs: DbCacheOptions['sqlJs'];
+  readonly bigint: boolean;
+  readonly busyTimeoutMs: number;
+  readonly quickCheck: boolean;
+  readonly maxStatements: number;
+  /** 0 when off. */
+  readonly memoEntries: number;
+  readonly cacheSize: number | undefined;
+}
+
+function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`options.${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function number(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number, min = 0): number {
+  const value = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw new TypeError(`options.${name} must be a number, got ${typeof value === 'number' ? 'NaN' : typeof value}`);
+  }
+  if (value < min || !Number.isFinite(value)) {
+    throw new RangeError(`options.${name} must be a finite number >= ${min}, got ${value}`);
+  }
+  return value;
+}
+
+function integer(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number): number {
+  const value = number(options, name, fallback, 1);
+  if (!Number.isInteger(value)) throw new RangeError(`options.${name} must be an integer, got ${value}`);
+  return value;
+}
+
+/** Applies defaults and validates; throws TypeError / RangeError naming the option and the value. */
+export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  const { onReload, logger, signal, sqlJs, poll } = options;
+  if (onReload !== undefined && typeof onReload !== 'function') {
+    throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);
+  }
+  if (logger !== undefined) {
+    for (const method of ['debug', 'info', 'warn', 'error'] as const) {
+      if (typeof logger?.[method] !== 'function') throw new TypeError(`options.logger must have a ${method}() method`);
+    }
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError('options.signal must be an AbortSignal');
+  }
+  if (sqlJs !== undefined && sqlJs !== 'wasm' && sqlJs !== 'inline' && (typeof sqlJs !== 'object' || sqlJs === null)) {
+    throw new TypeError(`options.sqlJs must be 'wasm', 'inline', an initialised sql.js module or a promise of one, got ${String(sqlJs)}`);
+  }
+  let pollMs: number | undefined;
+  if (poll === true) pollMs = 100;
+  else if (typeof poll === 'number') pollMs = number(options, 'poll', 100, 1);
+  else if (poll !== undefined && poll !== false) throw new TypeError(`options.poll must be a boolean or a number, got ${typeof poll}`);
+  const maxStatements = integer(options, 'maxStatements', 256);
+  const { memo } = options;
+  let memoEntries = 0;
+  if (memo === true) memoEntries = 10_000;
+  else if (typeof memo === 'number') memoEntries = integer(options, 'memo', 0);
+  else if (memo !== undefined && memo !== false) throw new TypeError(`options.memo must be a boolean or a number, got ${typeof memo}`);
+  return {
+    watch: boolean(options, 'watch', true),
+    debounceMs: number(options, 'debounceMs', 5),
+    maxWaitMs: number(options, 'maxWaitMs', 25),
+    pollMs,
+    onReload,
+    logger,
+    signal,
+    sqlJs,
+    bigint: boolean(options, 'bigint', false),
+    busyTimeoutMs: number(options, 'busyTimeoutMs', 5000),
+    quickCheck: boolean(options, 'quickCheck', false),
+    maxStatements,
+    memoEntries,
+    cacheSize: options.cacheSize === undefined ? undefined : integer(options, 'cacheSize', 2000),
+  };
+}
