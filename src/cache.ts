@@ -551,7 +551,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
+ * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
+ * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
  * `TypeError`/`RangeError` for bad arguments.
  *
  * @example

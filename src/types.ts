@@ -59,13 +59,19 @@ export interface RunResult {
 
 /**
  * The part of a sql.js `Database` that ORMs with a sql.js driver use (Drizzle's `drizzle-orm/sql-js`):
- * real sql.js statements on a leased snapshot, which the caller frees.
+ * real sql.js statements on a leased snapshot, which the caller frees. dbcache cannot guard them:
+ * a stack overflow or a failed allocation through them can damage the engine every cache shares
+ * (which is then reported as `ENGINE_BROKEN` at the next call).
  */
 export interface SqlJsCompatible {
   prepare(sql: string): SqlJsStatement;
 }
 
-/** The synchronous read methods shared by the cache, a snapshot and the overlay database. */
+/**
+ * The synchronous read methods shared by the cache, a snapshot and the overlay database. Each
+ * throws a DbCacheError: `QUERY` (SQL errors), `TOO_BIG`, `OUT_OF_MEMORY`, `ENGINE`,
+ * `ENGINE_BROKEN` or `CLOSED`; arguments that cannot be bound throw `TypeError`/`RangeError`.
+ */
 export interface Queryable {
   /** The first row as an object keyed by column name, or `undefined`. Throws `QUERY` on SQL errors. */
   get<R = Row>(sql: string, params?: Params): R | undefined;
