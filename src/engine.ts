@@ -151,6 +151,22 @@ export class Engine {
    * needs no scan; it is measured only when that does not fit.
    */
   #reserve(values: readonly unknown[], path: string): void {
+    // The usual case, a few short values: one block as large as all of them (with dlmalloc's
+    // per-block overhead) fits if they do, since sql.js carves them out of it once it is free.
+    let total = 0;
+    for (let i = 0; i < values.length && total >= 0; i++) {
+      const value = values[i];
+      if (typeof value === 'string') total = value.length > SHORT ? -1 : total + value.length * 3 + 1 + BLOCK_OVERHEAD;
+      else if (value instanceof Uint8Array) total = value.length > SHORT ? -1 : total + value.length + BLOCK_OVERHEAD;
+    }
+    if (total === 0) return;
+    if (total > 0) {
+      const pointer = this.#malloc!(total);
+      if (pointer !== 0) {
+        this.#free!(pointer);
+        return;
+      }
+    }
     let sizes: number[] | undefined;
     for (let i = 0; i < values.length; i++) {
       const value = values[i];
@@ -331,6 +347,11 @@ export class Engine {
     }
   }
 }
+
+/** Values up to this many bytes (or UTF-16 units) are reserved together in one block. */
+const SHORT = 64 * 1024;
+/** What dlmalloc adds to each block (header and alignment), generously. */
+const BLOCK_OVERHEAD = 32;
 
 const engines = new WeakMap<SqlJsLike, Engine>();
 

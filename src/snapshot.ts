@@ -354,9 +354,22 @@ export class SnapshotCore {
     if (this.#closed) return;
     const cached = this.#statements.get(sql) === statement;
     if (!statement.discarded) {
-      if (cached) this.#guard(() => statement.raw.reset(), statement);
-      else this.#guard(() => statement.raw.free(), statement);
-      return;
+      if (!cached) {
+        this.#guard(() => statement.raw.free(), statement);
+        return;
+      }
+      // Right after the call, which entered the engine: no second entry check.
+      try {
+        statement.raw.reset();
+        return;
+      } catch (error) {
+        this.settings.engine.unsettled = true;
+        statement.discarded = true;
+        this.#engineError = error;
+        this.#statements.delete(sql);
+        this.settings.engine.discard(statement.raw);
+        throw error;
+      }
     }
     if (cached) this.#statements.delete(sql);
     this.settings.engine.discard(statement.raw);
