@@ -101,7 +101,7 @@ export class Engine {
       this.unsettled = false;
       this.#markBroken('a call into it failed where the stack was too exhausted to examine the failure', path);
     }
-    if (this.#base >= 0 && this.#stackSave!() !== this.#base) {
+    if (this.#watchStack && this.#stackSave!() !== this.#base) {
       // A stack overflow unwound WebAssembly without running its epilogues, so the stack pointer
       // stayed where the overflow left it (each leaks ~100 KiB of the 5 MiB stack until the
       // module is corrupt). No WebAssembly runs now: the stack belongs at its base.
@@ -109,6 +109,20 @@ export class Engine {
       if (!this.#unwound) this.#markBroken('a call into it was unwound where dbcache could not examine it (a raw statement, or a caller out of stack)', path);
     }
     this.#unwound = false;
+    this.#watchStack = this.#rawStatements;
+  }
+
+  /**
+   * Whether the next entry compares the stack pointer with its base: after a fault dbcache
+   * examined, and always once raw statements are out (a fault through them goes unseen).
+   */
+  #watchStack = false;
+  #rawStatements = false;
+
+  /** Raw sql.js statements were handed out (`sqlJsDatabase()`): from now on every entry checks the stack pointer. */
+  exposeRaw(): void {
+    this.#rawStatements = this.#base >= 0;
+    this.#watchStack = this.#rawStatements;
   }
 
   /** Frees `statement` at the next entry: it was interrupted by a failure (maybe a stack overflow). */
@@ -252,6 +266,7 @@ export class Engine {
     if (this.#broken !== undefined) return this.brokenError(path);
     this.#suspect = true;
     this.#unwound = true;
+    this.#watchStack = this.#base >= 0;
     const reason = trap === 'stack' ? 'it ran out of stack (deep recursion, e.g. a long LIKE or GLOB pattern)' : `it failed (${describe(error)})`;
     const failure = new DbCacheError(
       'ENGINE',

@@ -138,6 +138,7 @@ export class SnapshotCore {
   /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
   prepareRaw(sql: string): SqlJsStatement {
     this.#assertOpen();
+    this.settings.engine.exposeRaw();
     try {
       return this.#guard(() => this.#db.prepare(sql));
     } catch (error) {
