@@ -27,6 +27,15 @@ const CHECK_ANSWER = '200,20100,40200,1';
  * pointer restored after a stack overflow, room for big parameters reserved before sql.js
  * copies them in, and a health check after every fault.
  *
+ * What a fault means: a stack overflow deep in one of SQLite's recursions (a long LIKE pattern)
+ * is contained: the module stays sound, only the interrupted connection's bookkeeping is off, so
+ * the version is reopened from its image. An overflow soon after entry (the caller had little
+ * stack left), a WebAssembly trap, or a failure nobody could examine may have struck anywhere,
+ * mid-way through the allocator say, which no health check can see (measured: one such run left
+ * malloc looping forever). The engine is then broken for good: every call fails with
+ * `ENGINE_BROKEN`. Recovering onto a fresh module instance (versions' images live in JavaScript
+ * memory) is possible but not built: sql.js's `initSqlJs` returns one instance per loaded file.
+ *
  * sql.js 1.16 exports what this needs (`stackSave`, `stackRestore`, `_malloc`, `_free`); an
  * injected module without them still works, unguarded.
  */
