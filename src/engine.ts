@@ -31,8 +31,8 @@ const CHECK_ANSWER = '200,20100,40200,1';
  * is contained: the module stays sound, only the interrupted connection's bookkeeping is off, so
  * the version is reopened from its image. An overflow soon after entry (the caller had little
  * stack left), a WebAssembly trap, or a failure nobody could examine may have struck anywhere,
- * mid-way through the allocator say, which no health check can see (measured: one such run left
- * malloc looping forever). The engine is then broken for good: every call fails with
+ * mid-way through the allocator say, which no health check can see (measured: after a run of
+ * such overflows that passed the health check, a query under memory pressure never returned). The engine is then broken for good: every call fails with
  * `ENGINE_BROKEN`. Recovering onto a fresh module instance (versions' images live in JavaScript
  * memory) is possible but not built: sql.js's `initSqlJs` returns one instance per loaded file.
  *
