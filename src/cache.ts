@@ -7,9 +7,9 @@ import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
-import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
-import { sleep, systemClock } from './timers.ts';
+import { ARRAY, FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
+import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
+import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
@@ -149,10 +149,13 @@ class Cache extends QueryMethods implements DbCache {
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
 
-  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem) {
+  #clock: Clock;
+
+  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
     this.#fs = fs;
+    this.#clock = clock;
     this.#source = source;
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
@@ -168,6 +171,7 @@ class Cache extends QueryMethods implements DbCache {
       engine: this.#engine,
       onTainted: (core) => this.#replace(core),
       onClose: (core) => this.#snapshots.delete(core),
+      bindReal: realBinder(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -191,13 +195,13 @@ class Cache extends QueryMethods implements DbCache {
     if (watch && this.#source === undefined) {
       this.#scheduler = new RefreshScheduler(
         { debounceMs: this.#options.debounceMs, maxWaitMs: this.#options.maxWaitMs, settleMs: 150, pollMs: 4, retryMs: 50, maxRetryMs: 2000 },
-        systemClock,
+        this.#clock,
         { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
       );
       const scheduler = this.#scheduler;
       this.#watcher = await watchDatabaseFiles(
         this.path,
-        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100 },
+        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
         (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
       );
@@ -406,7 +410,8 @@ class Cache extends QueryMethods implements DbCache {
     let core: SnapshotCore;
     this.#engine.enter(this.path);
     try {
-      core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
+      const { db, seal } = openImage(this.#sqlJs, image.bytes);
+      core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
     } catch (error) {
       const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
       if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
@@ -420,8 +425,9 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#current === undefined) this.#noteMissingModules(core);
         if (this.#options.quickCheck) {
-          const result = core.all('PRAGMA quick_check', undefined, 'first');
+          const result = core.all('PRAGMA quick_check', undefined, FIRST);
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {
@@ -449,17 +455,25 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 
-  /** The image (never written: no overlay) on a new connection, set up like a published version. */
+  /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
   #reopen(bytes: Uint8Array): SqlJsDatabase {
-    const db = openImage(this.#sqlJs, bytes);
+    const { db, seal } = openImage(this.#sqlJs, bytes);
     try {
       db.exec('PRAGMA locking_mode=EXCLUSIVE');
       if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
       db.exec('PRAGMA query_only=1');
+      seal();
       return db;
     } catch (error) {
       db.close();
       throw error;
+    }
+  }
+
+  /** Names, once at open, the tables this sql.js build cannot query (FTS5, R*Tree, … virtual tables). */
+  #noteMissingModules(core: SnapshotCore): void {
+    for (const { table, module } of findMissingModules((sql) => core.all(sql, undefined, ARRAY) as unknown[][])) {
+      this.#logger.warn(`${this.path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
     }
   }
 
@@ -553,7 +567,10 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
  * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
  * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments.
+ * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
+ * `close()`.
  *
  * @example
  * ```ts
@@ -566,11 +583,12 @@ export function openDbCache(source: string | DatabaseSource, options?: DbCacheOp
   return openDbCacheOn(nodeFileSystem, source, options);
 }
 
-/** {@link openDbCache} on another file system; for tests, not exported from the package. */
+/** {@link openDbCache} on another file system and clock; for tests, not exported from the package. */
 export async function openDbCacheOn(
   fs: ImageFileSystem,
   source: string | DatabaseSource,
   options?: DbCacheOptions,
+  clock: Clock = systemClock,
 ): Promise<DbCache> {
   if (typeof source !== 'string' && typeof source !== 'function') {
     throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
@@ -592,7 +610,7 @@ export async function openDbCacheOn(
   }
   const broken = engineOf(sqlJs).broken;
   if (broken !== undefined) throw engineOf(sqlJs).brokenError(label);
-  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
+  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
   try {
     await cache.open();
   } catch (error) {

@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { DbCacheError, describe, type DbCacheErrorCode } from './errors.ts';
-import type { SqlJsLike, SqlJsStatement } from './sqljs.ts';
+import { missingModuleHint, type SqlJsLike } from './sqljs.ts';
 
 /**
  * SQLite's `SQLITE_MAX_LENGTH` in sql.js 1.16: no string or blob, bound or computed, may be longer
@@ -159,13 +159,12 @@ export class Engine {
   }
 
   /**
-   * Binds `values` to `raw` like sql.js's `bind`, after making sure sql.js can copy every string
-   * and blob into the module's heap: sql.js 1.16 binds a string whose allocation failed as NULL,
-   * and copies a blob to address 0 when its allocation failed.
+   * Makes sure sql.js can copy every string and blob of `values` into the module's heap before
+   * it binds them: sql.js 1.16 binds a string whose allocation failed as NULL, and copies a blob
+   * to address 0 when its allocation failed. Throws `OUT_OF_MEMORY` or `TOO_BIG`.
    */
-  bind(raw: SqlJsStatement, values: unknown[] | Record<string, unknown>, path: string): void {
-    if (this.#malloc !== undefined) this.#reserve(Array.isArray(values) ? values : Object.values(values), path);
-    raw.bind(values);
+  reserve(values: readonly unknown[], path: string): void {
+    if (this.#malloc !== undefined) this.#reserve(values, path);
   }
 
   /**
@@ -262,7 +261,7 @@ export class Engine {
       const reason = describe(error);
       const code = sqliteCode(error, reason);
       const next = code === 'OUT_OF_MEMORY' ? 'the sql.js heap (at most 2 GiB) is shared by every cache; the cache is unchanged' : 'the cache is unchanged';
-      return new DbCacheError(code, path, `${what} failed: ${reason}; ${next}`, { cause: error });
+      return new DbCacheError(code, path, `${what} failed: ${reason}${missingModuleHint(error)}; ${next}`, { cause: error });
     }
     this.faults++;
     if (trap === 'runtime') {

@@ -12,7 +12,8 @@
  * | `IO` | any other file-system error |
  * | `OVERLAY_FAILED` | the `onReload` hook threw |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
- * | `QUERY` | SQLite rejected a query (syntax, missing table, write on a read-only snapshot) |
+ * | `QUERY` | SQLite rejected a query (syntax, missing table) |
+ * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |
  * | `CLOSED` | the cache or the snapshot was used after `close()` / `release()` |
  * | `TOO_BIG` | a parameter or a result exceeds SQLite's 1,000,000,000-byte limit, or a result is too big for a JavaScript string or array |
  * | `OUT_OF_MEMORY` | the sql.js heap (at most 2 GiB, shared by every cache in the process) or JavaScript had no room for the query |
@@ -30,6 +31,7 @@ export type DbCacheErrorCode =
   | 'OVERLAY_FAILED'
   | 'SOURCE_FAILED'
   | 'QUERY'
+  | 'READ_ONLY'
   | 'CLOSED'
   | 'TOO_BIG'
   | 'OUT_OF_MEMORY'

@@ -234,8 +234,8 @@ describe('the shared engine survives hostile input', () => {
       for (let i = 0; i < 10 * SCALE; i++) {
         const oom = ['OUT_OF_MEMORY'] as const;
         const never = (): boolean => false;
-        tally(counts, outcome(() => victim.get('SELECT length(?1) AS l, typeof(?1) AS t', [blob]), never, oom));
-        tally(counts, outcome(() => victim.get('SELECT length(?1) AS l, typeof(?1) AS t', [text]), never, oom));
+        tally(counts, outcome(() => victim.get('SELECT length(:v) AS l, typeof(:v) AS t', { v: blob }), never, oom));
+        tally(counts, outcome(() => victim.get('SELECT length(:v) AS l, typeof(:v) AS t', { v: text }), never, oom));
         tally(counts, outcome(() => victim.all('SELECT id FROM t WHERE ? IS NULL', [text]), never, oom));
         tally(counts, outcome(() => victim.values('SELECT length(:s), typeof(:s)', { s: text }), never, oom));
         tally(counts, outcome(() => [...victim.iterate('SELECT length(?) AS l', [blob])], never, oom));
@@ -247,14 +247,14 @@ describe('the shared engine survives hostile input', () => {
       // A parameter that fits, in a query that then needs more than the heap has: SQLite says so.
       const third = 'z'.repeat(30 * MiB);
       for (let i = 0; i < 2; i++) {
-        outcome(() => victim.get('SELECT length(?1 || ?1 || ?1) AS l', [third]), (row: { l: number }) => row.l === 90 * MiB, ['OUT_OF_MEMORY']);
+        outcome(() => victim.get('SELECT length(:v || :v || :v) AS l', { v: third }), (row: { l: number }) => row.l === 90 * MiB, ['OUT_OF_MEMORY']);
       }
     } finally {
       release();
     }
     // With room again the same parameters bind whole.
-    assert.deepEqual(victim.get('SELECT length(?1) AS l, typeof(?1) AS t, sum(?1 = zeroblob(0)) AS z', [blob]), { l: 100 * MiB, t: 'blob', z: 0 });
-    assert.deepEqual(victim.get('SELECT length(?1) AS l, typeof(?1) AS t', ['y'.repeat(20 * MiB)]), { l: 20 * MiB, t: 'text' });
+    assert.deepEqual(victim.get('SELECT length(:v) AS l, typeof(:v) AS t, sum(:v = zeroblob(0)) AS z', { v: blob }), { l: 100 * MiB, t: 'blob', z: 0 });
+    assert.deepEqual(victim.get('SELECT length(:v) AS l, typeof(:v) AS t', { v: 'y'.repeat(20 * MiB) }), { l: 20 * MiB, t: 'text' });
     // Past SQLite's 1,000,000,000-byte limit: TOO_BIG, whether bound or computed.
     assert.throws(() => victim.get('SELECT length(?) AS l', [new Uint8Array(1_000_000_001)]), (error) => isDbCacheError(error, 'TOO_BIG'));
     assert.throws(() => victim.get('SELECT zeroblob(1000000001) AS b'), (error) => isDbCacheError(error, 'TOO_BIG'));
