@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
-import { DbCacheError, PipelineFailure, describe } from './errors.ts';
+import { engineOf, type Engine, type EngineNotice } from './engine.ts';
+import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import { readFingerprint, readImage, validate, type DatabaseImage, type WalMemory } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
@@ -7,7 +8,7 @@ import { resolveOptions, type DatabaseSource, type DbCacheOptions, type Resolved
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { ARRAY, FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsLike } from './sqljs.ts';
+import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -34,8 +35,20 @@ export interface ErrorEvent {
   readonly cause: ReloadCause;
 }
 
+/**
+ * A query overflowed the stack or trapped inside the sql.js engine that every cache in the
+ * process shares (told to every cache on that engine, not only the one queried).
+ */
+export interface EngineEvent {
+  readonly type: 'engine';
+  /** `ENGINE` (the engine was checked and keeps working) or `ENGINE_BROKEN`. */
+  readonly error: DbCacheError;
+  /** The engine failed its health check: every query and reload now fails with `ENGINE_BROKEN`. */
+  readonly broken: boolean;
+}
+
 /** What `subscribe` listeners receive. */
-export type DbCacheEvent = ReloadEvent | ErrorEvent;
+export type DbCacheEvent = ReloadEvent | ErrorEvent | EngineEvent;
 
 /** Counters since the cache opened. */
 export interface DbCacheStats {
@@ -105,6 +118,8 @@ class Cache extends QueryMethods implements DbCache {
   #options: ResolvedOptions;
   #logger: Logger;
   #sqlJs: SqlJsLike;
+  #engine: Engine;
+  #unwatchEngine: () => void;
   #fs: ImageFileSystem;
   #settings: QuerySettings;
   #current: SnapshotCore | undefined;
@@ -145,12 +160,16 @@ class Cache extends QueryMethods implements DbCache {
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
+    this.#engine = engineOf(sqlJs);
+    this.#unwatchEngine = this.#engine.watch((notice) => this.#engineFault(notice));
     this.#settings = {
       path,
       bigint: options.bigint,
       maxStatements: options.maxStatements,
       memoEntries: options.memoEntries,
       logger: this.#logger,
+      engine: this.#engine,
+      onTainted: (core) => this.#replace(core),
       onClose: (core) => this.#snapshots.delete(core),
       bindReal: realBinder(sqlJs),
     };
@@ -251,6 +270,7 @@ class Cache extends QueryMethods implements DbCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#scheduler?.stop();
     const watcher = this.#watcher;
@@ -260,6 +280,21 @@ class Cache extends QueryMethods implements DbCache {
     this.#current?.retire();
     this.#baseline = undefined;
     await watcher?.close();
+  }
+
+  /** The live version cannot answer any more (a fault, and an overlay in it): build it anew from the files. */
+  #replace(core: SnapshotCore): void {
+    if (core !== this.#current || this.#closed) return;
+    this.#liveVersion = '';
+    this.#fingerprint = undefined;
+    this.#baseline = undefined;
+    this.#runner.run().catch(() => undefined);
+  }
+
+  #engineFault({ error, broken }: EngineNotice): void {
+    if (broken) this.#logger.error(`${error.message} (reported to the cache of ${this.path})`);
+    else this.#logger.warn(error.message);
+    this.#emit({ type: 'engine', error, broken });
   }
 
   #closedError(): DbCacheError {
@@ -286,6 +321,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
+    if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
     this.#readingFingerprint = undefined;
     try {
       const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
@@ -372,10 +408,13 @@ class Cache extends QueryMethods implements DbCache {
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
+    this.#engine.enter(this.path);
     try {
       const { db, seal } = openImage(this.#sqlJs, image.bytes);
       core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
     } catch (error) {
+      const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
+      if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }
     try {
@@ -392,6 +431,7 @@ class Cache extends QueryMethods implements DbCache {
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {
+        if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
         throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
       }
       const { onReload } = this.#options;
@@ -406,10 +446,26 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      core.seal();
+      const { bytes } = image;
+      core.seal(onReload === undefined ? () => this.#reopen(bytes) : undefined);
       return core;
     } catch (error) {
       core.retire();
+      throw error;
+    }
+  }
+
+  /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
+  #reopen(bytes: Uint8Array): SqlJsDatabase {
+    const { db, seal } = openImage(this.#sqlJs, bytes);
+    try {
+      db.exec('PRAGMA locking_mode=EXCLUSIVE');
+      if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+      db.exec('PRAGMA query_only=1');
+      seal();
+      return db;
+    } catch (error) {
+      db.close();
       throw error;
     }
   }
@@ -489,6 +545,9 @@ class Cache extends QueryMethods implements DbCache {
   }
 }
 
+/** Failures of the engine, not of the image: a reload that meets them keeps their code. */
+const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
+
 /** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
 const SAME_BAD_FILE = Symbol('same bad file');
 
@@ -506,7 +565,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
+ * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
+ * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
  * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
  * for an unknown one. A watching cache does not keep the process alive: a script whose only work
  * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
@@ -548,6 +608,8 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
+  const broken = engineOf(sqlJs).broken;
+  if (broken !== undefined) throw engineOf(sqlJs).brokenError(label);
   const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
   try {
     await cache.open();

@@ -353,6 +353,10 @@ async function watch(path: string, sql: string | undefined, params: Params | und
     output.err(json ? JSON.stringify({ event: 'error', error: { code, message } }) : `dbcache: ${message}`);
   };
   cache.subscribe((event: DbCacheEvent) => {
+    if (event.type === 'engine') {
+      report(event.error);
+      return;
+    }
     if (event.type === 'error') {
       // Retries repeat the same failure every few hundred milliseconds: say it once, until it changes.
       const key = `${event.error.code} ${event.error.message}`;

@@ -1,5 +1,5 @@
 export { openDbCache } from './cache.ts';
-export type { DbCache, DbCacheEvent, DbCacheStats, ErrorEvent, ReloadCause, ReloadEvent } from './cache.ts';
+export type { DbCache, DbCacheEvent, DbCacheStats, EngineEvent, ErrorEvent, ReloadCause, ReloadEvent } from './cache.ts';
 export { DbCacheError, isDbCacheError } from './errors.ts';
 export type { DbCacheErrorCode } from './errors.ts';
 export { inspectDatabase } from './inspect.ts';

@@ -157,17 +157,36 @@ function numberAt(input: BindInput, analysis: SqlAnalysis, index: number): boole
 }
 
 /**
- * Binds `input` to `statement` (which also resets it). Every JavaScript number binds as REAL,
- * as in better-sqlite3, when `bindReal` is available; bigints bind as INTEGER within 32 bits.
+ * Checks `input` against the parameters of `analysis` (RangeError / TypeError, as better-sqlite3
+ * throws them) and returns the values to bind, or `undefined` for the numbers-only fast path of
+ * {@link applyBinding}. Pure JavaScript: nothing here touches sql.js.
  */
-export function bindStatement(statement: SqlJsStatement, analysis: SqlAnalysis, input: BindInput, bindReal: RealBinder | undefined): void {
-  if (bindReal !== undefined && Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && allNumbers(input)) {
+export function checkBinding(analysis: SqlAnalysis, input: BindInput, bindReal: RealBinder | undefined): readonly unknown[] | undefined {
+  if (bindReal !== undefined && Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && allNumbers(input)) return undefined;
+  return bindValues(analysis, input);
+}
+
+/**
+ * Binds what {@link checkBinding} returned to `statement` (which also resets it). Every JavaScript
+ * number binds as REAL, as in better-sqlite3, when `bindReal` is available; bigints bind as
+ * INTEGER within 32 bits. `reserve` runs before sql.js copies strings and blobs into its heap.
+ */
+export function applyBinding(
+  statement: SqlJsStatement,
+  analysis: SqlAnalysis,
+  input: BindInput,
+  values: readonly unknown[] | undefined,
+  bindReal: RealBinder | undefined,
+  reserve?: (values: readonly unknown[]) => void,
+): void {
+  if (values === undefined) {
     // Numbers only (a point lookup): bind them straight, one call each, as sql.js's bind would.
+    const numbers = input as readonly number[];
     statement.reset();
-    for (let i = 0; i < input.length; i++) bindReal(statement, i + 1, input[i] as number);
+    for (let i = 0; i < numbers.length; i++) bindReal!(statement, i + 1, numbers[i]!);
     return;
   }
-  const values = bindValues(analysis, input);
+  reserve?.(values);
   statement.bind(values);
   if (bindReal === undefined) return;
   for (let i = 0; i < values.length; i++) {

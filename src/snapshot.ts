@@ -1,10 +1,10 @@
-import { DbCacheError, describe } from './errors.ts';
+import { isStackOverflow, type Engine } from './engine.ts';
+import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { bindStatement, bindValues, fromArguments, isNamedObject, SpreadArgs, type BindInput, type RealBinder } from './params.ts';
+import { applyBinding, type BindInput, bindValues, checkBinding, fromArguments, isNamedObject, type RealBinder, SpreadArgs } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
-import { missingModuleHint } from './sqljs.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
 /** Settings every snapshot of one cache shares. */
@@ -15,6 +15,10 @@ export interface QuerySettings {
   /** Results memoised per snapshot (0: no memo). */
   readonly memoEntries: number;
   readonly logger: Logger;
+  /** The sql.js module every cache shares, and what keeps it sound. */
+  readonly engine: Engine;
+  /** Told when a version was interrupted by an engine fault and cannot be rebuilt in place. */
+  readonly onTainted: (core: SnapshotCore) => void;
   /** Told when a snapshot's database has been closed. */
   readonly onClose: (core: SnapshotCore) => void;
   /** Binds whole numbers as REAL, like better-sqlite3 (absent: sql.js's own binding). */
@@ -43,6 +47,8 @@ class CompiledStatement {
   readonly columns: string[];
   readonly analysis: SqlAnalysis;
   busy = false;
+  /** A stack overflow or a trap unwound it mid-step: never reused. */
+  discarded = false;
 
   constructor(raw: SqlJsStatement, analysis: SqlAnalysis) {
     this.raw = raw;
@@ -75,6 +81,20 @@ export class SnapshotCore {
    */
   #sealed = false;
   #sealStorage: () => void;
+  /** What sql.js threw last, set where it was caught (maybe short of stack) and turned into a DbCacheError by the public method. */
+  #engineError: unknown = NO_ERROR;
+  /** Opens the version's image afresh, set up as it is now; undefined when onReload wrote into it. */
+  #reopen: (() => SqlJsDatabase) | undefined;
+  /**
+   * A stack overflow unwound the database mid-statement: SQLite's own bookkeeping (the count of
+   * running statements, say) stays wrong, and the connection would, for instance, never recover
+   * from its next out-of-memory. It is reopened from the image before its next use.
+   */
+  #tainted = false;
+  /** Tainted, and it cannot be reopened: every use fails until a reload replaces it. */
+  #dead = false;
+  /** Makes room for big parameters before sql.js copies them into the shared heap. */
+  #reserve = (values: readonly unknown[]): void => this.settings.engine.reserve(values, this.settings.path);
 
   constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings, sealStorage: () => void = () => {}) {
     this.#db = db;
@@ -91,11 +111,13 @@ export class SnapshotCore {
   }
 
   /**
-   * Marks the end of writing (after the overlay and `query_only`): from now on statements are
-   * reset lazily by their next `bind`, identical queries may return remembered results, only SQL
-   * that reads is prepared, and the storage throws on any write.
+   * Marks the end of writing (after the overlay and `query_only`): from now on identical queries
+   * may return remembered results, only SQL that reads is prepared, and the storage throws on any
+   * write. `reopen` opens the same version afresh after an engine fault (none when the overlay
+   * wrote into the image).
    */
-  seal(): void {
+  seal(reopen: (() => SqlJsDatabase) | undefined): void {
+    this.#reopen = reopen;
     // The overlay's statements were admitted under the overlay's rules: prepared again if needed.
     for (const statement of this.#statements.values()) statement.raw.free();
     this.#statements.clear();
@@ -139,17 +161,26 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
-    this.#guard(() => this.#db.exec(sql));
+    try {
+      this.#assertOpen();
+      this.#guard(() => this.#db.exec(sql));
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
   run(sql: string, params?: BindInput): RunResult {
-    if (this.#sealed) this.admit(sql, false);
-    const before = this.#counter('total_changes()');
-    this.#use(sql, params, (raw) => {
-      while (raw.step());
-    });
-    return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+    try {
+      if (this.#sealed) this.admit(sql, false);
+      const before = this.#counter('total_changes()');
+      this.#use(sql, params, (raw) => {
+        while (raw.step());
+      });
+      return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   #counter(call: string): number {
@@ -159,37 +190,50 @@ export class SnapshotCore {
 
   /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
   prepareRaw(sql: string): SqlJsStatement {
-    this.#assertOpen();
-    this.admit(sql, false);
-    return this.#guard(() => this.#db.prepare(sql));
+    try {
+      this.#assertOpen();
+      this.admit(sql, false);
+      this.settings.engine.exposeRaw();
+      return this.#guard(() => this.#db.prepare(sql));
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** The first row in `mode`, or `undefined`. */
   get(sql: string, params: BindInput, mode: RowMode): unknown {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#first(sql, params, mode);
-    const place = this.#memoPlace(memo, mode, sql, params);
-    if (place === undefined) return this.#first(sql, params, mode);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known === NO_ROW ? undefined : known;
-    const row = this.#first(sql, params, mode);
-    memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
-    return row;
+    try {
+      const memo = this.#memo;
+      if (memo === undefined) return this.#first(sql, params, mode);
+      const place = this.#memoPlace(memo, mode, sql, params);
+      if (place === undefined) return this.#first(sql, params, mode);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known === NO_ROW ? undefined : known;
+      const row = this.#first(sql, params, mode);
+      memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+      return row;
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Every row in `mode`. */
   all(sql: string, params: BindInput, mode: RowMode): unknown[] {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#every(sql, params, mode);
-    const place = this.#memoPlace(memo, mode + ALL_SLOTS, sql, params);
-    if (place === undefined) return this.#every(sql, params, mode);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known as unknown[];
-    const rows = freezeRows(this.#every(sql, params, mode)) as unknown[];
-    memo.remember(map, key, rows);
-    return rows;
+    try {
+      const memo = this.#memo;
+      if (memo === undefined) return this.#every(sql, params, mode);
+      const place = this.#memoPlace(memo, mode + ALL_SLOTS, sql, params);
+      if (place === undefined) return this.#every(sql, params, mode);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known as unknown[];
+      const rows = freezeRows(this.#every(sql, params, mode)) as unknown[];
+      memo.remember(map, key, rows);
+      return rows;
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   #memoPlace(memo: ResultMemo, slot: number, sql: string, params: BindInput): [Map<unknown, unknown>, unknown] | undefined {
@@ -202,10 +246,16 @@ export class SnapshotCore {
     const statement = this.#checkout(sql, true);
     try {
       if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      bindStatement(statement.raw, statement.analysis, params, this.settings.bindReal);
-      return statement.raw.step() ? this.#row(statement, mode) : undefined;
-    } catch (error) {
-      throw this.#wrap(error);
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        return statement.raw.step() ? this.#row(statement, mode) : undefined;
+      } catch (error) {
+        this.#interrupted(error, statement);
+        throw error;
+      }
     } finally {
       this.#checkin(sql, statement);
     }
@@ -215,12 +265,18 @@ export class SnapshotCore {
     const statement = this.#checkout(sql, true);
     try {
       if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      bindStatement(statement.raw, statement.analysis, params, this.settings.bindReal);
-      const rows: unknown[] = [];
-      while (statement.raw.step()) rows.push(this.#row(statement, mode));
-      return rows;
-    } catch (error) {
-      throw this.#wrap(error);
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        const rows: unknown[] = [];
+        while (statement.raw.step()) rows.push(this.#row(statement, mode));
+        return rows;
+      } catch (error) {
+        this.#interrupted(error, statement);
+        throw error;
+      }
     } finally {
       this.#checkin(sql, statement);
     }
@@ -228,14 +284,18 @@ export class SnapshotCore {
 
   /** The result columns of `sql` (an empty list for statements that return no data). */
   columns(sql: string): string[] {
-    if (this.#sealed) {
-      const analysis = analyzeSql(sql);
-      assertOneStatement(analysis);
-      if (analysis.kind !== 'read') return [];
+    try {
+      if (this.#sealed) {
+        const analysis = analyzeSql(sql);
+        assertOneStatement(analysis);
+        if (analysis.kind !== 'read') return [];
+      }
+      const statement = this.#checkout(sql, false);
+      this.#checkin(sql, statement);
+      return [...statement.columns];
+    } catch (error) {
+      throw this.#failure(error);
     }
-    const statement = this.#checkout(sql, false);
-    this.#checkin(sql, statement);
-    return [...statement.columns];
   }
 
   /**
@@ -243,9 +303,13 @@ export class SnapshotCore {
    * BEGIN, CREATE, ATTACH or an INSERT changes nothing (unlike a PRAGMA setter); running does.
    */
   compile(sql: string): void {
-    this.#assertOpen();
     if (analyzeSql(sql).kind !== 'none') throw new TypeError(`compile() is only for statements that return no data: ${sql}`);
-    this.#guard(() => this.#db.prepare(sql)).free();
+    try {
+      this.#assertOpen();
+      this.#guard(() => this.#db.prepare(sql).free());
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
@@ -258,26 +322,37 @@ export class SnapshotCore {
    * values and parameter counts throw here, at the call, not at the first `next()`.
    */
   iterate(sql: string, params: BindInput, mode: RowMode): Generator<unknown, void, undefined> {
-    this.#assertOpen();
-    const analysis = this.#statements.get(sql)?.analysis ?? this.admit(sql, true);
-    // A statement of its own: an iterator that is dropped unfinished must not hold the cached
-    // one (every later call with this SQL would prepare afresh). Freed with the database.
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
     try {
-      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      this.#guard(() => bindStatement(statement.raw, analysis, params, this.settings.bindReal));
+      this.#assertOpen();
+      const analysis = this.#statements.get(sql)?.analysis ?? this.admit(sql, true);
+      // A statement of its own: an iterator that is dropped unfinished must not hold the cached
+      // one (every later call with this SQL would prepare afresh). Freed with the database.
+      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+      try {
+        if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+        const binding = checkBinding(analysis, params, this.settings.bindReal);
+        this.#guard(() => applyBinding(statement.raw, analysis, params, binding, this.settings.bindReal, this.#reserve), statement);
+      } catch (error) {
+        this.#free(statement);
+        throw error;
+      }
+      return this.#steps(statement, mode);
     } catch (error) {
-      statement.raw.free();
-      throw error;
+      throw this.#failure(error);
     }
-    return this.#steps(statement, mode);
   }
 
   *#steps(statement: CompiledStatement, mode: RowMode): Generator<unknown, void, undefined> {
     try {
-      while (this.#guard(() => statement.raw.step())) yield this.#row(statement, mode);
+      for (;;) {
+        const row = this.#guard(() => (statement.raw.step() ? this.#row(statement, mode) : END), statement);
+        if (row === END) return;
+        yield row;
+      }
+    } catch (error) {
+      throw this.#failure(error);
     } finally {
-      if (!this.#closed) statement.raw.free();
+      if (!this.#closed) this.#free(statement);
     }
   }
 
@@ -296,10 +371,11 @@ export class SnapshotCore {
   #use<T>(sql: string, params: BindInput, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
     const statement = this.#checkout(sql, false);
     try {
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       return this.#guard(() => {
-        bindStatement(statement.raw, statement.analysis, params, this.settings.bindReal);
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
         return fn(statement.raw, statement);
-      });
+      }, statement);
     } finally {
       this.#checkin(sql, statement);
     }
@@ -308,6 +384,39 @@ export class SnapshotCore {
   #assertOpen(): void {
     if (this.#closed) {
       throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
+    }
+    if (this.#tainted) this.#rebuild();
+    if (this.#dead) {
+      throw new DbCacheError(
+        'ENGINE',
+        this.settings.path,
+        `Generation ${this.generation} of ${this.settings.path} was interrupted by a failure inside sql.js and cannot be reopened in place (onReload wrote into it); the next reload replaces it`,
+      );
+    }
+  }
+
+  #taint(): void {
+    if (this.#reopen !== undefined) {
+      this.#tainted = true;
+    } else if (!this.#dead) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+    }
+  }
+
+  /** Reopens the image on a new connection; the old one's statements (an open iterator's too) die with it. */
+  #rebuild(): void {
+    this.#tainted = false;
+    const old = this.#db;
+    this.#statements.clear();
+    try {
+      this.settings.engine.enter(this.settings.path);
+      old.close();
+      this.#db = this.#reopen!();
+    } catch (error) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+      throw this.settings.engine.fault(error, this.settings.path, `Reopening generation ${this.generation} of ${this.settings.path} after a fault`);
     }
   }
 
@@ -333,14 +442,39 @@ export class SnapshotCore {
   }
 
   /**
-   * Once sealed, a cached statement is left as it is: its next `bind` resets it anyway (one reset
-   * per call, not two), and a read-only database has no writer that its open cursor could block.
+   * Resets at once (also once sealed): a statement left mid-result would keep its row, and its
+   * bound parameters, in the heap that every cache shares.
    */
   #checkin(sql: string, statement: CompiledStatement): void {
     statement.busy = false;
     if (this.#closed) return;
-    if (this.#statements.get(sql) !== statement) statement.raw.free();
-    else if (!this.#sealed) statement.raw.reset();
+    const cached = this.#statements.get(sql) === statement;
+    if (!statement.discarded) {
+      if (!cached) {
+        this.#guard(() => statement.raw.free(), statement);
+        return;
+      }
+      // Right after the call, which entered the engine: no second entry check.
+      try {
+        statement.raw.reset();
+        return;
+      } catch (error) {
+        this.settings.engine.unsettled = true;
+        statement.discarded = true;
+        this.#engineError = error;
+        this.#statements.delete(sql);
+        this.settings.engine.discard(statement.raw);
+        throw error;
+      }
+    }
+    if (cached) this.#statements.delete(sql);
+    this.settings.engine.discard(statement.raw);
+  }
+
+  /** Frees a statement of its own (an iterator's); one a failure interrupted is freed at the next entry. */
+  #free(statement: CompiledStatement): void {
+    if (statement.discarded) this.settings.engine.discard(statement.raw);
+    else this.#guard(() => statement.raw.free(), statement);
   }
 
   #evictOldest(): void {
@@ -352,35 +486,67 @@ export class SnapshotCore {
     }
   }
 
-  #guard<T>(fn: () => T): T {
+  /** Runs `fn`, which calls into sql.js (and nothing that throws argument errors of ours). */
+  #guard<T>(fn: () => T, statement?: CompiledStatement): T {
     try {
+      this.settings.engine.enter(this.settings.path);
       return fn();
     } catch (error) {
-      throw this.#wrap(error);
+      this.#interrupted(error, statement);
+      throw error;
     }
   }
 
-  /** Errors from sql.js (often plain strings) as DbCacheError `QUERY`; our own errors unchanged. */
-  #wrap(error: unknown): Error {
-    if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) return error;
-    return new DbCacheError(
-      'QUERY',
-      this.settings.path,
-      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}${missingModuleHint(error)}; the cache is unchanged`,
-      { cause: error },
-    );
+  /**
+   * Notes what sql.js threw, where it was caught: maybe short of stack, so no calls. A statement
+   * interrupted mid-step is never reused.
+   */
+  #interrupted(error: unknown, statement: CompiledStatement | undefined): void {
+    if (!(error instanceof DbCacheError)) {
+      this.settings.engine.unsettled = true;
+      if (statement !== undefined) statement.discarded = true;
+    }
+    this.#engineError = error;
+  }
+
+  /**
+   * What a public method throws: errors from sql.js (often plain strings) as a DbCacheError
+   * (`QUERY`, `TOO_BIG`, `OUT_OF_MEMORY`, or `ENGINE` after a stack overflow or a trap); our own
+   * argument errors unchanged.
+   */
+  #failure(error: unknown): unknown {
+    const fromEngine = error === this.#engineError;
+    this.#engineError = NO_ERROR;
+    if (!fromEngine && !isStackOverflow(error)) return error;
+    const failure = this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    if (failure.code === 'ENGINE') this.#taint();
+    return failure;
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const statement of this.#statements.values()) statement.raw.free();
-    this.#statements.clear();
-    this.#memo = undefined;
-    this.#db.close();
-    this.settings.onClose(this);
+    try {
+      if (this.settings.engine.broken === undefined) {
+        this.settings.engine.enter(this.settings.path);
+        for (const statement of this.#statements.values()) statement.raw.free();
+        this.#db.close();
+      }
+    } catch (error) {
+      this.settings.logger.warn(`Closing generation ${this.generation} of ${this.settings.path} failed inside sql.js: ${String(error)}`);
+    } finally {
+      this.#statements.clear();
+      this.#memo = undefined;
+      this.settings.onClose(this);
+    }
   }
 }
+
+/** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
+const END = Symbol('end');
+
+/** `#engineError` when nothing is pending. */
+const NO_ERROR = Symbol('no error');
 
 interface Forgotten {
   readonly core: SnapshotCore;

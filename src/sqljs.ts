@@ -27,6 +27,12 @@ export interface SqlJsDatabase {
  */
 export interface SqlJsLike {
   Database: new (data?: Uint8Array | null) => SqlJsDatabase;
+  /** Emscripten's stack pointer: saved before a query, restored after a stack overflow unwound it. */
+  stackSave?: () => number;
+  stackRestore?: (pointer: number) => void;
+  /** The module's allocator: room for a big parameter is reserved before sql.js copies it in. */
+  _malloc?: (bytes: number) => number;
+  _free?: (pointer: number) => void;
 }
 
 /** The low-level exports of sql.js that binding a whole number as REAL needs. */

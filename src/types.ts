@@ -87,7 +87,9 @@ export interface RunResult {
 
 /**
  * The part of a sql.js `Database` that ORMs with a sql.js driver use (Drizzle's `drizzle-orm/sql-js`):
- * real sql.js statements on a leased snapshot, which the caller frees.
+ * real sql.js statements on a leased snapshot, which the caller frees. dbcache cannot guard them:
+ * a stack overflow or a failed allocation through them can damage the engine every cache shares
+ * (which is then reported as `ENGINE_BROKEN` at the next call).
  */
 export interface SqlJsCompatible {
   prepare(sql: string): SqlJsStatement;
@@ -99,7 +101,9 @@ export interface SqlJsCompatible {
  * Each takes one SQL statement (more throw `RangeError`) and its parameters as one array or
  * object. SQL that SQLite rejects throws `DbCacheError` `QUERY`; on a published version a
  * statement that returns no data throws `TypeError` and one that would change the version
- * (a `PRAGMA` setter, a write with `RETURNING`) throws `READ_ONLY`.
+ * (a `PRAGMA` setter, a write with `RETURNING`) throws `READ_ONLY`. Failures of the engine throw
+ * `TOO_BIG`, `OUT_OF_MEMORY`, `ENGINE` or `ENGINE_BROKEN` (see the README's errors table); a
+ * closed cache or snapshot throws `CLOSED`.
  *
  * @example
  * ```ts
