@@ -11,9 +11,10 @@ const controller = new AbortController();
 // Ctrl-C ends `watch` cleanly; these handlers belong to the command, never to the library.
 process.once('SIGINT', () => controller.abort());
 process.once('SIGTERM', () => controller.abort());
+// Each call is a chunk of whole lines (about 64 KiB at most).
 const code = await runCli(
   process.argv.slice(2),
-  { out: (line) => console.log(line), err: (line) => console.error(line) },
+  { out: (text) => console.log(text), err: (text) => console.error(text) },
   controller.signal,
 );
 process.exitCode = code;

@@ -1,14 +1,15 @@
 import { Buffer } from 'node:buffer';
-import { DbCacheError, PipelineFailure, describe } from './errors.ts';
+import { engineOf, type Engine, type EngineNotice } from './engine.ts';
+import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
 import { fileClockNs, nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import { readFingerprint, readImage, sameFiles, validate, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
-import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { loadSqlJs, openImage, type SqlJsLike } from './sqljs.ts';
-import { sleep, systemClock } from './timers.ts';
+import { ARRAY, FIRST, Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
+import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
+import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
@@ -34,8 +35,20 @@ export interface ErrorEvent {
   readonly cause: ReloadCause;
 }
 
+/**
+ * A query overflowed the stack or trapped inside the sql.js engine that every cache in the
+ * process shares (told to every cache on that engine, not only the one queried).
+ */
+export interface EngineEvent {
+  readonly type: 'engine';
+  /** `ENGINE` (the engine was checked and keeps working) or `ENGINE_BROKEN`. */
+  readonly error: DbCacheError;
+  /** The engine failed its health check: every query and reload now fails with `ENGINE_BROKEN`. */
+  readonly broken: boolean;
+}
+
 /** What `subscribe` listeners receive. */
-export type DbCacheEvent = ReloadEvent | ErrorEvent;
+export type DbCacheEvent = ReloadEvent | ErrorEvent | EngineEvent;
 
 /** Counters since the cache opened. */
 export interface DbCacheStats {
@@ -105,6 +118,8 @@ class Cache extends QueryMethods implements DbCache {
   #options: ResolvedOptions;
   #logger: Logger;
   #sqlJs: SqlJsLike;
+  #engine: Engine;
+  #unwatchEngine: () => void;
   #fs: ImageFileSystem;
   #settings: QuerySettings;
   #current: SnapshotCore | undefined;
@@ -136,21 +151,29 @@ class Cache extends QueryMethods implements DbCache {
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
 
-  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem) {
+  #clock: Clock;
+
+  constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
     this.#fs = fs;
+    this.#clock = clock;
     this.#source = source;
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
+    this.#engine = engineOf(sqlJs);
+    this.#unwatchEngine = this.#engine.watch((notice) => this.#engineFault(notice));
     this.#settings = {
       path,
       bigint: options.bigint,
       maxStatements: options.maxStatements,
       memoEntries: options.memoEntries,
       logger: this.#logger,
+      engine: this.#engine,
+      onTainted: (core) => this.#replace(core),
       onClose: (core) => this.#snapshots.delete(core),
+      bindReal: realBinder(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -174,13 +197,13 @@ class Cache extends QueryMethods implements DbCache {
     if (watch && this.#source === undefined) {
       this.#scheduler = new RefreshScheduler(
         { debounceMs: this.#options.debounceMs, maxWaitMs: this.#options.maxWaitMs, settleMs: 150, pollMs: 4, retryMs: 50, maxRetryMs: 2000 },
-        systemClock,
+        this.#clock,
         { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
       );
       const scheduler = this.#scheduler;
       this.#watcher = await watchDatabaseFiles(
         this.path,
-        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100 },
+        { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
         (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
       );
@@ -249,6 +272,7 @@ class Cache extends QueryMethods implements DbCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#scheduler?.stop();
     const watcher = this.#watcher;
@@ -258,6 +282,21 @@ class Cache extends QueryMethods implements DbCache {
     this.#current?.retire();
     this.#baseline = undefined;
     await watcher?.close();
+  }
+
+  /** The live version cannot answer any more (a fault, and an overlay in it): build it anew from the files. */
+  #replace(core: SnapshotCore): void {
+    if (core !== this.#current || this.#closed) return;
+    this.#liveVersion = '';
+    this.#fingerprint = undefined;
+    this.#baseline = undefined;
+    this.#runner.run().catch(() => undefined);
+  }
+
+  #engineFault({ error, broken }: EngineNotice): void {
+    if (broken) this.#logger.error(`${error.message} (reported to the cache of ${this.path})`);
+    else this.#logger.warn(error.message);
+    this.#emit({ type: 'engine', error, broken });
   }
 
   #closedError(): DbCacheError {
@@ -281,7 +320,7 @@ class Cache extends QueryMethods implements DbCache {
     const fingerprint = this.#fingerprint;
     if (this.#scheduler === undefined || fingerprint === undefined || fingerprint.settled) return;
     const waitMs = Number(fingerprint.settlesAtNs - fileClockNs(this.#fs)) / 1e6;
-    this.#scheduler.verifyAt(systemClock.now() + Math.max(0, waitMs) + 1);
+    this.#scheduler.verifyAt(this.#clock.now() + Math.max(0, waitMs) + 1);
   }
 
   async #reloadFromWatch(): Promise<boolean> {
@@ -300,6 +339,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
+    if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
     this.#readingFingerprint = undefined;
     try {
       const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
@@ -402,9 +442,13 @@ class Cache extends QueryMethods implements DbCache {
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
+    this.#engine.enter(this.path);
     try {
-      core = new SnapshotCore(openImage(this.#sqlJs, image.bytes), this.generation + 1, image.version, image.bytes.length, this.#settings);
+      const { db, seal } = openImage(this.#sqlJs, image.bytes);
+      core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
     } catch (error) {
+      const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
+      if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }
     try {
@@ -415,11 +459,13 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#current === undefined) this.#noteMissingModules(core);
         if (this.#options.quickCheck) {
-          const result = core.all('PRAGMA quick_check', undefined, 'first');
+          const result = core.all('PRAGMA quick_check', undefined, FIRST);
           if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
         }
       } catch (error) {
+        if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
         throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
       }
       const { onReload } = this.#options;
@@ -434,11 +480,34 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      core.seal();
+      const { bytes } = image;
+      core.seal(onReload === undefined ? () => this.#reopen(bytes) : undefined);
       return core;
     } catch (error) {
       core.retire();
       throw error;
+    }
+  }
+
+  /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
+  #reopen(bytes: Uint8Array): SqlJsDatabase {
+    const { db, seal } = openImage(this.#sqlJs, bytes);
+    try {
+      db.exec('PRAGMA locking_mode=EXCLUSIVE');
+      if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+      db.exec('PRAGMA query_only=1');
+      seal();
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  /** Names, once at open, the tables this sql.js build cannot query (FTS5, R*Tree, … virtual tables). */
+  #noteMissingModules(core: SnapshotCore): void {
+    for (const { table, module } of findMissingModules((sql) => core.all(sql, undefined, ARRAY) as unknown[][])) {
+      this.#logger.warn(`${this.path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
     }
   }
 
@@ -511,6 +580,9 @@ class Cache extends QueryMethods implements DbCache {
   }
 }
 
+/** Failures of the engine, not of the image: a reload that meets them keeps their code. */
+const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
+
 /** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
 const SAME_BAD_FILE = Symbol('same bad file');
 
@@ -528,8 +600,12 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments.
+ * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
+ * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
+ * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
+ * `close()`.
  *
  * @example
  * ```ts
@@ -542,11 +618,12 @@ export function openDbCache(source: string | DatabaseSource, options?: DbCacheOp
   return openDbCacheOn(nodeFileSystem, source, options);
 }
 
-/** {@link openDbCache} on another file system; for tests, not exported from the package. */
+/** {@link openDbCache} on another file system and clock; for tests, not exported from the package. */
 export async function openDbCacheOn(
   fs: ImageFileSystem,
   source: string | DatabaseSource,
   options?: DbCacheOptions,
+  clock: Clock = systemClock,
 ): Promise<DbCache> {
   if (typeof source !== 'string' && typeof source !== 'function') {
     throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
@@ -566,7 +643,9 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
-  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs);
+  const broken = engineOf(sqlJs).broken;
+  if (broken !== undefined) throw engineOf(sqlJs).brokenError(label);
+  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
   try {
     await cache.open();
   } catch (error) {

@@ -12,8 +12,13 @@
  * | `IO` | any other file-system error |
  * | `OVERLAY_FAILED` | the `onReload` hook threw |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
- * | `QUERY` | SQLite rejected a query (syntax, missing table, write on a read-only snapshot) |
+ * | `QUERY` | SQLite rejected a query (syntax, missing table) |
+ * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |
  * | `CLOSED` | the cache or the snapshot was used after `close()` / `release()` |
+ * | `TOO_BIG` | a parameter or a result exceeds SQLite's 1,000,000,000-byte limit, or a result is too big for a JavaScript string or array |
+ * | `OUT_OF_MEMORY` | the sql.js heap (at most 2 GiB, shared by every cache in the process) or JavaScript had no room for the query |
+ * | `ENGINE` | the query overflowed the stack or trapped inside sql.js; the statement was discarded, the engine checked, and every cache keeps serving |
+ * | `ENGINE_BROKEN` | the shared sql.js engine failed its health check after such a fault: every call on every cache fails with this code until the process restarts |
  */
 export type DbCacheErrorCode =
   | 'NOT_FOUND'
@@ -26,7 +31,12 @@ export type DbCacheErrorCode =
   | 'OVERLAY_FAILED'
   | 'SOURCE_FAILED'
   | 'QUERY'
-  | 'CLOSED';
+  | 'READ_ONLY'
+  | 'CLOSED'
+  | 'TOO_BIG'
+  | 'OUT_OF_MEMORY'
+  | 'ENGINE'
+  | 'ENGINE_BROKEN';
 
 /**
  * The one error class dbcache throws for failures of the database, the file or the cache's state.

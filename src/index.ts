@@ -1,5 +1,5 @@
 export { openDbCache } from './cache.ts';
-export type { DbCache, DbCacheEvent, DbCacheStats, ErrorEvent, ReloadCause, ReloadEvent } from './cache.ts';
+export type { DbCache, DbCacheEvent, DbCacheStats, EngineEvent, ErrorEvent, ReloadCause, ReloadEvent } from './cache.ts';
 export { DbCacheError, isDbCacheError } from './errors.ts';
 export type { DbCacheErrorCode } from './errors.ts';
 export { inspectDatabase } from './inspect.ts';
@@ -7,4 +7,4 @@ export type { DatabaseInfo } from './inspect.ts';
 export type { Logger } from './logger.ts';
 export type { DatabaseSource, DbCacheOptions, ReloadInfo } from './options.ts';
 export type { SqlJsChoice, SqlJsDatabase, SqlJsLike, SqlJsStatement } from './sqljs.ts';
-export type { BindValue, OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
+export type { BindArgument, BindValue, OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';

@@ -1,5 +1,3 @@
-import { Logger as TsLogger } from 'tslog';
-
 /**
  * The logger dbcache writes to: anything with these four methods (tslog, pino, console, …).
  *
@@ -15,7 +13,24 @@ export interface Logger {
   error(...args: unknown[]): unknown;
 }
 
-/** The default: a tslog logger named `dbcache` that prints nothing (pass `logger` to see what dbcache says). */
+const ignore = (): undefined => undefined;
+
+/**
+ * The default: a logger that drops everything. Not a hidden tslog logger: tslog reads the host
+ * name and several environment variables as soon as it is imported, which makes Deno ask for
+ * `--allow-env` and `--allow-sys` (or deny silently) in every program that uses dbcache.
+ */
 export function createSilentLogger(): Logger {
-  return new TsLogger({ name: 'dbcache', type: 'hidden' });
+  return { debug: ignore, info: ignore, warn: ignore, error: ignore };
+}
+
+/**
+ * A tslog logger named `dbcache` that prints to stderr from `minLevel` up (tslog's levels:
+ * 2 debug, 3 info, 4 warn); tslog is imported only here, on request. Under Deno it needs env and
+ * sys (`hostname`) access, or it asks for them.
+ */
+export async function createTsLogger(minLevel = 3): Promise<Logger> {
+  const { Logger: TsLogger } = await import('tslog');
+  const toStderr = (...args: unknown[]): void => console.error(...args);
+  return new TsLogger({ name: 'dbcache', minLevel, pretty: { levelMethod: { '*': toStderr } } });
 }

@@ -35,12 +35,22 @@ export interface DbCacheOptions {
    */
   watch?: boolean;
   /**
-   * Quiet time after a file event before reloading, in milliseconds.
+   * Keep the process alive while the cache watches, as chokidar's `persistent` does: a script
+   * whose only work is to follow the database then runs until `close()` (or `signal`). By default
+   * an open cache never keeps a process alive by itself.
+   * @defaultValue `false`
+   */
+  persistent?: boolean;
+  /**
+   * Delay from a file event to the reload it starts, in milliseconds; events in that time share
+   * the reload. Events that arrive while a reload runs start one more, `debounceMs` after the
+   * last of them (but see `maxWaitMs`).
    * @defaultValue `5`
    */
   debounceMs?: number;
   /**
-   * Longest wait from the first event of a burst to its reload, in milliseconds.
+   * Longest wait from the first event that arrived during a reload to the reload that follows,
+   * in milliseconds, however long the events go on.
    * @defaultValue `25`
    */
   maxWaitMs?: number;
@@ -57,8 +67,10 @@ export interface DbCacheOptions {
    */
   onReload?: (db: OverlayDatabase, info: ReloadInfo) => void | Promise<void>;
   /**
-   * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases).
-   * @defaultValue a silent tslog logger
+   * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases, tables
+   * whose virtual-table module the sql.js build lacks): any object with `debug`, `info`, `warn`
+   * and `error`, such as a tslog `Logger`, pino or `console`.
+   * @defaultValue a logger that drops everything (nothing is printed, nothing read from the environment)
    */
   logger?: Logger;
   /** Closes the cache when aborted. */
@@ -114,6 +126,7 @@ export interface DbCacheOptions {
 /** Options with defaults applied and every value checked. */
 export interface ResolvedOptions {
   readonly watch: boolean;
+  readonly persistent: boolean;
   readonly debounceMs: number;
   readonly maxWaitMs: number;
   readonly pollMs: number | undefined;
@@ -155,12 +168,62 @@ function integer(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: 
   return value;
 }
 
+// Typed as a record of every option, so an option added to DbCacheOptions must be added here too.
+const OPTION_NAMES: Record<keyof DbCacheOptions, true> = {
+  watch: true,
+  persistent: true,
+  debounceMs: true,
+  maxWaitMs: true,
+  poll: true,
+  onReload: true,
+  logger: true,
+  signal: true,
+  sqlJs: true,
+  bigint: true,
+  busyTimeoutMs: true,
+  quickCheck: true,
+  maxStatements: true,
+  cacheSize: true,
+  memo: true,
+};
+
+/** A misspelled option would otherwise be ignored in plain JavaScript: name the closest real one. */
+function checkKeys(options: object): void {
+  const known = Object.keys(OPTION_NAMES);
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(OPTION_NAMES, key)) continue;
+    let closest = known[0]!;
+    let best = Infinity;
+    for (const name of known) {
+      const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+      if (distance < best) [closest, best] = [name, distance];
+    }
+    const hint = best <= Math.max(2, Math.floor(key.length / 3)) ? `did you mean ${closest}?` : `the options are ${known.join(', ')}`;
+    throw new TypeError(`options.${key} is not an option of openDbCache(); ${hint}`);
+  }
+}
+
+/** Levenshtein distance, with a swap of two neighbours counted as one edit. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = rows[i]!;
+      const above = rows[i - 1]!;
+      row[j] = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, rows[i - 2]![j - 2]! + 1);
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
+
 /** Applies defaults and validates; throws TypeError / RangeError naming the option and the value. */
 export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
+  checkKeys(options);
   const { onReload, logger, signal, sqlJs, poll } = options;
   if (onReload !== undefined && typeof onReload !== 'function') {
     throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);
@@ -188,6 +251,7 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
   else if (memo !== undefined && memo !== false) throw new TypeError(`options.memo must be a boolean or a number, got ${typeof memo}`);
   return {
     watch: boolean(options, 'watch', true),
+    persistent: boolean(options, 'persistent', false),
     debounceMs: number(options, 'debounceMs', 5),
     maxWaitMs: number(options, 'maxWaitMs', 25),
     pollMs,

@@ -1,109 +1,197 @@
-import type { BindValue, Params } from './types.ts';
+import type { SqlAnalysis } from './sql-guard.ts';
+import type { SqlJsStatement } from './sqljs.ts';
 
 /**
- * The named placeholders of `sql` (`:id`, `@id`, `$id`) in order of first appearance, found by a
- * scan that skips string literals, quoted identifiers and comments.
+ * Arguments of a statement call in better-sqlite3's mixed forms (`stmt.get({ a }, 7)`,
+ * `stmt.get([1], 2)`): kept as they came until the statement's parameters are known.
  */
-export function namedParameters(sql: string): string[] {
-  const found: string[] = [];
-  let i = 0;
-  while (i < sql.length) {
-    const c = sql[i]!;
-    if (c === "'" || c === '"' || c === '`') {
-      i = skipQuoted(sql, i, c);
-    } else if (c === '[') {
-      const end = sql.indexOf(']', i + 1);
-      i = end === -1 ? sql.length : end + 1;
-    } else if (c === '-' && sql[i + 1] === '-') {
-      const end = sql.indexOf('\n', i + 2);
-      i = end === -1 ? sql.length : end + 1;
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const end = sql.indexOf('*/', i + 2);
-      i = end === -1 ? sql.length : end + 2;
-    } else if ((c === ':' || c === '@' || c === '$') && isNameChar(sql.charCodeAt(i + 1))) {
-      let end = i + 1;
-      while (end < sql.length && isNameChar(sql.charCodeAt(end))) end++;
-      const token = sql.slice(i, end);
-      if (!found.includes(token)) found.push(token);
-      i = end;
-    } else {
-      i++;
-    }
+export class SpreadArgs {
+  readonly args: readonly unknown[];
+
+  constructor(args: readonly unknown[]) {
+    this.args = args;
   }
-  return found;
 }
 
-function skipQuoted(sql: string, start: number, quote: string): number {
-  let i = start + 1;
-  while (i < sql.length) {
-    if (sql[i] === quote) {
-      if (sql[i + 1] !== quote) return i + 1;
-      i += 2;
-    } else {
-      i++;
-    }
+/** Parameters as the core receives them: none, positional values, one named object, or mixed. */
+export type BindInput = undefined | readonly unknown[] | Readonly<Record<string, unknown>> | SpreadArgs;
+
+/** Binds a whole number as REAL (sql.js binds those within 32 bits as INTEGER). */
+export type RealBinder = (statement: SqlJsStatement, index: number, value: number) => void;
+
+/** An object whose keys name parameters: a plain object (or one without prototype). */
+export function isNamedObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * A statement's argument list (`stmt.get(...args)`) as one input: no arguments, one array or
+ * object as it is, scalars as a positional array, anything mixed as {@link SpreadArgs}.
+ */
+export function fromArguments(args: unknown[]): BindInput {
+  if (args.length === 0) return undefined;
+  if (args.length === 1) {
+    const only = args[0];
+    return Array.isArray(only) || isNamedObject(only) ? only : args;
   }
-  return i;
+  for (const arg of args) if (Array.isArray(arg) || isNamedObject(arg)) return new SpreadArgs(args);
+  return args;
 }
 
-function isNameChar(code: number): boolean {
-  return (
-    (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95 || code > 127
-  );
+const NO_VALUES: unknown[] = [];
+const MAX_INT64 = 2n ** 63n - 1n;
+const MIN_INT64 = -(2n ** 63n);
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
+
+function allNumbers(values: readonly unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'number') return false;
+  return true;
 }
 
-/** A value in the form sql.js binds: booleans as 0/1, bigints as numbers (or text beyond 2^53). Throws TypeError for anything else. */
-function toBindable(value: BindValue, where: string): number | string | Uint8Array | null {
+function bindsAsIs(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'number' || type === 'string' || value === null || value instanceof Uint8Array;
+}
+
+/**
+ * A value in a form sql.js binds: `undefined` as NULL, booleans as 0/1, bigints within 53 bits
+ * as numbers and beyond as their exact decimal text (sql.js has no 64-bit binding).
+ */
+function toBindable(value: unknown): unknown {
   switch (typeof value) {
     case 'number':
     case 'string':
       return value;
+    case 'undefined':
+      return null;
     case 'boolean':
       return value ? 1 : 0;
     case 'bigint':
-      // sql.js cannot bind a 64-bit integer: beyond ±2^53 the decimal text is bound, which an
-      // INTEGER column compares exactly (type affinity turns it back into the integer).
+      if (value > MAX_INT64 || value < MIN_INT64) throw new RangeError('The bound string, buffer, or bigint is too big');
       return value >= MIN_EXACT && value <= MAX_EXACT ? Number(value) : value.toString();
     default:
       if (value === null || value instanceof Uint8Array) return value;
-      throw new TypeError(
-        `${where}: cannot bind ${value === undefined ? 'undefined' : Object.prototype.toString.call(value)}; use a number, string, bigint, Uint8Array, boolean or null`,
-      );
+      throw new TypeError('SQLite3 can only bind numbers, strings, bigints, buffers, and null');
   }
-}
-
-const NO_PARAMS: unknown[] = [];
-const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
-const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
-
-function bindsAsIs(value: unknown): boolean {
-  const type = typeof value;
-  return type === 'number' || type === 'string' || type === 'boolean' || value === null || value instanceof Uint8Array;
 }
 
 /**
- * Turns dbcache parameters into what sql.js's `bind` takes: an array for positional
- * placeholders, or an object keyed by the prefixed placeholder names of the statement.
+ * The values of `input` in parameter-index order, checked the way better-sqlite3 checks them, in
+ * its order (argument by argument): `TypeError` for a value SQLite cannot hold or a second object
+ * of named values, `RangeError` for a value beyond the last `?`, a named parameter missing from
+ * the object, or too few values, and `TypeError` when named parameters get no object at all.
  */
-export function toSqlJsParams(params: Params | undefined, named: readonly string[]): unknown[] | Record<string, unknown> {
-  if (params === undefined) return NO_PARAMS;
-  if (Array.isArray(params)) {
-    // sql.js binds numbers, strings, null, blobs and booleans as they are: no copy on the hot path.
-    if (params.every(bindsAsIs)) return params as unknown[];
-    return params.map((value, index) => toBindable(value as BindValue, `Parameter ${index + 1}`));
-  }
-  if (typeof params !== 'object' || params === null) {
-    throw new TypeError(`Parameters must be an array or an object, got ${params === null ? 'null' : typeof params}`);
-  }
-  const source = params as Readonly<Record<string, BindValue>>;
-  const bound: Record<string, unknown> = {};
-  for (const token of named) {
-    const name = token.slice(1);
-    const value = Object.hasOwn(source, name) ? source[name] : source[token];
-    if (value === undefined && !Object.hasOwn(source, name) && !Object.hasOwn(source, token)) {
-      throw new RangeError(`Missing named parameter "${name}"`);
+export function bindValues(analysis: SqlAnalysis, input: BindInput): readonly unknown[] {
+  if (Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && input.every(bindsAsIs)) return input;
+  const { parameters, anonymous } = analysis;
+  if (input === undefined && parameters.length === 0) return NO_VALUES;
+  const values: unknown[] = new Array(parameters.length);
+  let slot = 0;
+  let positional = 0;
+  let named = false;
+  const place = (value: unknown) => {
+    const bindable = toBindable(value);
+    while (slot < parameters.length && parameters[slot] !== null) slot++;
+    if (slot === parameters.length) throw new RangeError('Too many parameter values were provided');
+    values[slot++] = bindable;
+    positional++;
+  };
+  const take = (arg: unknown) => {
+    if (Array.isArray(arg)) {
+      // A hole in a sparse array is undefined, which binds NULL.
+      for (let i = 0; i < arg.length; i++) place(arg[i]);
+    } else if (isNamedObject(arg)) {
+      if (named) throw new TypeError('You cannot specify named parameters in two different objects');
+      named = true;
+      for (let i = 0; i < parameters.length; i++) {
+        const token = parameters[i];
+        if (token === null || token === undefined) continue;
+        const key = token.slice(1);
+        if (!Object.hasOwn(arg, key)) throw new RangeError(`Missing named parameter "${key}"`);
+        values[i] = toBindable(arg[key]);
+      }
+    } else {
+      place(arg);
     }
-    bound[token] = toBindable(value!, `Parameter "${name}"`);
+  };
+  if (input instanceof SpreadArgs) {
+    for (const arg of input.args) take(arg);
+  } else if (Array.isArray(input) || isNamedObject(input)) {
+    take(input);
+  } else if (input !== undefined) {
+    throw new TypeError(`Parameters must be an array or an object, got ${input === null ? 'null' : typeof input}`);
   }
-  return bound;
+  if (positional < anonymous) throw new RangeError('Too few parameter values were provided');
+  if (analysis.named && !named) throw new TypeError('Missing named parameters');
+  return values;
+}
+
+/** Whether `value` reached sql.js from a JavaScript number (not a converted bigint or boolean). */
+function numberAt(input: BindInput, analysis: SqlAnalysis, index: number): boolean {
+  if (Array.isArray(input) && !analysis.named && input.length === analysis.anonymous) return typeof input[index] === 'number';
+  const { parameters } = analysis;
+  const token = parameters[index];
+  if (input instanceof SpreadArgs || Array.isArray(input)) {
+    const args = input instanceof SpreadArgs ? input.args : [input];
+    if (token === null) {
+      let position = 0;
+      for (let i = 0; i < index; i++) if (parameters[i] === null) position++;
+      for (const arg of args) {
+        if (isNamedObject(arg)) continue;
+        if (Array.isArray(arg)) {
+          if (position < arg.length) return typeof arg[position] === 'number';
+          position -= arg.length;
+        } else if (position-- === 0) {
+          return typeof arg === 'number';
+        }
+      }
+      return false;
+    }
+    for (const arg of args) if (isNamedObject(arg)) return typeof arg[token!.slice(1)] === 'number';
+    return false;
+  }
+  return token !== null && token !== undefined && input !== undefined && typeof (input as Record<string, unknown>)[token.slice(1)] === 'number';
+}
+
+/**
+ * Checks `input` against the parameters of `analysis` (RangeError / TypeError, as better-sqlite3
+ * throws them) and returns the values to bind, or `undefined` for the numbers-only fast path of
+ * {@link applyBinding}. Pure JavaScript: nothing here touches sql.js.
+ */
+export function checkBinding(analysis: SqlAnalysis, input: BindInput, bindReal: RealBinder | undefined): readonly unknown[] | undefined {
+  if (bindReal !== undefined && Array.isArray(input) && !analysis.named && input.length === analysis.anonymous && allNumbers(input)) return undefined;
+  return bindValues(analysis, input);
+}
+
+/**
+ * Binds what {@link checkBinding} returned to `statement` (which also resets it). Every JavaScript
+ * number binds as REAL, as in better-sqlite3, when `bindReal` is available; bigints bind as
+ * INTEGER within 32 bits. `reserve` runs before sql.js copies strings and blobs into its heap.
+ */
+export function applyBinding(
+  statement: SqlJsStatement,
+  analysis: SqlAnalysis,
+  input: BindInput,
+  values: readonly unknown[] | undefined,
+  bindReal: RealBinder | undefined,
+  reserve?: (values: readonly unknown[]) => void,
+): void {
+  if (values === undefined) {
+    // Numbers only (a point lookup): bind them straight, one call each, as sql.js's bind would.
+    const numbers = input as readonly number[];
+    statement.reset();
+    for (let i = 0; i < numbers.length; i++) bindReal!(statement, i + 1, numbers[i]!);
+    return;
+  }
+  reserve?.(values);
+  statement.bind(values);
+  if (bindReal === undefined) return;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    // sql.js already bound numbers beyond 32 bits (and fractions) as REAL.
+    if (typeof value === 'number' && (value | 0) === value && (values === input || numberAt(input, analysis, i))) bindReal(statement, i + 1, value);
+  }
 }

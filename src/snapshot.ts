@@ -1,7 +1,9 @@
-import { DbCacheError, describe } from './errors.ts';
+import { isStackOverflow, type Engine } from './engine.ts';
+import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { namedParameters, toSqlJsParams } from './params.ts';
+import { applyBinding, type BindInput, bindValues, checkBinding, fromArguments, isNamedObject, type RealBinder, SpreadArgs } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
+import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
@@ -13,27 +15,45 @@ export interface QuerySettings {
   /** Results memoised per snapshot (0: no memo). */
   readonly memoEntries: number;
   readonly logger: Logger;
+  /** The sql.js module every cache shares, and what keeps it sound. */
+  readonly engine: Engine;
+  /** Told when a version was interrupted by an engine fault and cannot be rebuilt in place. */
+  readonly onTainted: (core: SnapshotCore) => void;
   /** Told when a snapshot's database has been closed. */
   readonly onClose: (core: SnapshotCore) => void;
+  /** Binds whole numbers as REAL, like better-sqlite3 (absent: sql.js's own binding). */
+  readonly bindReal?: RealBinder | undefined;
 }
 
-/** How a row is returned: an object keyed by column, an array of values, or the first value alone. */
-export type RowShape = 'object' | 'array' | 'first';
+/**
+ * How a row is returned: an object keyed by column (`OBJECT`), an array of values (`ARRAY`), or
+ * the first value alone (`FIRST`); plus `BIGINTS` for integers as bigints. Also the memo's slot
+ * (`get`; `all` adds {@link ALL_SLOTS}).
+ */
+export type RowMode = number;
+export const OBJECT = 0;
+export const ARRAY = 1;
+export const FIRST = 2;
+export const BIGINTS = 3;
+const ALL_SLOTS = 6;
+const NUMBER_ROWS = { useBigInt: false };
+const BIGINT_ROWS = { useBigInt: true };
 
-/** The memo's slot for each shape (`get`; `all` adds 3). */
-const SHAPE_SLOT: Record<RowShape, number> = { object: 0, array: 1, first: 2 };
+const NO_DATA_MESSAGE = 'This statement does not return data. Use run() instead';
 
 /** One sql.js statement with what we learned about it at prepare time. */
 class CompiledStatement {
   readonly raw: SqlJsStatement;
   readonly columns: string[];
-  readonly named: string[];
+  readonly analysis: SqlAnalysis;
   busy = false;
+  /** A stack overflow or a trap unwound it mid-step: never reused. */
+  discarded = false;
 
-  constructor(raw: SqlJsStatement, sql: string) {
+  constructor(raw: SqlJsStatement, analysis: SqlAnalysis) {
     this.raw = raw;
     this.columns = raw.getColumnNames();
-    this.named = namedParameters(sql);
+    this.analysis = analysis;
   }
 }
 
@@ -52,27 +72,76 @@ export class SnapshotCore {
   #leases = 0;
   #retired = false;
   #closed = false;
-  #rowConfig: { useBigInt: boolean };
+  /** The row mode of the read methods: objects, with bigints when the cache says so. */
+  readonly objectMode: RowMode;
   #memo: ResultMemo | undefined;
-  /** Until sealed, the overlay may write: no statement may be left mid-result (it would lock its table). */
+  /**
+   * Until sealed, the overlay may write: no statement may be left mid-result (it would lock its
+   * table). Once sealed, only SQL that reads reaches `prepare`, and the file refuses writes.
+   */
   #sealed = false;
+  #sealStorage: () => void;
+  /** What sql.js threw last, set where it was caught (maybe short of stack) and turned into a DbCacheError by the public method. */
+  #engineError: unknown = NO_ERROR;
+  /** Opens the version's image afresh, set up as it is now; undefined when onReload wrote into it. */
+  #reopen: (() => SqlJsDatabase) | undefined;
+  /**
+   * A stack overflow unwound the database mid-statement: SQLite's own bookkeeping (the count of
+   * running statements, say) stays wrong, and the connection would, for instance, never recover
+   * from its next out-of-memory. It is reopened from the image before its next use.
+   */
+  #tainted = false;
+  /** Tainted, and it cannot be reopened: every use fails until a reload replaces it. */
+  #dead = false;
+  /** Makes room for big parameters before sql.js copies them into the shared heap. */
+  #reserve = (values: readonly unknown[]): void => this.settings.engine.reserve(values, this.settings.path);
 
-  constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings) {
+  constructor(db: SqlJsDatabase, generation: number, version: string, bytes: number, settings: QuerySettings, sealStorage: () => void = () => {}) {
     this.#db = db;
     this.generation = generation;
     this.version = version;
     this.bytes = bytes;
     this.settings = settings;
-    this.#rowConfig = { useBigInt: settings.bigint };
+    this.objectMode = settings.bigint ? OBJECT + BIGINTS : OBJECT;
+    this.#sealStorage = sealStorage;
+  }
+
+  get sealed(): boolean {
+    return this.#sealed;
   }
 
   /**
-   * Marks the end of writing (after the overlay and `query_only`): from now on statements are
-   * reset lazily by their next `bind`, and identical queries may return remembered results.
+   * Marks the end of writing (after the overlay and `query_only`): from now on identical queries
+   * may return remembered results, only SQL that reads is prepared, and the storage throws on any
+   * write. `reopen` opens the same version afresh after an engine fault (none when the overlay
+   * wrote into the image).
    */
-  seal(): void {
+  seal(reopen: (() => SqlJsDatabase) | undefined): void {
+    this.#reopen = reopen;
+    // The overlay's statements were admitted under the overlay's rules: prepared again if needed.
+    for (const statement of this.#statements.values()) statement.raw.free();
+    this.#statements.clear();
+    this.#sealStorage();
     this.#sealed = true;
     if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
+  }
+
+  /**
+   * The analysis of `sql` if it may be prepared here: one statement; on a sealed version only a
+   * reader (`TypeError` for statements that return no data when `forRead`, else `READ_ONLY`).
+   */
+  admit(sql: string, forRead: boolean): SqlAnalysis {
+    const analysis = analyzeSql(sql);
+    assertOneStatement(analysis);
+    if (this.#sealed && analysis.kind !== 'read') {
+      if (forRead && analysis.kind === 'none') throw new TypeError(NO_DATA_MESSAGE);
+      throw new DbCacheError(
+        'READ_ONLY',
+        this.settings.path,
+        `Generation ${this.generation} of ${this.settings.path} is read-only: only statements that read may run on it (writes, settings, ATTACH and transactions are refused); the version is unchanged`,
+      );
+    }
+    return analysis;
   }
 
   acquire(): void {
@@ -92,16 +161,26 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
-    this.#guard(() => this.#db.exec(sql));
+    try {
+      this.#assertOpen();
+      this.#guard(() => this.#db.exec(sql));
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
-  run(sql: string, params?: Params): RunResult {
-    const before = this.#counter('total_changes()');
-    this.#use(sql, params, (raw) => {
-      while (raw.step());
-    });
-    return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+  run(sql: string, params?: BindInput): RunResult {
+    try {
+      if (this.#sealed) this.admit(sql, false);
+      const before = this.#counter('total_changes()');
+      this.#use(sql, params, (raw) => {
+        while (raw.step());
+      });
+      return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
+    } catch (error) {
+      throw this.#failure(error);
+    }
   }
 
   #counter(call: string): number {
@@ -111,91 +190,177 @@ export class SnapshotCore {
 
   /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
   prepareRaw(sql: string): SqlJsStatement {
-    this.#assertOpen();
-    return this.#guard(() => this.#db.prepare(sql));
-  }
-
-  /** The first row in `shape`, or `undefined`. */
-  get(sql: string, params: Params | undefined, shape: RowShape): unknown {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#first(sql, params, shape);
-    const place = this.#memoPlace(memo, SHAPE_SLOT[shape], sql, params);
-    if (place === undefined) return this.#first(sql, params, shape);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known === NO_ROW ? undefined : known;
-    const row = this.#first(sql, params, shape);
-    memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
-    return row;
-  }
-
-  /** Every row in `shape`. */
-  all(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
-    const memo = this.#memo;
-    if (memo === undefined) return this.#every(sql, params, shape);
-    const place = this.#memoPlace(memo, SHAPE_SLOT[shape] + 3, sql, params);
-    if (place === undefined) return this.#every(sql, params, shape);
-    const [map, key] = place;
-    const known = map.get(key);
-    if (known !== undefined) return known as unknown[];
-    const rows = freezeRows(this.#every(sql, params, shape)) as unknown[];
-    memo.remember(map, key, rows);
-    return rows;
-  }
-
-  #memoPlace(memo: ResultMemo, slot: number, sql: string, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
-    const table = memo.table(slot, sql);
-    return table === undefined ? undefined : ResultMemo.locate(table, params);
-  }
-
-  #first(sql: string, params: Params | undefined, shape: RowShape): unknown {
-    const statement = this.#checkout(sql);
     try {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      return statement.raw.step() ? this.#row(statement, shape) : undefined;
+      this.#assertOpen();
+      this.admit(sql, false);
+      this.settings.engine.exposeRaw();
+      return this.#guard(() => this.#db.prepare(sql));
     } catch (error) {
-      throw this.#wrap(error);
-    } finally {
-      this.#checkin(sql, statement);
+      throw this.#failure(error);
     }
   }
 
-  #every(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
-    const statement = this.#checkout(sql);
+  /** The first row in `mode`, or `undefined`. */
+  get(sql: string, params: BindInput, mode: RowMode): unknown {
     try {
-      statement.raw.bind(toSqlJsParams(params, statement.named));
-      const rows: unknown[] = [];
-      while (statement.raw.step()) rows.push(this.#row(statement, shape));
+      const memo = this.#memo;
+      if (memo === undefined) return this.#first(sql, params, mode);
+      const place = this.#memoPlace(memo, mode, sql, params);
+      if (place === undefined) return this.#first(sql, params, mode);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known === NO_ROW ? undefined : known;
+      const row = this.#first(sql, params, mode);
+      memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+      return row;
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  /** Every row in `mode`. */
+  all(sql: string, params: BindInput, mode: RowMode): unknown[] {
+    try {
+      const memo = this.#memo;
+      if (memo === undefined) return this.#every(sql, params, mode);
+      const place = this.#memoPlace(memo, mode + ALL_SLOTS, sql, params);
+      if (place === undefined) return this.#every(sql, params, mode);
+      const [map, key] = place;
+      const known = map.get(key);
+      if (known !== undefined) return known as unknown[];
+      const rows = freezeRows(this.#every(sql, params, mode)) as unknown[];
+      memo.remember(map, key, rows);
       return rows;
     } catch (error) {
-      throw this.#wrap(error);
+      throw this.#failure(error);
+    }
+  }
+
+  #memoPlace(memo: ResultMemo, slot: number, sql: string, params: BindInput): [Map<unknown, unknown>, unknown] | undefined {
+    if (params instanceof SpreadArgs) return undefined;
+    const table = memo.table(slot, sql);
+    return table === undefined ? undefined : ResultMemo.locate(table, params as Params | undefined);
+  }
+
+  #first(sql: string, params: BindInput, mode: RowMode): unknown {
+    const statement = this.#checkout(sql, true);
+    try {
+      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        return statement.raw.step() ? this.#row(statement, mode) : undefined;
+      } catch (error) {
+        this.#interrupted(error, statement);
+        throw error;
+      }
     } finally {
       this.#checkin(sql, statement);
     }
   }
 
-  columns(sql: string): string[] {
-    return this.#use(sql, undefined, (_raw, statement) => [...statement.columns]);
-  }
-
-  /** Rows one at a time; the caller holds a lease for as long as the iterator is open. */
-  *iterate(sql: string, params: Params | undefined, shape: RowShape): Generator<unknown, void, undefined> {
-    // A statement of its own: an iterator that is dropped unfinished must not hold the cached
-    // one (every later call with this SQL would prepare afresh). Freed with the database.
-    this.#assertOpen();
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
+  #every(sql: string, params: BindInput, mode: RowMode): unknown[] {
+    const statement = this.#checkout(sql, true);
     try {
-      this.#guard(() => statement.raw.bind(toSqlJsParams(params, statement.named)));
-      while (this.#guard(() => statement.raw.step())) yield this.#row(statement, shape);
+      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
+      const { engine, path } = this.settings;
+      try {
+        engine.enter(path);
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        const rows: unknown[] = [];
+        while (statement.raw.step()) rows.push(this.#row(statement, mode));
+        return rows;
+      } catch (error) {
+        this.#interrupted(error, statement);
+        throw error;
+      }
     } finally {
-      if (!this.#closed) statement.raw.free();
+      this.#checkin(sql, statement);
     }
   }
 
-  #row(statement: CompiledStatement, shape: RowShape): unknown {
-    const values = statement.raw.get(null, this.#rowConfig) as SqlValue[];
-    if (shape === 'array') return values;
-    if (shape === 'first') return values[0] ?? null;
+  /** The result columns of `sql` (an empty list for statements that return no data). */
+  columns(sql: string): string[] {
+    try {
+      if (this.#sealed) {
+        const analysis = analyzeSql(sql);
+        assertOneStatement(analysis);
+        if (analysis.kind !== 'read') return [];
+      }
+      const statement = this.#checkout(sql, false);
+      this.#checkin(sql, statement);
+      return [...statement.columns];
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  /**
+   * Compiles and drops a statement that returns no data, to report its SQL errors: compiling
+   * BEGIN, CREATE, ATTACH or an INSERT changes nothing (unlike a PRAGMA setter); running does.
+   */
+  compile(sql: string): void {
+    if (analyzeSql(sql).kind !== 'none') throw new TypeError(`compile() is only for statements that return no data: ${sql}`);
+    try {
+      this.#assertOpen();
+      this.#guard(() => this.#db.prepare(sql).free());
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
+  checkParams(sql: string, params: BindInput): void {
+    bindValues(analyzeSql(sql), params);
+  }
+
+  /**
+   * Rows one at a time; the caller holds a lease for as long as the iterator is open. Bad SQL,
+   * values and parameter counts throw here, at the call, not at the first `next()`.
+   */
+  iterate(sql: string, params: BindInput, mode: RowMode): Generator<unknown, void, undefined> {
+    try {
+      this.#assertOpen();
+      const analysis = this.#statements.get(sql)?.analysis ?? this.admit(sql, true);
+      // A statement of its own: an iterator that is dropped unfinished must not hold the cached
+      // one (every later call with this SQL would prepare afresh). Freed with the database.
+      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+      try {
+        if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+        const binding = checkBinding(analysis, params, this.settings.bindReal);
+        this.#guard(() => applyBinding(statement.raw, analysis, params, binding, this.settings.bindReal, this.#reserve), statement);
+      } catch (error) {
+        this.#free(statement);
+        throw error;
+      }
+      return this.#steps(statement, mode);
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  *#steps(statement: CompiledStatement, mode: RowMode): Generator<unknown, void, undefined> {
+    try {
+      for (;;) {
+        const row = this.#guard(() => (statement.raw.step() ? this.#row(statement, mode) : END), statement);
+        if (row === END) return;
+        yield row;
+      }
+    } catch (error) {
+      throw this.#failure(error);
+    } finally {
+      if (!this.#closed) this.#free(statement);
+    }
+  }
+
+  #row(statement: CompiledStatement, mode: RowMode): unknown {
+    const values = statement.raw.get(null, mode >= BIGINTS ? BIGINT_ROWS : NUMBER_ROWS) as SqlValue[];
+    const shape = mode >= BIGINTS ? mode - BIGINTS : mode;
+    if (shape === ARRAY) return values;
+    if (shape === FIRST) return values[0] ?? null;
     const row: Row = {};
     const { columns } = statement;
     for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i]!;
@@ -203,13 +368,14 @@ export class SnapshotCore {
   }
 
   /** Binds `params` (which also resets the statement) and runs `fn` on the checked-out statement. */
-  #use<T>(sql: string, params: Params | undefined, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
-    const statement = this.#checkout(sql);
+  #use<T>(sql: string, params: BindInput, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
+    const statement = this.#checkout(sql, false);
     try {
+      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       return this.#guard(() => {
-        statement.raw.bind(toSqlJsParams(params, statement.named));
+        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
         return fn(statement.raw, statement);
-      });
+      }, statement);
     } finally {
       this.#checkin(sql, statement);
     }
@@ -219,17 +385,54 @@ export class SnapshotCore {
     if (this.#closed) {
       throw new DbCacheError('CLOSED', this.settings.path, `Snapshot generation ${this.generation} of ${this.settings.path} was already closed; take a new snapshot`);
     }
+    if (this.#tainted) this.#rebuild();
+    if (this.#dead) {
+      throw new DbCacheError(
+        'ENGINE',
+        this.settings.path,
+        `Generation ${this.generation} of ${this.settings.path} was interrupted by a failure inside sql.js and cannot be reopened in place (onReload wrote into it); the next reload replaces it`,
+      );
+    }
   }
 
-  /** The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy). */
-  #checkout(sql: string): CompiledStatement {
+  #taint(): void {
+    if (this.#reopen !== undefined) {
+      this.#tainted = true;
+    } else if (!this.#dead) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+    }
+  }
+
+  /** Reopens the image on a new connection; the old one's statements (an open iterator's too) die with it. */
+  #rebuild(): void {
+    this.#tainted = false;
+    const old = this.#db;
+    this.#statements.clear();
+    try {
+      this.settings.engine.enter(this.settings.path);
+      old.close();
+      this.#db = this.#reopen!();
+    } catch (error) {
+      this.#dead = true;
+      this.settings.onTainted(this);
+      throw this.settings.engine.fault(error, this.settings.path, `Reopening generation ${this.generation} of ${this.settings.path} after a fault`);
+    }
+  }
+
+  /**
+   * The cached statement for `sql`, or a private one while the cached one is in use (re-entrancy).
+   * Only admitted SQL is prepared, so the guard runs once per SQL text and version, not per call.
+   */
+  #checkout(sql: string, forRead: boolean): CompiledStatement {
     this.#assertOpen();
     const cached = this.#statements.get(sql);
     if (cached !== undefined && !cached.busy) {
       cached.busy = true;
       return cached;
     }
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), sql));
+    const analysis = cached?.analysis ?? this.admit(sql, forRead);
+    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
     if (cached === undefined) {
       if (this.#statements.size >= this.settings.maxStatements) this.#evictOldest();
       this.#statements.set(sql, statement);
@@ -239,14 +442,39 @@ export class SnapshotCore {
   }
 
   /**
-   * Once sealed, a cached statement is left as it is: its next `bind` resets it anyway (one reset
-   * per call, not two), and a read-only database has no writer that its open cursor could block.
+   * Resets at once (also once sealed): a statement left mid-result would keep its row, and its
+   * bound parameters, in the heap that every cache shares.
    */
   #checkin(sql: string, statement: CompiledStatement): void {
     statement.busy = false;
     if (this.#closed) return;
-    if (this.#statements.get(sql) !== statement) statement.raw.free();
-    else if (!this.#sealed) statement.raw.reset();
+    const cached = this.#statements.get(sql) === statement;
+    if (!statement.discarded) {
+      if (!cached) {
+        this.#guard(() => statement.raw.free(), statement);
+        return;
+      }
+      // Right after the call, which entered the engine: no second entry check.
+      try {
+        statement.raw.reset();
+        return;
+      } catch (error) {
+        this.settings.engine.unsettled = true;
+        statement.discarded = true;
+        this.#engineError = error;
+        this.#statements.delete(sql);
+        this.settings.engine.discard(statement.raw);
+        throw error;
+      }
+    }
+    if (cached) this.#statements.delete(sql);
+    this.settings.engine.discard(statement.raw);
+  }
+
+  /** Frees a statement of its own (an iterator's); one a failure interrupted is freed at the next entry. */
+  #free(statement: CompiledStatement): void {
+    if (statement.discarded) this.settings.engine.discard(statement.raw);
+    else this.#guard(() => statement.raw.free(), statement);
   }
 
   #evictOldest(): void {
@@ -258,35 +486,67 @@ export class SnapshotCore {
     }
   }
 
-  #guard<T>(fn: () => T): T {
+  /** Runs `fn`, which calls into sql.js (and nothing that throws argument errors of ours). */
+  #guard<T>(fn: () => T, statement?: CompiledStatement): T {
     try {
+      this.settings.engine.enter(this.settings.path);
       return fn();
     } catch (error) {
-      throw this.#wrap(error);
+      this.#interrupted(error, statement);
+      throw error;
     }
   }
 
-  /** Errors from sql.js (often plain strings) as DbCacheError `QUERY`; our own errors unchanged. */
-  #wrap(error: unknown): Error {
-    if (error instanceof TypeError || error instanceof RangeError || error instanceof DbCacheError) return error;
-    return new DbCacheError(
-      'QUERY',
-      this.settings.path,
-      `Query on ${this.settings.path} (generation ${this.generation}) failed: ${describe(error)}; the cache is unchanged`,
-      { cause: error },
-    );
+  /**
+   * Notes what sql.js threw, where it was caught: maybe short of stack, so no calls. A statement
+   * interrupted mid-step is never reused.
+   */
+  #interrupted(error: unknown, statement: CompiledStatement | undefined): void {
+    if (!(error instanceof DbCacheError)) {
+      this.settings.engine.unsettled = true;
+      if (statement !== undefined) statement.discarded = true;
+    }
+    this.#engineError = error;
+  }
+
+  /**
+   * What a public method throws: errors from sql.js (often plain strings) as a DbCacheError
+   * (`QUERY`, `TOO_BIG`, `OUT_OF_MEMORY`, or `ENGINE` after a stack overflow or a trap); our own
+   * argument errors unchanged.
+   */
+  #failure(error: unknown): unknown {
+    const fromEngine = error === this.#engineError;
+    this.#engineError = NO_ERROR;
+    if (!fromEngine && !isStackOverflow(error)) return error;
+    const failure = this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    if (failure.code === 'ENGINE') this.#taint();
+    return failure;
   }
 
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const statement of this.#statements.values()) statement.raw.free();
-    this.#statements.clear();
-    this.#memo = undefined;
-    this.#db.close();
-    this.settings.onClose(this);
+    try {
+      if (this.settings.engine.broken === undefined) {
+        this.settings.engine.enter(this.settings.path);
+        for (const statement of this.#statements.values()) statement.raw.free();
+        this.#db.close();
+      }
+    } catch (error) {
+      this.settings.logger.warn(`Closing generation ${this.generation} of ${this.settings.path} failed inside sql.js: ${String(error)}`);
+    } finally {
+      this.#statements.clear();
+      this.#memo = undefined;
+      this.settings.onClose(this);
+    }
   }
 }
+
+/** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
+const END = Symbol('end');
+
+/** `#engineError` when nothing is pending. */
+const NO_ERROR = Symbol('no error');
 
 interface Forgotten {
   readonly core: SnapshotCore;
@@ -319,38 +579,48 @@ export abstract class QueryMethods implements Queryable {
   protected abstract core(): SnapshotCore;
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
-    return this.core().get(sql, params, 'object') as R | undefined;
+    const core = this.core();
+    return core.get(sql, params, core.objectMode) as R | undefined;
   }
 
   all<R = Row>(sql: string, params?: Params): R[] {
-    return this.core().all(sql, params, 'object') as R[];
+    const core = this.core();
+    return core.all(sql, params, core.objectMode) as R[];
   }
 
   values(sql: string, params?: Params): SqlValue[][] {
-    return this.core().all(sql, params, 'array') as SqlValue[][];
+    const core = this.core();
+    return core.all(sql, params, core.objectMode - OBJECT + ARRAY) as SqlValue[][];
   }
 
   iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
-    return this.iterateAs<R>(sql, params, 'object');
+    return this.iterateAs<R>(sql, params, this.core().objectMode);
   }
 
   prepare<R = Row>(sql: string): Statement<R> {
-    this.core().columns(sql);
-    return new BoundStatement<R>(this, sql);
+    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
+    const core = this.core();
+    const analysis = analyzeSql(sql);
+    assertOneStatement(analysis);
+    // Bad SQL is reported here, as better-sqlite3 does. A PRAGMA setter would act when compiled:
+    // such statements are refused when they run instead.
+    if (!core.sealed || analysis.kind === 'read') core.columns(sql);
+    else if (analysis.kind === 'none') core.compile(sql);
+    return new BoundStatement<R, R>(this, sql, core.objectMode >= BIGINTS);
   }
 
-  /** @internal `get` in any shape, for statements. */
-  getAs(sql: string, params: Params | undefined, shape: RowShape): unknown {
-    return this.core().get(sql, params, shape);
+  /** @internal `get` in any mode, for statements. */
+  getAs(sql: string, params: BindInput, mode: RowMode): unknown {
+    return this.core().get(sql, params, mode);
   }
 
-  /** @internal `all` in any shape, for statements. */
-  allAs(sql: string, params: Params | undefined, shape: RowShape): unknown[] {
-    return this.core().all(sql, params, shape);
+  /** @internal `all` in any mode, for statements. */
+  allAs(sql: string, params: BindInput, mode: RowMode): unknown[] {
+    return this.core().all(sql, params, mode);
   }
 
-  /** @internal runs `sql` to completion (writes fail on published snapshots). */
-  runOf(sql: string, params?: Params): RunResult {
+  /** @internal runs `sql` to completion (refused with `READ_ONLY` on published snapshots unless it reads). */
+  runOf(sql: string, params: BindInput): RunResult {
     return this.core().run(sql, params);
   }
 
@@ -359,10 +629,15 @@ export abstract class QueryMethods implements Queryable {
     return this.core().columns(sql);
   }
 
-  /** @internal rows one at a time in any shape. */
-  iterateAs<R>(sql: string, params: Params | undefined, shape: RowShape): IterableIterator<R> {
+  /** @internal checks parameters without running (`bind()`). */
+  checkParams(sql: string, params: BindInput): void {
+    this.core().checkParams(sql, params);
+  }
+
+  /** @internal rows one at a time in any mode. */
+  iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
     const core = this.core();
-    const rows = core.iterate(sql, params, shape);
+    const rows = core.iterate(sql, params, mode);
     // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
     const end = lease(core, rows, 'row iterator');
     const iterator: IterableIterator<R> = {
@@ -379,7 +654,7 @@ export abstract class QueryMethods implements Queryable {
       return: (value?: unknown) => {
         rows.return();
         end();
-        return { done: true, value: value as R };
+        return { value: value as R, done: true };
       },
       [Symbol.iterator]: () => iterator,
     };
@@ -387,57 +662,119 @@ export abstract class QueryMethods implements Queryable {
   }
 }
 
+const NOT_BOUND: unique symbol = Symbol('not bound');
+
 /**
- * A prepared statement; like better-sqlite3's, `raw()` and `pluck()` switch what its `get`, `all`
- * and `iterate` return.
+ * A prepared statement with better-sqlite3's read-side semantics: `raw()`, `pluck()` and
+ * `safeIntegers()` stick until switched off, `bind()` fixes the parameters once.
  */
-class BoundStatement<R> implements Statement<R> {
-  readonly sql: string;
+class BoundStatement<R, O> implements Statement<R, O> {
+  readonly source: string;
   #owner: QueryMethods;
-  #shape: RowShape = 'object';
+  #raw = false;
+  #pluck = false;
+  #bigint: boolean;
+  /** The row mode that `#raw`, `#pluck` and `#bigint` make. */
+  #mode: RowMode;
+  #bound: BindInput | typeof NOT_BOUND = NOT_BOUND;
 
-  constructor(owner: QueryMethods, sql: string) {
+  constructor(owner: QueryMethods, sql: string, bigint: boolean) {
     this.#owner = owner;
-    this.sql = sql;
+    this.source = sql;
+    this.#bigint = bigint;
+    this.#mode = this.#modeNow();
   }
 
-  get(params?: Params): R | undefined {
-    return this.#owner.getAs(this.sql, params, this.#shape) as R | undefined;
+  get sql(): string {
+    return this.source;
   }
 
-  all(params?: Params): R[] {
-    return this.#owner.allAs(this.sql, params, this.#shape) as R[];
+  #modeNow(): RowMode {
+    return (this.#pluck ? FIRST : this.#raw ? ARRAY : OBJECT) + (this.#bigint ? BIGINTS : 0);
   }
 
-  iterate(params?: Params): IterableIterator<R> {
-    return this.#owner.iterateAs<R>(this.sql, params, this.#shape);
+  #input(args: unknown[]): BindInput {
+    if (this.#bound === NOT_BOUND) return fromArguments(args);
+    if (args.length > 0) throw new TypeError('This statement already has bound parameters');
+    return this.#bound;
   }
 
-  values(params?: Params): SqlValue[][] {
-    return this.#owner.allAs(this.sql, params, 'array') as SqlValue[][];
+  get(...params: unknown[]): R | undefined {
+    return this.#owner.getAs(this.source, this.#input(params), this.#mode) as R | undefined;
   }
 
-  raw(toggle = true): this {
-    this.#shape = toggle ? 'array' : 'object';
+  all(...params: unknown[]): R[] {
+    return this.#owner.allAs(this.source, this.#input(params), this.#mode) as R[];
+  }
+
+  iterate(...params: unknown[]): IterableIterator<R> {
+    return this.#owner.iterateAs<R>(this.source, this.#input(params), this.#mode);
+  }
+
+  values(...params: unknown[]): SqlValue[][] {
+    return this.#owner.allAs(this.source, this.#input(params), ARRAY + (this.#bigint ? BIGINTS : 0)) as SqlValue[][];
+  }
+
+  #requireReader(method: string): void {
+    if (!this.reader) throw new TypeError(`The ${method}() method is only for statements that return data`);
+  }
+
+  raw(toggle = true): never {
+    this.#requireReader('raw');
+    this.#raw = toggle;
+    if (toggle) this.#pluck = false;
+    this.#mode = this.#modeNow();
+    return this as never;
+  }
+
+  pluck(toggle = true): never {
+    this.#requireReader('pluck');
+    this.#pluck = toggle;
+    if (toggle) this.#raw = false;
+    this.#mode = this.#modeNow();
+    return this as never;
+  }
+
+  safeIntegers(toggle = true): this {
+    this.#bigint = toggle;
+    this.#mode = this.#modeNow();
     return this;
   }
 
-  pluck(toggle = true): this {
-    this.#shape = toggle ? 'first' : 'object';
+  bind(...params: unknown[]): this {
+    if (this.#bound !== NOT_BOUND) throw new TypeError('The bind() method can only be invoked once per statement object');
+    const input = fromArguments(params);
+    this.#owner.checkParams(this.source, input);
+    // A copy: changing the caller's array or object later must not change what is bound.
+    this.#bound = fromArguments(structuredCloneShallow(params));
     return this;
   }
 
   columns(): string[] {
-    return this.#owner.columnsOf(this.sql);
+    const columns = this.#owner.columnsOf(this.source);
+    if (columns.length === 0) throw new TypeError('The columns() method is only for statements that return data');
+    return columns;
   }
 
   get reader(): boolean {
-    return this.columns().length > 0;
+    return this.#owner.columnsOf(this.source).length > 0;
   }
 
-  run(params?: Params): RunResult {
-    return this.#owner.runOf(this.sql, params);
+  get readonly(): boolean {
+    return analyzeSql(this.source).kind === 'read';
   }
+
+  run(...params: unknown[]): RunResult {
+    return this.#owner.runOf(this.source, this.#input(params));
+  }
+}
+
+/** The arguments with arrays, plain objects and blobs copied: bound values must not change later. */
+function structuredCloneShallow(args: unknown[]): unknown[] {
+  const copy = (value: unknown): unknown => (value instanceof Uint8Array ? value.slice() : value);
+  return args.map((arg) =>
+    Array.isArray(arg) ? Array.from(arg, copy) : isNamedObject(arg) ? Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, copy(v)])) : copy(arg),
+  );
 }
 
 /** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */

@@ -10,6 +10,8 @@ export interface WatchSettings {
   readonly polling: boolean;
   /** Polling interval in milliseconds when `polling` is on. */
   readonly intervalMs: number;
+  /** Keep the process alive while watching (chokidar's `persistent`). */
+  readonly persistent?: boolean;
 }
 
 /** A running watcher; `close` stops it. */
@@ -20,7 +22,7 @@ export interface FileWatcher {
 /**
  * Watches the directory of `path`, filtered to the database, its `-wal` and its `-journal`
  * (including files that appear later), and calls `onChange` for every event on them. The
- * watcher never keeps the process alive. Resolves once the initial scan is done.
+ * watcher keeps the process alive only with `persistent`. Resolves once the initial scan is done.
  */
 export async function watchDatabaseFiles(
   path: string,
@@ -39,7 +41,7 @@ export async function watchDatabaseFiles(
   const watcher = watch(directory, {
     depth: 0,
     ignoreInitial: true,
-    persistent: false,
+    persistent: settings.persistent === true,
     // `atomic` would hold back unlink events by 100 ms; a rename-replace must reload at once.
     atomic: false,
     usePolling: settings.polling,
@@ -62,7 +64,7 @@ export async function watchDatabaseFiles(
   return { close: () => watcher.close() };
 }
 
-/** The directory's events (or, polling, each file's stat) through node:fs, every watcher unref'd. */
+/** The directory's events (or, polling, each file's stat) through node:fs, every watcher unref'd unless persistent. */
 function watchUnrefed(
   directory: string,
   names: ReadonlySet<string>,
@@ -73,17 +75,20 @@ function watchUnrefed(
   if (settings.polling) {
     const files = [...names].map((name) => nodePath.join(directory, name));
     const listener = (): void => onChange();
-    for (const file of files) fs.watchFile(file, { persistent: false, interval: settings.intervalMs }, listener).unref();
+    for (const file of files) {
+      const watcher = fs.watchFile(file, { persistent: settings.persistent === true, interval: settings.intervalMs }, listener);
+      if (settings.persistent !== true) watcher.unref();
+    }
     return {
       close: async () => {
         for (const file of files) fs.unwatchFile(file, listener);
       },
     };
   }
-  const watcher = fs.watch(directory, { persistent: false }, (_event, name) => {
+  const watcher = fs.watch(directory, { persistent: settings.persistent === true }, (_event, name) => {
     if (name === null || names.has(nodePath.basename(String(name)))) onChange();
   });
   watcher.on('error', onError);
-  watcher.unref();
+  if (settings.persistent !== true) watcher.unref();
   return { close: async () => watcher.close() };
 }

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { openDbCacheOn } from '../src/cache.ts';
 import { nodeFileSystem, type ImageFileSystem } from '../src/image/file-system.ts';
 import { isDbCacheError, openDbCache, type DbCacheErrorCode } from '../src/index.ts';
-import { sqlite, tempDir } from './support/fixtures.ts';
+import { runtimeCommand, sqlite, tempDir } from './support/fixtures.ts';
+
+declare const Deno: unknown;
 
 const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 
@@ -81,6 +85,32 @@ describe('opening bad input rejects with a DbCacheError', () => {
       assert.deepEqual(cache.all('SELECT name FROM sqlite_schema'), []);
     } finally {
       await cache.close();
+      cleanup();
+    }
+  });
+
+  test('no read permission, in a process that really lacks it (another user, or Deno without --allow-read)', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    makeDatabase(file);
+    const script = fileURLToPath(new URL('./scripts/open-code.ts', import.meta.url));
+    const repository = fileURLToPath(new URL('..', import.meta.url));
+    try {
+      fs.chmodSync(dir, 0o755);
+      fs.chmodSync(file, 0o600);
+      const isRoot = process.getuid?.() === 0;
+      if (!isRoot) fs.chmodSync(file, 0o000);
+      // Deno: read access to the repository only, not to the database's directory.
+      const [command, args] = runtimeCommand(script, [`--allow-read=${repository}`, '--allow-env', '--allow-sys']);
+      const child = spawnSync(command, [...args, file], {
+        encoding: 'utf8',
+        // Root reads every file: run as nobody, to whom a root-owned 0600 file is closed.
+        ...(isRoot && typeof Deno === 'undefined' ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: dir } } : {}),
+      });
+      const line = child.stdout.trim().split('\n').at(-1) ?? '';
+      assert.ok(line.startsWith('{'), `no result from the child: ${child.stdout}${child.stderr}`);
+      assert.deepEqual(JSON.parse(line).code, 'PERMISSION', line);
+    } finally {
       cleanup();
     }
   });

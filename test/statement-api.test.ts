@@ -1,9 +1,9 @@
 // Every row of the README's parity table, and the result memo.
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openDbCache, type DbCache } from '../src/index.ts';
+import { openDbCache, type DbCache, type SqlValue } from '../src/index.ts';
+import { loadBetterSqlite3 } from './support/better-sqlite3.ts';
 import { sqlite, tempDir } from './support/fixtures.ts';
 
 declare const Bun: unknown;
@@ -44,21 +44,21 @@ async function openPeer(file: string): Promise<Peer | undefined> {
       close: () => db.close(),
     };
   }
-  try {
-    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
-    const db = new Database(file, { readonly: true });
-    return {
-      name: 'better-sqlite3',
-      get: (sql, params) => db.prepare(sql).get(...params),
-      all: (sql, params) => db.prepare(sql).all(...params),
-      values: (sql, params) => db.prepare(sql).raw().all(...params) as unknown[][],
-      named: (sql, params) => db.prepare(sql).get(params),
-      close: () => db.close(),
-    };
-  } catch {
-    return undefined; // a native addon built for another Node ABI, or Deno
-  }
+  if (BetterSqlite3 === undefined || typeof BetterSqlite3 === 'string') return undefined;
+  const db = new BetterSqlite3(file, { readonly: true });
+  return {
+    name: 'better-sqlite3',
+    get: (sql, params) => db.prepare(sql).get(...params),
+    all: (sql, params) => db.prepare(sql).all(...params),
+    values: (sql, params) => db.prepare(sql).raw().all(...params) as unknown[][],
+    named: (sql, params) => db.prepare(sql).get(params),
+    close: () => db.close(),
+  };
 }
+
+const BetterSqlite3 = typeof Bun === 'undefined' ? loadBetterSqlite3() : undefined;
+/** Why the comparisons with a peer cannot run in this runtime, or false. */
+const noPeer = typeof BetterSqlite3 === 'string' ? BetterSqlite3 : false;
 
 /** Blobs compare by content whatever their class (Buffer in better-sqlite3). */
 function plain(value: unknown): unknown {
@@ -85,8 +85,11 @@ describe('statement API parity', () => {
     cleanup();
   });
 
+  let compared = 0;
   const same = (ours: unknown, theirs: () => unknown) => {
-    if (peer !== undefined) assert.deepEqual(plain(ours), plain(theirs()), `differs from ${peer.name}`);
+    if (peer === undefined) return; // reported by the test at the end of this block
+    compared++;
+    assert.deepEqual(plain(ours), plain(theirs()), `differs from ${peer.name}`);
   };
 
   test('get: the first row as an object, undefined when none', () => {
@@ -160,7 +163,102 @@ describe('statement API parity', () => {
   });
 
   test('writes fail: the mirror is read-only', () => {
-    assert.throws(() => cache.prepare('UPDATE items SET name = ?').all(['x']), { code: 'QUERY' });
+    assert.throws(() => cache.prepare('UPDATE items SET name = ?').all(['x']), { name: 'TypeError' });
+    assert.throws(() => cache.prepare('UPDATE items SET name = ?').run(['x']), { code: 'READ_ONLY' });
+  });
+
+  test('the comparisons above ran against better-sqlite3 or bun:sqlite', { skip: noPeer }, () => {
+    assert.ok(peer !== undefined && compared >= 5, `${compared} comparisons ran`);
+  });
+});
+
+describe("better-sqlite3's statement semantics (in every runtime)", () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+  before(async () => {
+    sqlite(file, SETUP);
+    cache = await openDbCache(file, { watch: false });
+  });
+  after(async () => {
+    await cache.close();
+    cleanup();
+  });
+
+  test('binding forms: spread, one scalar, arrays, one object, named plus positional; undefined as NULL', () => {
+    const pair = cache.prepare('SELECT ? AS a, ? AS b');
+    assert.deepEqual(pair.get(1, 'x'), { a: 1, b: 'x' });
+    assert.deepEqual(pair.get([1, 'x']), { a: 1, b: 'x' });
+    assert.deepEqual(pair.get([1], 'x'), { a: 1, b: 'x' });
+    assert.deepEqual(pair.get(undefined, null), { a: null, b: null });
+    assert.deepEqual(cache.prepare('SELECT name FROM items WHERE id = ?').get(2), { name: 'pear' });
+    assert.deepEqual(cache.prepare('SELECT :a AS a, ? AS b').get({ a: 1 }, 7), { a: 1, b: 7 });
+    assert.deepEqual(cache.prepare('SELECT @a AS a, $a AS b').get({ a: 'n' }), { a: 'n', b: 'n' });
+  });
+
+  test('wrong counts and types throw RangeError / TypeError, never bind NULL silently', () => {
+    const pair = cache.prepare('SELECT ? AS a, ? AS b');
+    assert.throws(() => pair.get(1), { name: 'RangeError', message: 'Too few parameter values were provided' });
+    assert.throws(() => cache.get('SELECT ? AS a, ? AS b', [1]), { name: 'RangeError' });
+    assert.throws(() => pair.get(1, 2, 3), { name: 'RangeError', message: 'Too many parameter values were provided' });
+    assert.throws(() => pair.get({ a: 1 }), { name: 'RangeError' });
+    assert.throws(() => cache.prepare('SELECT :a AS a').get(), { name: 'TypeError' });
+    assert.throws(() => cache.prepare('SELECT :a AS a').get({ b: 1 }), { name: 'RangeError' });
+    assert.throws(() => cache.prepare('SELECT :a AS a, :b AS b').get({ a: 1, b: 1 }, { b: 2 }), { name: 'TypeError' });
+    assert.throws(() => pair.get(1, new Date() as never), { name: 'TypeError' });
+    assert.throws(() => pair.get(1, 2n ** 64n), { name: 'RangeError' });
+  });
+
+  test('one statement per string; non-readers throw TypeError in get/all/iterate, at the call', () => {
+    assert.throws(() => cache.prepare('SELECT 1; DELETE FROM items'), { name: 'RangeError' });
+    assert.throws(() => cache.get('SELECT 1; SELECT 2'), { name: 'RangeError' });
+    assert.throws(() => cache.prepare(''), { name: 'RangeError' });
+    assert.deepEqual(cache.prepare('SELECT 1 AS one;; -- end').get(), { one: 1 });
+    const begin = cache.prepare('BEGIN');
+    assert.equal(begin.reader, false);
+    assert.throws(() => begin.get(), { name: 'TypeError' });
+    assert.throws(() => begin.iterate(), { name: 'TypeError' });
+    assert.throws(() => begin.raw(), { name: 'TypeError' });
+    assert.throws(() => cache.prepare('SELECT * FROM nowhere'), { code: 'QUERY' });
+    // iterate() reports bad values and counts when called, not at the first next().
+    assert.throws(() => cache.prepare('SELECT ? AS a').iterate(), { name: 'RangeError' });
+    assert.throws(() => cache.iterate('SELECT * FROM nowhere'), { code: 'QUERY' });
+    assert.deepEqual(cache.prepare('SELECT 1').run(), { changes: 0, lastInsertRowid: 0 });
+  });
+
+  test('raw, pluck and safeIntegers stick until switched off; raw and pluck exclude each other', () => {
+    const statement = cache.prepare('SELECT id, big FROM items WHERE id = ?');
+    const raw = statement.raw();
+    const values: SqlValue[] | undefined = raw.get(1);
+    assert.deepEqual(values, [1, 9007199254740992]);
+    assert.deepEqual(raw.get(1), [1, 9007199254740992]);
+    const plucked: SqlValue | undefined = statement.pluck().get(1);
+    assert.equal(plucked, 1);
+    assert.deepEqual(statement.raw(false).get(1), 1, 'raw(false) leaves pluck on');
+    assert.deepEqual(statement.pluck(false).get(1), { id: 1, big: 9007199254740992 });
+    assert.deepEqual(statement.safeIntegers().get(1), { id: 1n, big: 9007199254740993n });
+    assert.deepEqual(statement.get(1), { id: 1n, big: 9007199254740993n });
+    assert.deepEqual(statement.safeIntegers(false).get(1), { id: 1, big: 9007199254740992 });
+    assert.equal(statement.source, 'SELECT id, big FROM items WHERE id = ?');
+    assert.equal(statement.readonly, true);
+  });
+
+  test('bind() fixes the parameters once', () => {
+    const blob = new Uint8Array([1, 2]);
+    const statement = cache.prepare('SELECT id FROM items WHERE data = ?').pluck().bind(blob);
+    blob.fill(9);
+    assert.equal(statement.get(), 1);
+    assert.throws(() => statement.get(blob), { name: 'TypeError' });
+    assert.throws(() => statement.bind(blob), { name: 'TypeError' });
+    assert.throws(() => cache.prepare('SELECT ? AS a').bind(), { name: 'RangeError' });
+  });
+
+  test('numbers bind as REAL across the whole range; bigints exactly', () => {
+    assert.deepEqual(cache.get('SELECT typeof(?) AS t, ? / 2 AS h', [5, 5]), { t: 'real', h: 2.5 });
+    assert.deepEqual(cache.get('SELECT typeof(?) AS t, ? / 2 AS h', [2147483649, 2147483649]), { t: 'real', h: 1073741824.5 });
+    assert.deepEqual(cache.prepare('SELECT typeof(?) AS t, ? / 2 AS h').get(5n, 5n), { t: 'integer', h: 2 });
+    assert.deepEqual(cache.get('SELECT name FROM items WHERE id = ?', [2]), { name: 'pear' });
+    assert.deepEqual(cache.get('SELECT id FROM items WHERE big = ?', [9007199254740993n]), { id: 1 });
   });
 });
 
@@ -192,8 +290,8 @@ describe('result memo', () => {
       assert.deepEqual(blob.get([1]), new Uint8Array([1, 2]));
       assert.equal(blob.get([1]), blob.get([1]));
       assert.ok(Object.isFrozen(cache.prepare('SELECT id, name FROM items WHERE id = ?').raw().get([1])));
-      // One string parameter and the JSON of an object parameter never share an entry.
-      assert.deepEqual(cache.get('SELECT :id AS v', ['{"id":1}']), { v: '{"id":1}' });
+      // A positional value for a named parameter is refused (as in better-sqlite3), never remembered.
+      assert.throws(() => cache.get('SELECT :id AS v', ['{"id":1}']), { name: 'RangeError' });
       assert.deepEqual(cache.get('SELECT :id AS v', { id: 1 }), { v: 1 });
       // A new version starts with an empty memo.
       sqlite(file, "db.execute(\"UPDATE items SET name = 'APPLE' WHERE id = 1\")");
@@ -216,9 +314,15 @@ describe('result memo', () => {
       assert.deepEqual(cache.get('SELECT ? AS a, ? AS b', ['1', 1]), { a: '1', b: 1 });
       assert.deepEqual(cache.get('SELECT ? AS a, ? AS b', [1, 1]), { a: 1, b: 1 });
       assert.notEqual(cache.get("SELECT datetime(?, 'subsec') AS v", ['now']), cache.get("SELECT datetime(?, 'subsec') AS v", ['now']));
-      // Past the limit, the oldest entries are dropped and recomputed.
-      for (let id = 1; id <= 6; id++) cache.get('SELECT ? AS id', [id]);
-      assert.deepEqual(cache.get('SELECT ? AS id', [1]), { id: 1 });
+      // Past the limit, the oldest entries are dropped and recomputed (a new object); the newest stay.
+      const oldest = cache.get('SELECT ? AS id', [1]);
+      assert.equal(cache.get('SELECT ? AS id', [1]), oldest);
+      for (let id = 2; id <= 6; id++) cache.get('SELECT ? AS id', [id]);
+      const newest = cache.get('SELECT ? AS id', [6]);
+      const recomputed = cache.get('SELECT ? AS id', [1]);
+      assert.deepEqual(recomputed, { id: 1 });
+      assert.notEqual(recomputed, oldest);
+      assert.equal(cache.get('SELECT ? AS id', [6]), newest);
     } finally {
       await cache.close();
     }

@@ -621,6 +621,11 @@ function errorCode(error: unknown): string | undefined {
 
 function toFailure(error: unknown): PipelineFailure {
   if (error instanceof PipelineFailure) return error;
+  // Deno's permission system denies with an error that has a name and no code.
+  const name = (error as { name?: unknown } | null)?.name;
+  if (name === 'NotCapable' || name === 'PermissionDenied') {
+    return new PipelineFailure('PERMISSION', 'permission to read the file was denied', { cause: error });
+  }
   const code = errorCode(error);
   switch (code) {
     case 'ENOENT':

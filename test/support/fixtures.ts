@@ -52,3 +52,53 @@ export function recordingLogger() {
   const log = (level: keyof typeof lines) => (...args: unknown[]) => void lines[level].push(args.map(String).join(' '));
   return { lines, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } };
 }
+
+/**
+ * Keeps a reading connection to `dbPath` open in another process until the returned function is
+ * called: a WAL database then keeps its `-wal` when writers close (only the last connection to
+ * close checkpoints and deletes it).
+ */
+export async function holdOpen(dbPath: string): Promise<() => Promise<void>> {
+  const program = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\ndb.execute('SELECT count(*) FROM sqlite_schema').fetchall()\nprint('ready', flush=True)\nsys.stdin.read()\ndb.close()\n";
+  const child = spawn('python3', ['-c', program, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('ready') ? resolve() : undefined));
+    void exited.then(() => reject(new Error('the holding connection exited early')));
+  });
+  return async () => {
+    child.stdin.end();
+    await exited;
+  };
+}
+
+/**
+ * The inotify watches this process holds (Linux: counted from /proc/self/fdinfo), or `undefined`
+ * where that cannot be read. Node keeps its one inotify descriptor open for good, so descriptors
+ * prove nothing; the watches on them do.
+ */
+export function inotifyWatches(): number | undefined {
+  let fds: string[];
+  try {
+    fds = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return undefined;
+  }
+  let watches = 0;
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (!target.includes('inotify')) continue;
+    try {
+      watches += fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').filter((line) => line.startsWith('inotify wd:')).length;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return watches;
+}
