@@ -1,10 +1,12 @@
 import { isStackOverflow, type Engine } from './engine.ts';
 import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { applyBinding, type BindInput, bindValues, checkBinding, fromArguments, isNamedObject, type RealBinder, SpreadArgs } from './params.ts';
+import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
+import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
 import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
 import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
+import { BoundStatement, type StatementOwner } from './statement.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
 /** Settings every snapshot of one cache shares. */
@@ -25,16 +27,7 @@ export interface QuerySettings {
   readonly bindReal?: RealBinder | undefined;
 }
 
-/**
- * How a row is returned: an object keyed by column (`OBJECT`), an array of values (`ARRAY`), or
- * the first value alone (`FIRST`); plus `BIGINTS` for integers as bigints. Also the memo's slot
- * (`get`; `all` adds {@link ALL_SLOTS}).
- */
-export type RowMode = number;
-export const OBJECT = 0;
-export const ARRAY = 1;
-export const FIRST = 2;
-export const BIGINTS = 3;
+/** The memo's slots: `get` in each row mode, then `all` from here on. */
 const ALL_SLOTS = 6;
 const NUMBER_ROWS = { useBigInt: false };
 const BIGINT_ROWS = { useBigInt: true };
@@ -575,7 +568,7 @@ function lease(core: SnapshotCore, owner: object, what: string): () => void {
 }
 
 /** The read methods over whichever snapshot `core()` returns when they run. */
-export abstract class QueryMethods implements Queryable {
+export abstract class QueryMethods implements Queryable, StatementOwner {
   protected abstract core(): SnapshotCore;
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
@@ -660,121 +653,6 @@ export abstract class QueryMethods implements Queryable {
     };
     return iterator;
   }
-}
-
-const NOT_BOUND: unique symbol = Symbol('not bound');
-
-/**
- * A prepared statement with better-sqlite3's read-side semantics: `raw()`, `pluck()` and
- * `safeIntegers()` stick until switched off, `bind()` fixes the parameters once.
- */
-class BoundStatement<R, O> implements Statement<R, O> {
-  readonly source: string;
-  #owner: QueryMethods;
-  #raw = false;
-  #pluck = false;
-  #bigint: boolean;
-  /** The row mode that `#raw`, `#pluck` and `#bigint` make. */
-  #mode: RowMode;
-  #bound: BindInput | typeof NOT_BOUND = NOT_BOUND;
-
-  constructor(owner: QueryMethods, sql: string, bigint: boolean) {
-    this.#owner = owner;
-    this.source = sql;
-    this.#bigint = bigint;
-    this.#mode = this.#modeNow();
-  }
-
-  get sql(): string {
-    return this.source;
-  }
-
-  #modeNow(): RowMode {
-    return (this.#pluck ? FIRST : this.#raw ? ARRAY : OBJECT) + (this.#bigint ? BIGINTS : 0);
-  }
-
-  #input(args: unknown[]): BindInput {
-    if (this.#bound === NOT_BOUND) return fromArguments(args);
-    if (args.length > 0) throw new TypeError('This statement already has bound parameters');
-    return this.#bound;
-  }
-
-  get(...params: unknown[]): R | undefined {
-    return this.#owner.getAs(this.source, this.#input(params), this.#mode) as R | undefined;
-  }
-
-  all(...params: unknown[]): R[] {
-    return this.#owner.allAs(this.source, this.#input(params), this.#mode) as R[];
-  }
-
-  iterate(...params: unknown[]): IterableIterator<R> {
-    return this.#owner.iterateAs<R>(this.source, this.#input(params), this.#mode);
-  }
-
-  values(...params: unknown[]): SqlValue[][] {
-    return this.#owner.allAs(this.source, this.#input(params), ARRAY + (this.#bigint ? BIGINTS : 0)) as SqlValue[][];
-  }
-
-  #requireReader(method: string): void {
-    if (!this.reader) throw new TypeError(`The ${method}() method is only for statements that return data`);
-  }
-
-  raw(toggle = true): never {
-    this.#requireReader('raw');
-    this.#raw = toggle;
-    if (toggle) this.#pluck = false;
-    this.#mode = this.#modeNow();
-    return this as never;
-  }
-
-  pluck(toggle = true): never {
-    this.#requireReader('pluck');
-    this.#pluck = toggle;
-    if (toggle) this.#raw = false;
-    this.#mode = this.#modeNow();
-    return this as never;
-  }
-
-  safeIntegers(toggle = true): this {
-    this.#bigint = toggle;
-    this.#mode = this.#modeNow();
-    return this;
-  }
-
-  bind(...params: unknown[]): this {
-    if (this.#bound !== NOT_BOUND) throw new TypeError('The bind() method can only be invoked once per statement object');
-    const input = fromArguments(params);
-    this.#owner.checkParams(this.source, input);
-    // A copy: changing the caller's array or object later must not change what is bound.
-    this.#bound = fromArguments(structuredCloneShallow(params));
-    return this;
-  }
-
-  columns(): string[] {
-    const columns = this.#owner.columnsOf(this.source);
-    if (columns.length === 0) throw new TypeError('The columns() method is only for statements that return data');
-    return columns;
-  }
-
-  get reader(): boolean {
-    return this.#owner.columnsOf(this.source).length > 0;
-  }
-
-  get readonly(): boolean {
-    return analyzeSql(this.source).kind === 'read';
-  }
-
-  run(...params: unknown[]): RunResult {
-    return this.#owner.runOf(this.source, this.#input(params));
-  }
-}
-
-/** The arguments with arrays, plain objects and blobs copied: bound values must not change later. */
-function structuredCloneShallow(args: unknown[]): unknown[] {
-  const copy = (value: unknown): unknown => (value instanceof Uint8Array ? value.slice() : value);
-  return args.map((arg) =>
-    Array.isArray(arg) ? Array.from(arg, copy) : isNamedObject(arg) ? Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, copy(v)])) : copy(arg),
-  );
 }
 
 /** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
