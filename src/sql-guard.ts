@@ -217,34 +217,32 @@ function pragmaFunctionsRead(tokens: readonly Token[], start: number): boolean {
   return true;
 }
 
-/** After `WITH`, the first statement keyword outside parentheses decides. */
-function classifyWith(tokens: readonly Token[], start: number): SqlKind {
+/** The index of the first word outside parentheses, from `start` on, that `wanted` accepts, or -1. */
+function topLevelWord(tokens: readonly Token[], start: number, wanted: (word: string) => boolean): number {
   let depth = 0;
   for (let k = start; k < tokens.length; k++) {
     const token = tokens[k]!;
     if (token.kind === PUNCT) {
       if (token.text === '(') depth++;
       else if (token.text === ')') depth--;
-    } else if (depth === 0 && token.kind === WORD) {
-      if (token.text === 'SELECT' || token.text === 'VALUES') return 'read';
-      if (WRITES.has(token.text)) return hasReturning(tokens, k) ? 'write' : 'none';
+    } else if (depth === 0 && token.kind === WORD && wanted(token.text)) {
+      return k;
     }
   }
-  return 'write';
+  return -1;
+}
+
+/** After `WITH`, the first statement keyword outside parentheses decides. */
+function classifyWith(tokens: readonly Token[], start: number): SqlKind {
+  const k = topLevelWord(tokens, start, (word) => word === 'SELECT' || word === 'VALUES' || WRITES.has(word));
+  if (k === -1) return 'write';
+  const word = tokens[k]!.text;
+  if (word === 'SELECT' || word === 'VALUES') return 'read';
+  return hasReturning(tokens, k) ? 'write' : 'none';
 }
 
 function hasReturning(tokens: readonly Token[], start: number): boolean {
-  let depth = 0;
-  for (let k = start; k < tokens.length; k++) {
-    const token = tokens[k]!;
-    if (token.kind === PUNCT) {
-      if (token.text === '(') depth++;
-      else if (token.text === ')') depth--;
-    } else if (depth === 0 && isWord(token, 'RETURNING')) {
-      return true;
-    }
-  }
-  return false;
+  return topLevelWord(tokens, start, (word) => word === 'RETURNING') !== -1;
 }
 
 /** `PRAGMA [schema.]name` for a getter, or `PRAGMA [schema.]name(arg)` / `= arg` for a query PRAGMA. */
