@@ -901,3 +901,64 @@ test('readImage and readFingerprint close every descriptor when any file-system 
     }
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Scripted interleavings: one per guard of readImage (npm run mutate disables each in turn)
+// ---------------------------------------------------------------------------------------------
+
+/** File times in whole seconds (HFS+, network file systems): every write of a test lands in one tick. */
+const COARSE = 1_000_000_000n;
+
+/**
+ * A world for a guard test: while the reader backs off, the writer only finishes the operation
+ * it is in (no new random ones), so the guarded reader's next attempt finds quiet files.
+ */
+function guardWorld(profile: Profile, overrides: WorldOverrides): World {
+  const world = makeWorld(1, profile, 60_000, overrides);
+  world.scheduler.budget = 0;
+  return world;
+}
+
+const JOURNAL_OPENED = /^after open\(\/data\/app\.db-journal\)/;
+const READ_DONE = /^after read\(/;
+
+test('guard: rollback, coarse file times; a transaction spills pages 1 and 2 and rolls back while the file is read', async () => {
+  // Within one file-time tick the stats before and after match and the counter is restored: only
+  // re-reading the file shows that the bytes read held pages that were never committed.
+  const world = guardWorld(ROLLBACK_SPILL, { mode: 'delete', initialPages: 3, granularityNs: COARSE });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: JOURNAL_OPENED,
+      note: 'no journal; now a transaction makes its journal live and spills pages 1 and 2 (counter + 1)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [1, 2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the file; the transaction rolls back (pages, counter and size as before)', run: () => writer.finishOperation() },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('guard: rollback, coarse file times; a journal goes live and spills page 2 during the read, and rolls back after the re-read', async () => {
+  const world = guardWorld(ROLLBACK_SPILL, { mode: 'delete', initialPages: 3, granularityNs: COARSE });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: JOURNAL_OPENED,
+      note: 'no journal; now a transaction makes its journal live and spills page 2 (the counter stays)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the file, spilled page 2 included; the journal is still live' },
+    {
+      at: READ_DONE,
+      note: 'the file still holds exactly what was read; now the transaction rolls back (journal gone, counter and size as before)',
+      run: () => writer.finishOperation(),
+    },
+  ]);
+  assertCommitted(world, result);
+});
