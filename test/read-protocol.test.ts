@@ -25,9 +25,11 @@ import assert from 'node:assert/strict';
 import process from 'node:process';
 
 import { PipelineFailure } from '../src/errors.ts';
+import type { FileStat } from '../src/image/file-system.ts';
 import { readFingerprint, readImage, sameFiles, type DatabaseImage, type ReadPolicy, type WalMemory } from '../src/image/read.ts';
 import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
-import { OP_KINDS, SimWriter, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
+import { OP_KINDS, patternPage, SimWriter, writeDbHeader, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
+import { WalBuilder } from './support/wal-bytes.ts';
 
 const DB = '/data/app.db';
 // Seeds per profile and file-time granularity: 24 keep the file at a few seconds per runtime.
@@ -961,4 +963,130 @@ test('guard: rollback, coarse file times; a journal goes live and spills page 2 
     },
   ]);
   assertCommitted(world, result);
+});
+
+test('guard: WAL path with no WAL header; after PRAGMA journal_mode=DELETE a transaction spills page 2 during the read and rolls back after the re-read', async () => {
+  const world = guardWorld(MODE_SWITCH, { mode: 'wal', initialPages: 3 });
+  const { writer } = world;
+  writer.perform('open');
+  writer.perform('commit', { pages: [2] });
+  // journal_mode=DELETE has checkpointed and deleted -shm and -wal; page 1 still says WAL (2/2).
+  writer.begin('toRollback');
+  writer.stepUntil(/journal mode is now/);
+  const result = await scriptedRead(world, [
+    {
+      at: SHM_OPENED,
+      note: 'the reader chose its WAL path (page 1 said 2/2, no -wal); page 1 is set to versions 1/1 (committed)',
+      run: () => writer.finishOperation(),
+    },
+    {
+      at: /^before open\(\/data\/app\.db\)/,
+      note: 'no journal was live; now a transaction makes its journal live and spills page 2 (the counter stays)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the database file, spilled page 2 included' },
+    {
+      at: READ_DONE,
+      note: 'the file still holds exactly what was read; now the transaction rolls back (journal inactive, -shm and -wal still absent)',
+      run: () => writer.finishOperation(),
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+// ---- failure guards: fixed files, no writer --------------------------------------------------
+
+/** A file system holding exactly `files` (path → bytes), and a policy whose retries cost no real time. */
+function fixedFiles(files: Record<string, Uint8Array>): { fs: SimFs; policy: ReadPolicy } {
+  const fs = new SimFs(new Trace());
+  for (const [path, bytes] of Object.entries(files)) {
+    fs.create(path);
+    fs.write(path, 0, bytes);
+  }
+  fs.advance(10_000_000_000n);
+  let now = 0;
+  const policy: ReadPolicy = {
+    busyTimeoutMs: 1_000,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      fs.advance(BigInt(Math.round(ms * 1e6)));
+    },
+  };
+  return { fs, policy };
+}
+
+/** `fs` with the database path reported as something other than a regular file (a device that reads as empty). */
+function asDevice(fs: SimFs): SimFs {
+  const device: SimFs = Object.create(fs) as SimFs;
+  const notAFile = (stat: FileStat): FileStat => ({ ...stat, isFile: false });
+  device.stat = (path) => {
+    const stat = fs.stat(path);
+    return stat !== undefined && path === DB ? notAFile(stat) : stat;
+  };
+  const dbFds = new Set<number>();
+  device.open = (path) => {
+    const fd = fs.open(path);
+    if (path === DB) dbFds.add(fd);
+    return fd;
+  };
+  device.fstat = (fd) => (dbFds.has(fd) ? notAFile(fs.fstat(fd)) : fs.fstat(fd));
+  return device;
+}
+
+/** A rollback-mode database of `pages` pages of `pageSize` bytes whose header says `pageCount`. */
+function databaseBytes(pageSize: number, pages: number, pageCount = pages, version: 1 | 2 = 1): Uint8Array {
+  const bytes = new Uint8Array(pageSize * pages);
+  for (let p = 1; p <= pages; p++) bytes.set(patternPage(pageSize, 1, p), (p - 1) * pageSize);
+  writeDbHeader(bytes, pageSize, version, 7, pageCount);
+  return bytes;
+}
+
+async function failureCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof PipelineFailure, `not a PipelineFailure: ${describeError(error)}`);
+    return error.code;
+  }
+  assert.fail('no failure');
+}
+
+test('guard: a missing database file is NOT_FOUND for readFingerprint and readImage', async () => {
+  const { fs, policy } = fixedFiles({});
+  assert.equal(await failureCode(Promise.resolve().then(() => readFingerprint(DB, fs))), 'NOT_FOUND');
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_FOUND');
+  assert.equal(fs.openDescriptors(), 0);
+});
+
+test('guard: a path that is no regular file (a device that reads as empty) is NOT_A_FILE, with or without a fingerprint hint', async () => {
+  const { fs, policy } = fixedFiles({ [DB]: new Uint8Array(0) });
+  const device = asDevice(fs);
+  assert.equal(await failureCode(Promise.resolve().then(() => readFingerprint(DB, device))), 'NOT_A_FILE');
+  assert.equal(await failureCode(readImage(DB, device, policy)), 'NOT_A_FILE');
+  // The cache passes the fingerprint it took: then the reader's own open must find out.
+  const fingerprint = readFingerprint(DB, fs);
+  assert.equal(await failureCode(readImage(DB, device, policy, { fingerprint })), 'NOT_A_FILE');
+  assert.equal(fs.openDescriptors(), 0);
+});
+
+test('guard: a file that is no SQLite database is NOT_A_DATABASE', async () => {
+  const garbage = new Uint8Array(4096);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 37 + 11) & 0xff;
+  const { fs, policy } = fixedFiles({ [DB]: garbage });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
+});
+
+test('guard: a database file shorter than the page count its header vouches for is NOT_A_DATABASE', async () => {
+  const { fs, policy } = fixedFiles({ [DB]: databaseBytes(1024, 2, 3) });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
+});
+
+test('guard: a WAL whose page size differs from the database file (page 1 not in the WAL) is NOT_A_DATABASE', async () => {
+  const wal = new WalBuilder({ pageSize: 4096 }).frame(2, 2, patternPage(4096, 2, 2)).build();
+  const { fs, policy } = fixedFiles({ [DB]: databaseBytes(1024, 2, 2, 2), [`${DB}-wal`]: wal });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
 });
