@@ -1000,7 +1000,7 @@ test('guard: WAL path with no WAL header; after PRAGMA journal_mode=DELETE a tra
 // ---- failure guards: fixed files, no writer --------------------------------------------------
 
 /** A file system holding exactly `files` (path → bytes), and a policy whose retries cost no real time. */
-function fixedFiles(files: Record<string, Uint8Array>): { fs: SimFs; policy: ReadPolicy } {
+function fixedFiles(files: Record<string, Uint8Array>, onSleep: () => void = () => {}): { fs: SimFs; policy: ReadPolicy } {
   const fs = new SimFs(new Trace());
   for (const [path, bytes] of Object.entries(files)) {
     fs.create(path);
@@ -1014,6 +1014,7 @@ function fixedFiles(files: Record<string, Uint8Array>): { fs: SimFs; policy: Rea
     sleep: async (ms) => {
       now += ms;
       fs.advance(BigInt(Math.round(ms * 1e6)));
+      onSleep();
     },
   };
   return { fs, policy };
@@ -1090,3 +1091,22 @@ test('guard: a WAL whose page size differs from the database file (page 1 not in
   const { fs, policy } = fixedFiles({ [DB]: databaseBytes(1024, 2, 2, 2), [`${DB}-wal`]: wal });
   assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
 });
+
+test('guard: a database file caught mid-extension (not a whole number of pages) is read again first', async () => {
+  // A writer without a journal (journal_mode=OFF) extends the file by page 3 in two writes and
+  // rewrites page 1 with the new page count: the reader backs off after finding the half page.
+  const before = databaseBytes(1024, 2);
+  const after = databaseBytes(1024, 3);
+  const { fs, policy } = fixedFiles({ [DB]: before }, () => {
+    fs.write(DB, 2560, after.subarray(2560));
+    fs.write(DB, 0, after.subarray(0, 1024));
+  });
+  fs.write(DB, 2048, after.subarray(2048, 2560));
+  fs.advance(10_000_000_000n);
+  const image = await readImage(DB, fs, policy);
+  assert.ok(sameBytesAs(image.bytes, after), `readImage returned ${image.bytes.length} bytes, not the extended database`);
+});
+
+function sameBytesAs(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
