@@ -1110,3 +1110,39 @@ test('guard: a database file caught mid-extension (not a whole number of pages) 
 function sameBytesAs(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
+
+test('guard: WAL mode; the database and its -wal are replaced (a restore with the same salts) between reading the database and the -wal', async () => {
+  // Each pair alone is a committed state; the old database file with the new -wal is neither.
+  const pageSize = 1024;
+  const pair = (tag: number): { db: Uint8Array; wal: Uint8Array; image: Uint8Array } => {
+    const db = new Uint8Array(2 * pageSize);
+    db.set(patternPage(pageSize, tag, 1), 0);
+    db.set(patternPage(pageSize, tag, 2), pageSize);
+    writeDbHeader(db, pageSize, 2, tag, 2);
+    const page2 = patternPage(pageSize, tag + 1, 2);
+    const wal = new WalBuilder({ pageSize, salt1: 77, salt2: 99 }).frame(2, 2, page2).build();
+    const image = db.slice();
+    image.set(page2, pageSize);
+    image[18] = image[19] = 1;
+    return { db, wal, image };
+  };
+  const older = pair(10);
+  const newer = pair(20);
+  const { fs, policy } = fixedFiles({ [DB]: older.db, [`${DB}-wal`]: older.wal });
+  let databaseRead = false;
+  let replaced = false;
+  fs.onPoint = (where) => {
+    if (where.startsWith('after read(')) databaseRead = true;
+    if (!databaseRead || replaced || where !== `before open(${DB}-wal)`) return;
+    replaced = true;
+    for (const [path, bytes] of [[DB, newer.db], [`${DB}-wal`, newer.wal]] as const) {
+      fs.create(`${path}.restore`);
+      fs.write(`${path}.restore`, 0, bytes);
+      fs.rename(`${path}.restore`, path);
+    }
+  };
+  const image = await readImage(DB, fs, policy);
+  assert.ok(replaced, 'the files were never replaced');
+  assert.ok(sameBytesAs(image.bytes, older.image) || sameBytesAs(image.bytes, newer.image), 'readImage returned the old database with the new -wal');
+  assert.equal(fs.openDescriptors(), 0);
+});
