@@ -999,14 +999,20 @@ test('guard: WAL path with no WAL header; after PRAGMA journal_mode=DELETE a tra
 
 // ---- failure guards: fixed files, no writer --------------------------------------------------
 
-/** A file system holding exactly `files` (path → bytes), and a policy whose retries cost no real time. */
-function fixedFiles(files: Record<string, Uint8Array>, onSleep: () => void = () => {}): { fs: SimFs; policy: ReadPolicy } {
-  const fs = new SimFs(new Trace());
+/**
+ * A file system holding exactly `files` (path → bytes), quiet for `quietNs` since, and a policy
+ * whose retries cost no real time (`onSleep` runs at each backoff).
+ */
+function fixedFiles(
+  files: Record<string, Uint8Array>,
+  options: { onSleep?: () => void; granularityNs?: bigint; quietNs?: bigint } = {},
+): { fs: SimFs; policy: ReadPolicy } {
+  const fs = new SimFs(new Trace(), { granularityNs: options.granularityNs ?? 1n });
   for (const [path, bytes] of Object.entries(files)) {
     fs.create(path);
     fs.write(path, 0, bytes);
   }
-  fs.advance(10_000_000_000n);
+  fs.advance(options.quietNs ?? 10_000_000_000n);
   let now = 0;
   const policy: ReadPolicy = {
     busyTimeoutMs: 1_000,
@@ -1014,7 +1020,7 @@ function fixedFiles(files: Record<string, Uint8Array>, onSleep: () => void = () 
     sleep: async (ms) => {
       now += ms;
       fs.advance(BigInt(Math.round(ms * 1e6)));
-      onSleep();
+      options.onSleep?.();
     },
   };
   return { fs, policy };
@@ -1097,10 +1103,10 @@ test('guard: a database file caught mid-extension (not a whole number of pages) 
   // rewrites page 1 with the new page count: the reader backs off after finding the half page.
   const before = databaseBytes(1024, 2);
   const after = databaseBytes(1024, 3);
-  const { fs, policy } = fixedFiles({ [DB]: before }, () => {
+  const { fs, policy } = fixedFiles({ [DB]: before }, { onSleep: () => {
     fs.write(DB, 2560, after.subarray(2560));
     fs.write(DB, 0, after.subarray(0, 1024));
-  });
+  } });
   fs.write(DB, 2048, after.subarray(2048, 2560));
   fs.advance(10_000_000_000n);
   const image = await readImage(DB, fs, policy);
@@ -1145,4 +1151,78 @@ test('guard: WAL mode; the database and its -wal are replaced (a restore with th
   assert.ok(replaced, 'the files were never replaced');
   assert.ok(sameBytesAs(image.bytes, older.image) || sameBytesAs(image.bytes, newer.image), 'readImage returned the old database with the new -wal');
   assert.equal(fs.openDescriptors(), 0);
+});
+
+/** Runs each entry once, in order, at the first reader call point matching it. Returns how many are left. */
+function atPoints(fs: SimFs, entries: readonly { readonly at: RegExp; readonly run: () => void }[]): () => number {
+  const queue = [...entries];
+  fs.onPoint = (where) => {
+    if (queue[0]?.at.test(where) === true) queue.shift()!.run();
+  };
+  return () => queue.length;
+}
+
+const JOURNAL_HEADER = new Uint8Array([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7, 0, 0, 0, 1]);
+
+/**
+ * A transaction written by hand: `spill` makes a journal live (original of page `pgno`) and
+ * writes `data` over the page; `rollBack` restores the page and deletes the journal. The same
+ * transaction tried again (an application retrying after ROLLBACK) spills the very same bytes.
+ */
+function handTransaction(fs: SimFs, pageSize: number, pgno: number, original: Uint8Array, data: Uint8Array) {
+  const journal = `${DB}-journal`;
+  return {
+    spill(): void {
+      fs.create(journal);
+      fs.write(journal, 0, JOURNAL_HEADER);
+      fs.write(journal, 512, original);
+      fs.write(DB, (pgno - 1) * pageSize, data);
+    },
+    rollBack(): void {
+      if (!fs.exists(journal)) return;
+      fs.write(DB, (pgno - 1) * pageSize, original);
+      fs.unlink(journal);
+    },
+  };
+}
+
+function normalised(image: Uint8Array): Uint8Array {
+  const copy = image.slice();
+  copy[18] = copy[19] = 1;
+  return copy;
+}
+
+test('guard: rollback, coarse file times; the same transaction spills the same page again between the read and the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const spilled = patternPage(pageSize, 2, 2);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), spilled);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: now page 2 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // the file was read with the spilled page; it rolls back
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same bytes spill before the re-read
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned page 2 of a transaction that never committed');
+});
+
+test('guard: WAL path with no WAL header, coarse file times; the journal_mode=DELETE transaction spills page 1, rolls back and spills it again around the read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // the WAL path found no journal: page 1 (versions 1/1) spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // the file was read with the spilled page; it rolls back
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 spills before the re-read
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
 });
