@@ -1226,3 +1226,109 @@ test('guard: WAL path with no WAL header, coarse file times; the journal_mode=DE
   assert.equal(left(), 0, 'the interleaving did not run to its end');
   assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
 });
+
+test('guard: rollback, coarse file times; a transaction live before the read spills page 2, rolls back, and its retry spills the same bytes around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), patternPage(pageSize, 2, 2));
+  transaction.spill(); // live before the reader starts
+  const left = atPoints(fs, [
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: tried again, the same bytes spill
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned page 2 of a transaction that never committed');
+});
+
+test('guard: rollback, coarse file times; page 1 spills (counter + 1) during the read, rolls back, and spills again until after the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back (counter 7)
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: the same page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back (counter 7)
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: rollback, coarse file times; a retried transaction rewrites page 1 with the same bytes before the re-read, then writes page 2 and commits', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  const page2 = patternPage(pageSize, 2, 2);
+  const next = committed.slice();
+  next.set(page1, 0);
+  next.set(page2, pageSize);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back (counter 7)
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 first
+    {
+      at: READ_DONE,
+      run: () => {
+        // after the re-read: page 2, and the commit (journal deleted)
+        fs.write(DB, pageSize, page2);
+        fs.unlink(`${DB}-journal`);
+      },
+    },
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed) || sameBytesAs(image.bytes, next), 'readImage returned page 1 of a commit without its page 2');
+});
+
+test('guard: WAL path with no WAL header, coarse file times; a journal_mode=DELETE transaction live before the read spills page 1, rolls back, and spills it again around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: /^after readSync\(fd\d+, 100 @0\)/, run: () => {} }, // the fingerprint reads page 1
+    { at: /^after readSync\(fd\d+, 100 @0\)/, run: () => transaction.spill() }, // the attempt reads it (2/2: the WAL path); now page 1 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: tried again, the same page 1 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: WAL path with no WAL header, fine file times; page 1 spills before the read and rolls back after its fstat, and the same bytes spill again around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // the WAL path found no journal: page 1 (versions 1/1) spills
+    { at: READ_DONE, run: () => {} }, // the file was read with the spilled page
+    { at: /^after fstat\(/, run: () => transaction.rollBack() }, // its fstat matched; it rolls back (a newer mtime)
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 spills before the re-read
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
+});
