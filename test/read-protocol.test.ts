@@ -1332,3 +1332,31 @@ test('guard: WAL path with no WAL header, fine file times; page 1 spills before 
   assert.equal(left(), 0, 'the interleaving did not run to its end');
   assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
 });
+
+test('guard: rollback, coarse file times; while the file is read, a restore renames a new database over it and deletes the journal of a transaction still live in the old file', async () => {
+  // The descriptor keeps the old file, whose page 2 was spilled by a transaction that never
+  // commits (the rename moves its ctime, within the same tick): only the path, now naming another
+  // file, shows that the bytes read are no state of it.
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const restored = databaseBytes(pageSize, 2);
+  restored.set(patternPage(pageSize, 9, 2), pageSize);
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n });
+  const transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), patternPage(pageSize, 2, 2));
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: now page 2 spills
+    {
+      at: READ_DONE,
+      run: () => {
+        fs.create(`${DB}.restore`);
+        fs.write(`${DB}.restore`, 0, restored);
+        fs.rename(`${DB}.restore`, DB);
+        fs.unlink(`${DB}-journal`);
+      },
+    },
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed) || sameBytesAs(image.bytes, restored), 'readImage returned page 2 of a transaction that never committed');
+  assert.equal(fs.openDescriptors(), 0);
+});
