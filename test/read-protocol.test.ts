@@ -25,9 +25,11 @@ import assert from 'node:assert/strict';
 import process from 'node:process';
 
 import { PipelineFailure } from '../src/errors.ts';
+import type { FileStat } from '../src/image/file-system.ts';
 import { readFingerprint, readImage, sameFiles, type DatabaseImage, type ReadPolicy, type WalMemory } from '../src/image/read.ts';
 import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
-import { OP_KINDS, SimWriter, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
+import { OP_KINDS, patternPage, SimWriter, writeDbHeader, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
+import { WalBuilder } from './support/wal-bytes.ts';
 
 const DB = '/data/app.db';
 // Seeds per profile and file-time granularity: 24 keep the file at a few seconds per runtime.
@@ -900,4 +902,461 @@ test('readImage and readFingerprint close every descriptor when any file-system 
       if (!failed) break; // every call of a successful read has had its turn
     }
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Scripted interleavings: one per guard of readImage (npm run mutate disables each in turn)
+// ---------------------------------------------------------------------------------------------
+
+/** File times in whole seconds (HFS+, network file systems): every write of a test lands in one tick. */
+const COARSE = 1_000_000_000n;
+
+/**
+ * A world for a guard test: while the reader backs off, the writer only finishes the operation
+ * it is in (no new random ones), so the guarded reader's next attempt finds quiet files.
+ */
+function guardWorld(profile: Profile, overrides: WorldOverrides): World {
+  const world = makeWorld(1, profile, 60_000, overrides);
+  world.scheduler.budget = 0;
+  return world;
+}
+
+const JOURNAL_OPENED = /^after open\(\/data\/app\.db-journal\)/;
+const READ_DONE = /^after read\(/;
+
+test('guard: rollback, coarse file times; a transaction spills pages 1 and 2 and rolls back while the file is read', async () => {
+  // Within one file-time tick the stats before and after match and the counter is restored: only
+  // re-reading the file shows that the bytes read held pages that were never committed.
+  const world = guardWorld(ROLLBACK_SPILL, { mode: 'delete', initialPages: 3, granularityNs: COARSE });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: JOURNAL_OPENED,
+      note: 'no journal; now a transaction makes its journal live and spills pages 1 and 2 (counter + 1)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [1, 2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the file; the transaction rolls back (pages, counter and size as before)', run: () => writer.finishOperation() },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('guard: rollback, coarse file times; a journal goes live and spills page 2 during the read, and rolls back after the re-read', async () => {
+  const world = guardWorld(ROLLBACK_SPILL, { mode: 'delete', initialPages: 3, granularityNs: COARSE });
+  const { writer } = world;
+  const result = await scriptedRead(world, [
+    {
+      at: JOURNAL_OPENED,
+      note: 'no journal; now a transaction makes its journal live and spills page 2 (the counter stays)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the file, spilled page 2 included; the journal is still live' },
+    {
+      at: READ_DONE,
+      note: 'the file still holds exactly what was read; now the transaction rolls back (journal gone, counter and size as before)',
+      run: () => writer.finishOperation(),
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+test('guard: WAL path with no WAL header; after PRAGMA journal_mode=DELETE a transaction spills page 2 during the read and rolls back after the re-read', async () => {
+  const world = guardWorld(MODE_SWITCH, { mode: 'wal', initialPages: 3 });
+  const { writer } = world;
+  writer.perform('open');
+  writer.perform('commit', { pages: [2] });
+  // journal_mode=DELETE has checkpointed and deleted -shm and -wal; page 1 still says WAL (2/2).
+  writer.begin('toRollback');
+  writer.stepUntil(/journal mode is now/);
+  const result = await scriptedRead(world, [
+    {
+      at: SHM_OPENED,
+      note: 'the reader chose its WAL path (page 1 said 2/2, no -wal); page 1 is set to versions 1/1 (committed)',
+      run: () => writer.finishOperation(),
+    },
+    {
+      at: /^before open\(\/data\/app\.db\)/,
+      note: 'no journal was live; now a transaction makes its journal live and spills page 2 (the counter stays)',
+      run: () => {
+        writer.begin('spillRollback', { pages: [2] });
+        writer.stepUntil(/cache spill: db page 2/);
+      },
+    },
+    { at: READ_DONE, note: 'the reader has read the database file, spilled page 2 included' },
+    {
+      at: READ_DONE,
+      note: 'the file still holds exactly what was read; now the transaction rolls back (journal inactive, -shm and -wal still absent)',
+      run: () => writer.finishOperation(),
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
+// ---- failure guards: fixed files, no writer --------------------------------------------------
+
+/**
+ * A file system holding exactly `files` (path → bytes), quiet for `quietNs` since, and a policy
+ * whose retries cost no real time (`onSleep` runs at each backoff).
+ */
+function fixedFiles(
+  files: Record<string, Uint8Array>,
+  options: { onSleep?: () => void; granularityNs?: bigint; quietNs?: bigint } = {},
+): { fs: SimFs; policy: ReadPolicy } {
+  const fs = new SimFs(new Trace(), { granularityNs: options.granularityNs ?? 1n });
+  for (const [path, bytes] of Object.entries(files)) {
+    fs.create(path);
+    fs.write(path, 0, bytes);
+  }
+  fs.advance(options.quietNs ?? 10_000_000_000n);
+  let now = 0;
+  const policy: ReadPolicy = {
+    busyTimeoutMs: 1_000,
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms;
+      fs.advance(BigInt(Math.round(ms * 1e6)));
+      options.onSleep?.();
+    },
+  };
+  return { fs, policy };
+}
+
+/** `fs` with the database path reported as something other than a regular file (a device that reads as empty). */
+function asDevice(fs: SimFs): SimFs {
+  const device: SimFs = Object.create(fs) as SimFs;
+  const notAFile = (stat: FileStat): FileStat => ({ ...stat, isFile: false });
+  device.stat = (path) => {
+    const stat = fs.stat(path);
+    return stat !== undefined && path === DB ? notAFile(stat) : stat;
+  };
+  const dbFds = new Set<number>();
+  device.open = (path) => {
+    const fd = fs.open(path);
+    if (path === DB) dbFds.add(fd);
+    return fd;
+  };
+  device.fstat = (fd) => (dbFds.has(fd) ? notAFile(fs.fstat(fd)) : fs.fstat(fd));
+  return device;
+}
+
+/** A rollback-mode database of `pages` pages of `pageSize` bytes whose header says `pageCount`. */
+function databaseBytes(pageSize: number, pages: number, pageCount = pages, version: 1 | 2 = 1): Uint8Array {
+  const bytes = new Uint8Array(pageSize * pages);
+  for (let p = 1; p <= pages; p++) bytes.set(patternPage(pageSize, 1, p), (p - 1) * pageSize);
+  writeDbHeader(bytes, pageSize, version, 7, pageCount);
+  return bytes;
+}
+
+async function failureCode(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof PipelineFailure, `not a PipelineFailure: ${describeError(error)}`);
+    return error.code;
+  }
+  assert.fail('no failure');
+}
+
+test('guard: a missing database file is NOT_FOUND for readFingerprint and readImage', async () => {
+  const { fs, policy } = fixedFiles({});
+  assert.equal(await failureCode(Promise.resolve().then(() => readFingerprint(DB, fs))), 'NOT_FOUND');
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_FOUND');
+  assert.equal(fs.openDescriptors(), 0);
+});
+
+test('guard: a path that is no regular file (a device that reads as empty) is NOT_A_FILE, with or without a fingerprint hint', async () => {
+  const { fs, policy } = fixedFiles({ [DB]: new Uint8Array(0) });
+  const device = asDevice(fs);
+  assert.equal(await failureCode(Promise.resolve().then(() => readFingerprint(DB, device))), 'NOT_A_FILE');
+  assert.equal(await failureCode(readImage(DB, device, policy)), 'NOT_A_FILE');
+  // The cache passes the fingerprint it took: then the reader's own open must find out.
+  const fingerprint = readFingerprint(DB, fs);
+  assert.equal(await failureCode(readImage(DB, device, policy, { fingerprint })), 'NOT_A_FILE');
+  assert.equal(fs.openDescriptors(), 0);
+});
+
+test('guard: a file that is no SQLite database is NOT_A_DATABASE', async () => {
+  const garbage = new Uint8Array(4096);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 37 + 11) & 0xff;
+  const { fs, policy } = fixedFiles({ [DB]: garbage });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
+});
+
+test('guard: a database file shorter than the page count its header vouches for is NOT_A_DATABASE', async () => {
+  const { fs, policy } = fixedFiles({ [DB]: databaseBytes(1024, 2, 3) });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
+});
+
+test('guard: a WAL whose page size differs from the database file (page 1 not in the WAL) is NOT_A_DATABASE', async () => {
+  const wal = new WalBuilder({ pageSize: 4096 }).frame(2, 2, patternPage(4096, 2, 2)).build();
+  const { fs, policy } = fixedFiles({ [DB]: databaseBytes(1024, 2, 2, 2), [`${DB}-wal`]: wal });
+  assert.equal(await failureCode(readImage(DB, fs, policy)), 'NOT_A_DATABASE');
+});
+
+test('guard: a database file caught mid-extension (not a whole number of pages) is read again first', async () => {
+  // A writer without a journal (journal_mode=OFF) extends the file by page 3 in two writes and
+  // rewrites page 1 with the new page count: the reader backs off after finding the half page.
+  const before = databaseBytes(1024, 2);
+  const after = databaseBytes(1024, 3);
+  const { fs, policy } = fixedFiles({ [DB]: before }, { onSleep: () => {
+    fs.write(DB, 2560, after.subarray(2560));
+    fs.write(DB, 0, after.subarray(0, 1024));
+  } });
+  fs.write(DB, 2048, after.subarray(2048, 2560));
+  fs.advance(10_000_000_000n);
+  const image = await readImage(DB, fs, policy);
+  assert.ok(sameBytesAs(image.bytes, after), `readImage returned ${image.bytes.length} bytes, not the extended database`);
+});
+
+function sameBytesAs(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+test('guard: WAL mode; the database and its -wal are replaced (a restore with the same salts) between reading the database and the -wal', async () => {
+  // Each pair alone is a committed state; the old database file with the new -wal is neither.
+  const pageSize = 1024;
+  const pair = (tag: number): { db: Uint8Array; wal: Uint8Array; image: Uint8Array } => {
+    const db = new Uint8Array(2 * pageSize);
+    db.set(patternPage(pageSize, tag, 1), 0);
+    db.set(patternPage(pageSize, tag, 2), pageSize);
+    writeDbHeader(db, pageSize, 2, tag, 2);
+    const page2 = patternPage(pageSize, tag + 1, 2);
+    const wal = new WalBuilder({ pageSize, salt1: 77, salt2: 99 }).frame(2, 2, page2).build();
+    const image = db.slice();
+    image.set(page2, pageSize);
+    image[18] = image[19] = 1;
+    return { db, wal, image };
+  };
+  const older = pair(10);
+  const newer = pair(20);
+  const { fs, policy } = fixedFiles({ [DB]: older.db, [`${DB}-wal`]: older.wal });
+  let databaseRead = false;
+  let replaced = false;
+  fs.onPoint = (where) => {
+    if (where.startsWith('after read(')) databaseRead = true;
+    if (!databaseRead || replaced || where !== `before open(${DB}-wal)`) return;
+    replaced = true;
+    for (const [path, bytes] of [[DB, newer.db], [`${DB}-wal`, newer.wal]] as const) {
+      fs.create(`${path}.restore`);
+      fs.write(`${path}.restore`, 0, bytes);
+      fs.rename(`${path}.restore`, path);
+    }
+  };
+  const image = await readImage(DB, fs, policy);
+  assert.ok(replaced, 'the files were never replaced');
+  assert.ok(sameBytesAs(image.bytes, older.image) || sameBytesAs(image.bytes, newer.image), 'readImage returned the old database with the new -wal');
+  assert.equal(fs.openDescriptors(), 0);
+});
+
+/** Runs each entry once, in order, at the first reader call point matching it. Returns how many are left. */
+function atPoints(fs: SimFs, entries: readonly { readonly at: RegExp; readonly run: () => void }[]): () => number {
+  const queue = [...entries];
+  fs.onPoint = (where) => {
+    if (queue[0]?.at.test(where) === true) queue.shift()!.run();
+  };
+  return () => queue.length;
+}
+
+const JOURNAL_HEADER = new Uint8Array([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7, 0, 0, 0, 1]);
+
+/**
+ * A transaction written by hand: `spill` makes a journal live (original of page `pgno`) and
+ * writes `data` over the page; `rollBack` restores the page and deletes the journal. The same
+ * transaction tried again (an application retrying after ROLLBACK) spills the very same bytes.
+ */
+function handTransaction(fs: SimFs, pageSize: number, pgno: number, original: Uint8Array, data: Uint8Array) {
+  const journal = `${DB}-journal`;
+  return {
+    spill(): void {
+      fs.create(journal);
+      fs.write(journal, 0, JOURNAL_HEADER);
+      fs.write(journal, 512, original);
+      fs.write(DB, (pgno - 1) * pageSize, data);
+    },
+    rollBack(): void {
+      if (!fs.exists(journal)) return;
+      fs.write(DB, (pgno - 1) * pageSize, original);
+      fs.unlink(journal);
+    },
+  };
+}
+
+function normalised(image: Uint8Array): Uint8Array {
+  const copy = image.slice();
+  copy[18] = copy[19] = 1;
+  return copy;
+}
+
+test('guard: rollback, coarse file times; the same transaction spills the same page again between the read and the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const spilled = patternPage(pageSize, 2, 2);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), spilled);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: now page 2 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // the file was read with the spilled page; it rolls back
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same bytes spill before the re-read
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned page 2 of a transaction that never committed');
+});
+
+test('guard: WAL path with no WAL header, coarse file times; the journal_mode=DELETE transaction spills page 1, rolls back and spills it again around the read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // the WAL path found no journal: page 1 (versions 1/1) spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // the file was read with the spilled page; it rolls back
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 spills before the re-read
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: rollback, coarse file times; a transaction live before the read spills page 2, rolls back, and its retry spills the same bytes around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), patternPage(pageSize, 2, 2));
+  transaction.spill(); // live before the reader starts
+  const left = atPoints(fs, [
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: tried again, the same bytes spill
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned page 2 of a transaction that never committed');
+});
+
+test('guard: rollback, coarse file times; page 1 spills (counter + 1) during the read, rolls back, and spills again until after the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back (counter 7)
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: the same page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back (counter 7)
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: rollback, coarse file times; a retried transaction rewrites page 1 with the same bytes before the re-read, then writes page 2 and commits', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  const page2 = patternPage(pageSize, 2, 2);
+  const next = committed.slice();
+  next.set(page1, 0);
+  next.set(page2, pageSize);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: page 1 spills (counter 8)
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back (counter 7)
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 first
+    {
+      at: READ_DONE,
+      run: () => {
+        // after the re-read: page 2, and the commit (journal deleted)
+        fs.write(DB, pageSize, page2);
+        fs.unlink(`${DB}-journal`);
+      },
+    },
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed) || sameBytesAs(image.bytes, next), 'readImage returned page 1 of a commit without its page 2');
+});
+
+test('guard: WAL path with no WAL header, coarse file times; a journal_mode=DELETE transaction live before the read spills page 1, rolls back, and spills it again around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n, onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: /^after readSync\(fd\d+, 100 @0\)/, run: () => {} }, // the fingerprint reads page 1
+    { at: /^after readSync\(fd\d+, 100 @0\)/, run: () => transaction.spill() }, // the attempt reads it (2/2: the WAL path); now page 1 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // read with the spilled page; it rolls back
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // after the journal check: tried again, the same page 1 spills
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: WAL path with no WAL header, fine file times; page 1 spills before the read and rolls back after its fstat, and the same bytes spill again around the re-read', async () => {
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3, 3, 2);
+  const page1 = committed.slice(0, pageSize);
+  writeDbHeader(page1, pageSize, 1, 8, 3);
+  let transaction: ReturnType<typeof handTransaction> | undefined;
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { onSleep: () => transaction?.rollBack() });
+  transaction = handTransaction(fs, pageSize, 1, committed.subarray(0, pageSize), page1);
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // the WAL path found no journal: page 1 (versions 1/1) spills
+    { at: READ_DONE, run: () => {} }, // the file was read with the spilled page
+    { at: /^after fstat\(/, run: () => transaction.rollBack() }, // its fstat matched; it rolls back (a newer mtime)
+    { at: /^before read\(/, run: () => transaction.spill() }, // tried again: the same page 1 spills before the re-read
+    { at: READ_DONE, run: () => transaction.rollBack() }, // after the re-read: it rolls back again
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, normalised(committed)), 'readImage returned a page 1 that was never committed');
+});
+
+test('guard: rollback, coarse file times; while the file is read, a restore renames a new database over it and deletes the journal of a transaction still live in the old file', async () => {
+  // The descriptor keeps the old file, whose page 2 was spilled by a transaction that never
+  // commits (the rename moves its ctime, within the same tick): only the path, now naming another
+  // file, shows that the bytes read are no state of it.
+  const pageSize = 1024;
+  const committed = databaseBytes(pageSize, 3);
+  const restored = databaseBytes(pageSize, 2);
+  restored.set(patternPage(pageSize, 9, 2), pageSize);
+  const { fs, policy } = fixedFiles({ [DB]: committed }, { granularityNs: COARSE, quietNs: 0n });
+  const transaction = handTransaction(fs, pageSize, 2, committed.subarray(pageSize, 2 * pageSize), patternPage(pageSize, 2, 2));
+  const left = atPoints(fs, [
+    { at: JOURNAL_OPENED, run: () => transaction.spill() }, // no journal was live: now page 2 spills
+    {
+      at: READ_DONE,
+      run: () => {
+        fs.create(`${DB}.restore`);
+        fs.write(`${DB}.restore`, 0, restored);
+        fs.rename(`${DB}.restore`, DB);
+        fs.unlink(`${DB}-journal`);
+      },
+    },
+  ]);
+  const image = await readImage(DB, fs, policy);
+  assert.equal(left(), 0, 'the interleaving did not run to its end');
+  assert.ok(sameBytesAs(image.bytes, committed) || sameBytesAs(image.bytes, restored), 'readImage returned page 2 of a transaction that never committed');
+  assert.equal(fs.openDescriptors(), 0);
 });

@@ -210,6 +210,14 @@ async function readRollbackMode(
     if (fs.stat(`${path}-wal`) !== undefined) return new Retry('a WAL appeared during the read');
     const now = fs.stat(path);
     if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
+    // This check and 'a WAL appeared during the read' above are not needed for a committed image,
+    // and each covers the other (npm run mutate: either alone can go). The checks before prove the
+    // bytes were the file's content at a moment of this attempt when no journal was live. A -wal
+    // that appears while they still say rollback (1/1) holds only commits made after that moment
+    // (SQLite writes frames once page 1 says WAL, which the stat and content checks would see, or a
+    // tool put it there during the call). Bytes that say WAL (2/2) with no -wal at the check above
+    // are a WAL database's whole state: a checkpoint runs only while its -wal exists, and one that
+    // finished after the read wrote the file. Both send the next attempt down the WAL path.
     if (marksWal(bytes)) return new Retry('the database is in WAL mode now');
     const settled = !isRacy(before, clock);
     // Equal stats prove nothing about a file written within the racy window (a transaction that
@@ -303,6 +311,12 @@ async function readWalMode(
     return new Retry('a checkpoint ran during the read');
   }
   if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal became active');
+  // Also covers the fstat right after the database read ('the database file changed while no WAL
+  // protected it' there): on one inode file times and ctime only move forward, so a stat that
+  // differed then differs now, and a replaced file has another inode number. Also covers 'a
+  // checkpoint ran during the read' (the -shm check above) with the content check below: a
+  // checkpoint that tore the read writes the file after it (it copies pages and never puts an old
+  // one back), and one with pages left to copy still has its WAL header, which the salts check sees.
   if (headerBefore === undefined && statKey(statDatabase(path, fs)) !== statKey(dbStat)) {
     return new Retry('the database file changed after it was read while no WAL protected it');
   }
@@ -315,6 +329,9 @@ async function readWalMode(
     // The checks above compared stats that a checkpoint within the racy window can leave equal.
     if (!(await samePathContent(fs, path, dbStat.ino, dbBytes))) return new Retry('the database file changed while no WAL protected it');
     const walHeadNow = readHead(fs, walPath, WAL_HEADER_SIZE);
+    // Not needed for a committed image: a WAL header that was absent at both reads of the header
+    // above belongs to commits after the second one, and a checkpoint of them writes the file,
+    // which the content check just before sees. An early exit towards the WAL path.
     if (walHeadNow !== undefined && parseWalHeader(walHeadNow) !== undefined) return new Retry('a WAL appeared during the read');
     if (readShm(path, fs).key !== shmBefore || journalActive(path, fs)) return new Retry('a writer moved during the read');
   }
