@@ -30,9 +30,14 @@ for (const name of fs.existsSync(runtimes) ? fs.readdirSync(runtimes).filter((en
     execFileSync(process.execPath, [nodeGyp, 'rebuild', '--release', `--nodedir=${headers}`, `-j`, String(os.availableParallelism?.() ?? 2)], {
       cwd: work,
       stdio: ['ignore', 'ignore', 'pipe'],
+      // Under npm, npm_config_nodedir (the machine's Node headers) would win over --nodedir.
+      env: Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_config_(nodedir|target|runtime|disturl|dist_url)$/i.test(key))),
     });
+    const built = path.join(work, 'build', 'Release', 'better_sqlite3.node');
+    // Loaded by that Node before it is kept: an addon for the wrong ABI is not kept.
+    execFileSync(node, ['-e', `process.dlopen({ exports: {} }, ${JSON.stringify(built)})`], { stdio: ['ignore', 'ignore', 'pipe'] });
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.copyFileSync(path.join(work, 'build', 'Release', 'better_sqlite3.node'), target);
+    fs.copyFileSync(built, target);
   } catch (error) {
     // Not fatal: the side-by-side tests then report themselves skipped under this Node, with the reason.
     console.log(`better-sqlite3 for ${name}: the build failed, not built (${String(error.stderr ?? error).split('\n').slice(-3).join(' ')})`);

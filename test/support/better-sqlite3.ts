@@ -35,7 +35,11 @@ export function loadBetterSqlite3(): BetterSqlite3 | string {
     const bound = function (this: unknown, file?: string | Buffer, options?: import('better-sqlite3').Options) {
       return new Database(file, { ...options, nativeBinding: built });
     } as unknown as BetterSqlite3;
-    new bound(':memory:').close();
+    try {
+      new bound(':memory:').close();
+    } catch (buildError) {
+      return `the better-sqlite3 built in runtimes/better-sqlite3 does not load (${String(buildError).split('\n')[0]}): rebuild it with npm run runtimes`;
+    }
     return bound;
   }
 }
