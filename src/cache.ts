@@ -9,7 +9,7 @@ import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { ARRAY, FIRST } from './row-mode.ts';
 import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { findMissingModules, loadSqlJs, openImage, realBinder, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
+import { findMissingModules, loadSqlJs, openImage, realBinder, rowReader, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -175,6 +175,7 @@ class Cache extends QueryMethods implements DbCache {
       onTainted: (core) => this.#replace(core),
       onClose: (core) => this.#snapshots.delete(core),
       bindReal: realBinder(sqlJs),
+      rows: rowReader(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }

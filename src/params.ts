@@ -167,9 +167,11 @@ export function checkBinding(analysis: SqlAnalysis, input: BindInput, bindReal: 
 }
 
 /**
- * Binds what {@link checkBinding} returned to `statement` (which also resets it). Every JavaScript
- * number binds as REAL, as in better-sqlite3, when `bindReal` is available; bigints bind as
- * INTEGER within 32 bits. `reserve` runs before sql.js copies strings and blobs into its heap.
+ * Binds what {@link checkBinding} returned to `statement`, which must be reset with no bindings
+ * (fresh from `prepare`, or reset after its last use, as the snapshot's statements always are).
+ * Every JavaScript number binds as REAL, as in better-sqlite3, when `bindReal` is available;
+ * bigints bind as INTEGER within 32 bits. `reserve` runs before sql.js copies strings and blobs
+ * into its heap.
  */
 export function applyBinding(
   statement: SqlJsStatement,
@@ -182,7 +184,6 @@ export function applyBinding(
   if (values === undefined) {
     // Numbers only (a point lookup): bind them straight, one call each, as sql.js's bind would.
     const numbers = input as readonly number[];
-    statement.reset();
     for (let i = 0; i < numbers.length; i++) bindReal!(statement, i + 1, numbers[i]!);
     return;
   }

@@ -32,7 +32,9 @@ export class SealableImage {
   /** Called once by sql.js when it opens the image: the contents are this object from then on. */
   slice(start: number, end: number): this {
     // Like Buffer#slice, a Buffer is kept as a view; any other Uint8Array is copied, as sql.js did.
-    this.#bytes = Buffer.isBuffer(this.#bytes) ? this.#bytes.subarray(start, end) : this.#bytes.slice(start, end);
+    // The view is a plain Uint8Array: Node's Buffer#subarray, called once per page read, costs more.
+    const bytes = this.#bytes;
+    this.#bytes = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start) : bytes.slice(start, end);
     this.#opened = true;
     return this;
   }

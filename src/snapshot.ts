@@ -5,7 +5,7 @@ import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
 import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
-import type { SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
+import type { RowReader, SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
 import { BoundStatement, type StatementOwner } from './statement.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
@@ -25,6 +25,8 @@ export interface QuerySettings {
   readonly onClose: (core: SnapshotCore) => void;
   /** Binds whole numbers as REAL, like better-sqlite3 (absent: sql.js's own binding). */
   readonly bindReal?: RealBinder | undefined;
+  /** Reads number-mode rows straight from SQLite (absent: sql.js's `get()`). */
+  readonly rows?: RowReader | undefined;
 }
 
 /** The memo's slots: `get` in each row mode, then `all` from here on. */
@@ -350,6 +352,11 @@ export class SnapshotCore {
   }
 
   #row(statement: CompiledStatement, mode: RowMode): unknown {
+    const rows = this.settings.rows;
+    if (rows !== undefined && mode < BIGINTS) {
+      if (mode === OBJECT) return rows.object(statement.raw, statement.columns);
+      return mode === ARRAY ? rows.values(statement.raw) : rows.first(statement.raw);
+    }
     const values = statement.raw.get(null, mode >= BIGINTS ? BIGINT_ROWS : NUMBER_ROWS) as SqlValue[];
     const shape = mode >= BIGINTS ? mode - BIGINTS : mode;
     if (shape === ARRAY) return values;

@@ -40,6 +40,28 @@ interface SqlJsInternals {
   _sqlite3_bind_double?: (statement: number, index: number, value: number) => number;
   _sqlite3_sql?: (statement: number) => number;
   UTF8ToString?: (pointer: number) => string;
+  _sqlite3_data_count?: (statement: number) => number;
+  _sqlite3_column_type?: (statement: number, column: number) => number;
+  _sqlite3_column_double?: (statement: number, column: number) => number;
+  _sqlite3_column_text?: (statement: number, column: number) => number;
+  _sqlite3_column_blob?: (statement: number, column: number) => number;
+  _sqlite3_column_bytes?: (statement: number, column: number) => number;
+}
+
+/** A value of a row as sql.js returns it without bigints. */
+type RowValue = number | string | Uint8Array | null;
+
+/**
+ * Reads the current row of a stepped statement straight from SQLite's exports, as sql.js's
+ * `get()` does (integers as numbers) but with fewer calls and no intermediate array.
+ */
+export interface RowReader {
+  /** The row's values in column order. */
+  values(statement: SqlJsStatement): RowValue[];
+  /** The row as an object keyed by `columns`. */
+  object(statement: SqlJsStatement, columns: readonly string[]): Record<string, RowValue>;
+  /** The first column's value (`null` when the row has none). */
+  first(statement: SqlJsStatement): RowValue;
 }
 
 /** Which sql.js to use: a build of the package, or a module the application initialised. */
@@ -79,53 +101,168 @@ export function openImage(sqlJs: SqlJsLike, image: Uint8Array): { db: SqlJsDatab
   return { db, seal: () => storage.seal() };
 }
 
-const realBinders = new WeakMap<SqlJsLike, RealBinder | null>();
+/** What dbcache reaches in sql.js beyond its API, found once per module (see {@link fastPath}). */
+interface FastPath {
+  readonly bindReal: RealBinder | undefined;
+  readonly rows: RowReader | undefined;
+}
+
+const fastPaths = new WeakMap<SqlJsLike, FastPath>();
+const memories = new WeakMap<SqlJsLike, WasmMemory>();
 
 /**
  * A function that binds a whole number as REAL, as better-sqlite3 binds every number (sql.js
  * binds those within 32 bits as INTEGER, the rest as REAL), or `undefined` when this sql.js
- * does not export what it needs. sql.js keeps a statement's pointer in a minified property: it
- * is found once per module by asking SQLite which pointer holds a probe statement's text.
+ * does not export what it needs.
  */
 export function realBinder(sqlJs: SqlJsLike): RealBinder | undefined {
-  let binder = realBinders.get(sqlJs);
-  if (binder === undefined) {
-    binder = findRealBinder(sqlJs) ?? null;
-    realBinders.set(sqlJs, binder);
-  }
-  return binder ?? undefined;
+  return fastPath(sqlJs).bindReal;
 }
 
-function findRealBinder(sqlJs: SqlJsLike): RealBinder | undefined {
-  const { _sqlite3_bind_double: bindDouble, _sqlite3_sql: sqlOf, UTF8ToString: text } = sqlJs as SqlJsLike & SqlJsInternals;
-  if (typeof bindDouble !== 'function' || typeof sqlOf !== 'function' || typeof text !== 'function') return undefined;
-  const probeSql = 'SELECT typeof(?) AS dbcache_probe';
+/**
+ * A reader of result rows that calls SQLite's column functions directly, or `undefined` when
+ * this sql.js does not export them or its heap is unknown (a module the application
+ * initialised, the inline build): sql.js's `get()` is used then.
+ */
+export function rowReader(sqlJs: SqlJsLike): RowReader | undefined {
+  return fastPath(sqlJs).rows;
+}
+
+/**
+ * sql.js keeps a statement's pointer in a minified property: it is found once per module by
+ * asking SQLite which property holds a probe statement's text. Each shortcut is then proved on
+ * a probe query against sql.js's own answer, and left out if it differs.
+ */
+function fastPath(sqlJs: SqlJsLike): FastPath {
+  let found = fastPaths.get(sqlJs);
+  if (found === undefined) {
+    found = findFastPath(sqlJs);
+    fastPaths.set(sqlJs, found);
+  }
+  return found;
+}
+
+const PROBE_SQL = "SELECT typeof(?) AS dbcache_probe, 7, -2.5, 'a', '', 'dbcache é ✓ probe text past sixteen bytes', x'00ff10', x'', NULL";
+
+function findFastPath(sqlJs: SqlJsLike): FastPath {
+  const internals = sqlJs as SqlJsLike & SqlJsInternals;
+  const { _sqlite3_sql: sqlOf, UTF8ToString: text } = internals;
+  if (typeof sqlOf !== 'function' || typeof text !== 'function') return { bindReal: undefined, rows: undefined };
   let db: SqlJsDatabase | undefined;
   try {
     db = new sqlJs.Database(null);
-    const statement = db.prepare(probeSql) as unknown as Record<string, unknown>;
-    for (const key of Object.keys(statement)) {
-      const pointer = statement[key];
-      if (typeof pointer !== 'number' || !Number.isInteger(pointer) || pointer < 4096) continue;
-      if (text(sqlOf(pointer)) !== probeSql) continue;
-      const binder: RealBinder = (raw, index, value) => {
-        const code = bindDouble((raw as unknown as Record<string, number>)[key]!, index, value);
-        if (code !== 0) throw new Error(`binding parameter ${index} failed (SQLite code ${code})`);
-      };
-      // Prove it: the probe must now return a REAL.
-      (statement as unknown as SqlJsStatement).bind([2]);
-      binder(statement as unknown as SqlJsStatement, 1, 5);
-      (statement as unknown as SqlJsStatement).step();
-      const [value] = (statement as unknown as SqlJsStatement).get();
-      (statement as unknown as SqlJsStatement).free();
-      return value === 'real' ? binder : undefined;
-    }
-    return undefined;
+    const statement = db.prepare(PROBE_SQL);
+    const fields = statement as unknown as Record<string, unknown>;
+    const key = Object.keys(fields).find((name) => {
+      const pointer = fields[name];
+      return typeof pointer === 'number' && Number.isInteger(pointer) && pointer >= 4096 && text(sqlOf(pointer)) === PROBE_SQL;
+    });
+    if (key === undefined) return { bindReal: undefined, rows: undefined };
+    const pointerOf = (raw: SqlJsStatement): number => (raw as unknown as Record<string, number>)[key]!;
+    const bindReal = makeRealBinder(internals, pointerOf);
+    const memory = memories.get(sqlJs);
+    const rows = memory === undefined ? undefined : makeRowReader(internals, pointerOf, memory);
+    statement.bind([2]);
+    bindReal?.(statement, 1, 5);
+    statement.step();
+    const expected = statement.get();
+    const proven = {
+      bindReal: expected[0] === 'real' ? bindReal : undefined,
+      rows: rows !== undefined && sameRow(rows.values(statement), expected) && rows.first(statement) === expected[0] ? rows : undefined,
+    };
+    statement.free();
+    return proven;
   } catch {
-    return undefined;
+    return { bindReal: undefined, rows: undefined };
   } finally {
     db?.close();
   }
+}
+
+function sameRow(actual: readonly unknown[], expected: readonly unknown[]): boolean {
+  if (actual.length !== expected.length) return false;
+  return actual.every((value, i) => {
+    const other = expected[i];
+    if (value instanceof Uint8Array && other instanceof Uint8Array) return value.length === other.length && value.every((byte, k) => byte === other[k]);
+    return value === other;
+  });
+}
+
+function makeRealBinder(internals: SqlJsInternals, pointerOf: (raw: SqlJsStatement) => number): RealBinder | undefined {
+  const bindDouble = internals._sqlite3_bind_double;
+  if (typeof bindDouble !== 'function') return undefined;
+  return (raw, index, value) => {
+    const code = bindDouble(pointerOf(raw), index, value);
+    if (code !== 0) throw new Error(`binding parameter ${index} failed (SQLite code ${code})`);
+  };
+}
+
+const SQLITE_INTEGER = 1;
+const SQLITE_FLOAT = 2;
+const SQLITE_TEXT = 3;
+const SQLITE_BLOB = 4;
+/** Up to this many bytes, ASCII text is decoded in JavaScript: TextDecoder's fixed cost is larger. */
+const SHORT_TEXT = 48;
+
+function makeRowReader(internals: SqlJsInternals, pointerOf: (raw: SqlJsStatement) => number, memory: WasmMemory): RowReader | undefined {
+  const { _sqlite3_data_count: count, _sqlite3_column_type: type, _sqlite3_column_double: double } = internals;
+  const { _sqlite3_column_text: text, _sqlite3_column_blob: blob, _sqlite3_column_bytes: bytes } = internals;
+  if (!count || !type || !double || !text || !blob || !bytes) return undefined;
+  const decoder = new TextDecoder();
+  let heap = new Uint8Array(memory.buffer);
+  // The heap's ArrayBuffer is replaced (and the old one detached) whenever the module's memory
+  // grows, which a column conversion can do: the view is renewed after the call that may grow it.
+  const current = (): Uint8Array => (heap.byteLength === 0 ? (heap = new Uint8Array(memory.buffer)) : heap);
+  const decode = (at: number, length: number): string => {
+    const view = current();
+    if (length <= SHORT_TEXT) {
+      let out = '';
+      for (let k = at; k < at + length; k++) {
+        const byte = view[k]!;
+        if (byte >= 0x80) return decoder.decode(view.subarray(at, at + length));
+        out += String.fromCharCode(byte);
+      }
+      return out;
+    }
+    return decoder.decode(view.subarray(at, at + length));
+  };
+  const value = (pointer: number, column: number): RowValue => {
+    switch (type(pointer, column)) {
+      case SQLITE_INTEGER:
+      case SQLITE_FLOAT:
+        return double(pointer, column);
+      case SQLITE_TEXT: {
+        const at = text(pointer, column);
+        return decode(at, bytes(pointer, column));
+      }
+      case SQLITE_BLOB: {
+        const at = blob(pointer, column);
+        const length = bytes(pointer, column);
+        return current().slice(at, at + length);
+      }
+      default:
+        return null;
+    }
+  };
+  return {
+    values(raw) {
+      const pointer = pointerOf(raw);
+      const length = count(pointer);
+      const row = new Array<RowValue>(length);
+      for (let i = 0; i < length; i++) row[i] = value(pointer, i);
+      return row;
+    },
+    object(raw, columns) {
+      const pointer = pointerOf(raw);
+      const row: Record<string, RowValue> = {};
+      for (let i = 0; i < columns.length; i++) row[columns[i]!] = value(pointer, i);
+      return row;
+    },
+    first(raw) {
+      const pointer = pointerOf(raw);
+      return count(pointer) > 0 ? value(pointer, 0) : null;
+    },
+  };
 }
 
 function checkModule(module: SqlJsLike): SqlJsLike {
@@ -146,7 +283,13 @@ interface SqlJsConfig {
 /** The two calls of the WebAssembly API used here (the project's type libraries do not declare it). */
 interface WasmApi {
   compile(bytes: Uint8Array): Promise<object>;
-  instantiate(module: object, imports: object): Promise<object>;
+  instantiate(module: object, imports: object): Promise<{ exports: Record<string, unknown> }>;
+  Memory: abstract new (...args: never[]) => WasmMemory;
+}
+
+/** A WebAssembly memory: sql.js's heap. */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
 }
 
 const ignore = (): void => undefined;
@@ -168,9 +311,11 @@ async function initialise(init: InitSqlJs, choice: 'wasm' | 'inline'): Promise<S
   const bytes = readFileSync(createRequire(import.meta.url).resolve('sql.js/dist/sql-wasm.wasm'));
   const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
   const compiled = await wasm.compile(bytes);
-  return new Promise<SqlJsLike>((resolve, reject) => {
+  let memory: WasmMemory | undefined;
+  const module = await new Promise<SqlJsLike>((resolve, reject) => {
     config.instantiateWasm = (imports, receive) => {
       wasm.instantiate(compiled, imports).then((instance) => {
+        memory = Object.values(instance.exports).find((value): value is WasmMemory => value instanceof wasm.Memory);
         try {
           receive(instance);
         } catch (error) {
@@ -181,6 +326,8 @@ async function initialise(init: InitSqlJs, choice: 'wasm' | 'inline'): Promise<S
     };
     init(config).then(resolve, reject);
   });
+  if (memory !== undefined) memories.set(module, memory);
+  return module;
 }
 
 /** A virtual table whose module this sql.js build does not have. */
