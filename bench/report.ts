@@ -14,7 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const results = path.join(here, 'results');
 /** In the order they appear; a benchmark that did not run this time is an error, not a gap. */
-const REPORTS = ['reload', 'noop-window', 'freshness', 'query'] as const;
+const REPORTS = ['reload', 'commit-reload', 'noop-window', 'freshness', 'query'] as const;
 
 interface Ratio {
   readonly median: number;
@@ -26,6 +26,13 @@ interface ReloadSize {
   readonly betterSqlite3Deserialize: Ratio;
   readonly noopRollback?: { readonly p99: number; readonly mean: number };
   readonly noopWal?: { readonly p99: number; readonly mean: number };
+}
+interface CommitReload {
+  readonly mode: 'wal' | 'delete';
+  readonly sizeMiB: number;
+  readonly fileBytes: number;
+  readonly readFileMs: number;
+  readonly reloadMs: number;
 }
 interface Budget {
   readonly name: string;
@@ -75,6 +82,12 @@ function main(): void {
   for (const size of reload.sizes) {
     const value = size.dbcacheReload.median / size.betterSqlite3Deserialize.median;
     rows.push([`full reload, ${size.label}, vs better-sqlite3 read + deserialize`, '≤ 0.7×', ratio(value), value <= 0.7 ? 'met' : '**not met**']);
+  }
+  const commits = (JSON.parse(fs.readFileSync(path.join(results, 'commit-reload.json'), 'utf8')) as { rows: CommitReload[] }).rows;
+  const largestWal = commits.filter((row) => row.mode === 'wal').at(-1);
+  if (largestWal !== undefined) {
+    const value = largestWal.reloadMs / largestWal.readFileMs;
+    rows.push([`reload after a one-row commit, ${(largestWal.fileBytes / 2 ** 20).toFixed(0)} MiB, WAL, writer open, vs \`fs.promises.readFile\``, '≤ 0.02×', value < 0.1 ? value.toFixed(3) + '×' : ratio(value), value <= 0.02 ? 'met' : '**not met**']);
   }
   for (const [mode, noop] of [['rollback', largest.noopRollback], ['WAL', largest.noopWal]] as const) {
     if (noop === undefined) continue;
