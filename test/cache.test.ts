@@ -196,6 +196,18 @@ describe('snapshots, reloads and generations', () => {
     assert.equal(cache.stats().liveSnapshots, 1);
   });
 
+  test('breaking out of an iterator releases its version', async () => {
+    const rows = cache.iterate<{ v: number }>('SELECT v FROM t ORDER BY v');
+    sqlite(file, "db.execute('INSERT INTO t VALUES (8)')");
+    await cache.reload();
+    assert.equal(cache.stats().liveSnapshots, 2, 'the unfinished iterator holds the previous version');
+    for (const row of rows) {
+      assert.equal(row.v, 1);
+      break;
+    }
+    assert.equal(cache.stats().liveSnapshots, 1);
+  });
+
   test('a checkpoint changes the files but not the content: same generation', async () => {
     // Another connection stays open, so the commit below stays in the -wal until the checkpoint.
     const release = await holdOpen(file);
