@@ -12,7 +12,7 @@ import { nodeFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent } from '../src/index.ts';
 import { resolveOptions } from '../src/options.ts';
 import { loadSqlJs, type SqlJsLike } from '../src/sqljs.ts';
-import { holdOpen, inotifyWatches, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
+import { holdOpen, inotifyWatches, recordingLogger, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
 import { ManualClock } from './support/manual-clock.ts';
 
 describe('debounceMs and maxWaitMs reach the watcher', () => {
@@ -301,6 +301,29 @@ describe('events and stats', () => {
       fs.writeFileSync(file, 'not a database '.repeat(100));
       await assert.rejects(cache.reload(), { code: 'NOT_A_DATABASE' });
       assert.equal(cache.stats().failures, 1);
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+
+  test('a listener that throws is logged through the logger, and the other listeners still get the event', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    const { lines, logger } = recordingLogger();
+    const cache = await openDbCache(file, { watch: false, logger });
+    const seen: number[] = [];
+    cache.subscribe(() => {
+      throw new Error('listener bug');
+    });
+    cache.subscribe((event) => void (event.type === 'reload' && seen.push(event.generation)));
+    try {
+      sqlite(file, "db.execute('INSERT INTO t VALUES (1)')");
+      await cache.reload();
+      assert.deepEqual(seen, [2]);
+      assert.equal(lines.error.length, 1, lines.error.join('\n'));
+      assert.match(lines.error[0]!, /listener bug/);
     } finally {
       await cache.close();
       cleanup();
