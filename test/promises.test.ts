@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { openDbCacheOn } from '../src/cache.ts';
-import { nodeFileSystem } from '../src/image/file-system.ts';
+import { nodeFileSystem, type ImageFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent } from '../src/index.ts';
 import { resolveOptions } from '../src/options.ts';
 import { loadSqlJs, type SqlJsLike } from '../src/sqljs.ts';
@@ -353,6 +353,46 @@ describe('events and stats', () => {
     } finally {
       cleanup();
     }
+  });
+});
+
+describe('errors', () => {
+  test('carry their cause: the SQLite message (QUERY), the file-system error (IO), what the source threw (SOURCE_FAILED)', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    const caught = async (run: () => unknown): Promise<{ code?: string; cause?: { message?: string; code?: string } }> => {
+      try {
+        await run();
+      } catch (error) {
+        assert.ok(isDbCacheError(error), String(error));
+        return error as never;
+      }
+      assert.fail('no error');
+    };
+    const cache = await openDbCache(file, { watch: false });
+    try {
+      const query = await caught(() => cache.get('SELECT * FROM nowhere'));
+      assert.equal(query.code, 'QUERY');
+      assert.match(query.cause?.message ?? '', /no such table: nowhere/);
+    } finally {
+      await cache.close();
+    }
+    const failing: ImageFileSystem = {
+      ...nodeFileSystem,
+      read: () => Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })),
+    };
+    const io = await caught(() => openDbCacheOn(failing, file, { watch: false }));
+    assert.equal(io.code, 'IO');
+    assert.equal(io.cause?.code, 'EIO');
+    const source = await caught(() =>
+      openDbCache(() => {
+        throw new Error('writer gone');
+      }),
+    );
+    assert.equal(source.code, 'SOURCE_FAILED');
+    assert.equal(source.cause?.message, 'writer gone');
+    cleanup();
   });
 });
 
