@@ -53,6 +53,63 @@ describe('debounceMs and maxWaitMs reach the watcher', () => {
   });
 });
 
+describe('the watcher\'s timing, on an injected clock', () => {
+  test('after a reload the cheap check runs every 4 ms until 150 ms after the last event; failed reloads retry after 50 ms, doubling to 2 s', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v INTEGER)')");
+    // Failures come from this seam, not from changing the file: no file event may move the schedule.
+    let failing = false;
+    const seam: ImageFileSystem = {
+      ...nodeFileSystem,
+      open: (target) => {
+        if (failing) throw Object.assign(new Error(`EIO: i/o error, open '${target}'`), { code: 'EIO' });
+        return nodeFileSystem.open(target);
+      },
+    };
+    const clock = new ManualClock();
+    const cache = await openDbCacheOn(seam, file, {}, clock);
+    const next = async (what: string): Promise<number> => {
+      await waitFor(() => clock.pending().length === 1, what);
+      return clock.pending()[0]!;
+    };
+    try {
+      // Opening notifies once (at 0): the default debounce.
+      assert.equal(await next('the reload after open'), 5);
+      clock.advanceTo(5);
+      await waitFor(() => cache.stats().noopReloads === 1, 'the reload after open');
+      const checks: number[] = [];
+      while ((await next('the next re-check')) === 4) {
+        checks.push(clock.now());
+        clock.advanceTo(clock.now() + 4);
+      }
+      // Re-checks were scheduled from 5 to 149, each 4 ms later; the one at 153 was the last.
+      assert.equal(checks[0], 5);
+      assert.equal(checks.at(-1), 149);
+      assert.equal(clock.now(), 153);
+
+      failing = true;
+      const delays: number[] = [];
+      clock.advanceTo(clock.now() + (await next('the verification after the racy window')));
+      for (let failures = 1; failures <= 8; failures++) {
+        await waitFor(() => cache.stats().failures === failures, `failure ${failures}`);
+        const delay = await next(`the retry after failure ${failures}`);
+        // (The verification time is fractional: the clock's sums are not exact.)
+        delays.push(Math.round(delay));
+        if (failures === 8) failing = false;
+        clock.advanceTo(clock.now() + delay);
+      }
+      assert.deepEqual(delays, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+      await waitFor(() => cache.stats().reloads + cache.stats().noopReloads === 2, 'the retry that works again');
+      assert.equal(cache.stats().failures, 8);
+    } finally {
+      failing = false;
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
 describe('option defaults', () => {
   test('are the ones the README and the TSDoc state', () => {
     const resolved = resolveOptions(undefined);
