@@ -196,6 +196,18 @@ describe('snapshots, reloads and generations', () => {
     assert.equal(cache.stats().liveSnapshots, 1);
   });
 
+  test('breaking out of an iterator releases its version', async () => {
+    const rows = cache.iterate<{ v: number }>('SELECT v FROM t ORDER BY v');
+    sqlite(file, "db.execute('INSERT INTO t VALUES (8)')");
+    await cache.reload();
+    assert.equal(cache.stats().liveSnapshots, 2, 'the unfinished iterator holds the previous version');
+    for (const row of rows) {
+      assert.equal(row.v, 1);
+      break;
+    }
+    assert.equal(cache.stats().liveSnapshots, 1);
+  });
+
   test('a checkpoint changes the files but not the content: same generation', async () => {
     // Another connection stays open, so the commit below stays in the -wal until the checkpoint.
     const release = await holdOpen(file);
@@ -226,6 +238,12 @@ describe('snapshots, reloads and generations', () => {
     await cache.reload();
     offBad();
     offGood();
+    assert.equal(seen, 1);
+    // Unsubscribed: the next reload is not delivered.
+    const generation = cache.generation;
+    sqlite(file, "db.execute('INSERT INTO t VALUES (7)')");
+    await cache.reload();
+    assert.equal(cache.generation, generation + 1);
     assert.equal(seen, 1);
   });
 });
@@ -387,15 +405,34 @@ describe('options', () => {
     fs.writeFileSync(file, '');
     const events = ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'SIGINT', 'SIGTERM'] as const;
     const listenersBefore = events.map((event) => process.listenerCount(event));
-    const cache = await openDbCache(file, { watch: false });
+    // What the cache (tslog, sql.js's Emscripten output) would print goes through the console.
+    // Direct writes to stdout and stderr are checked in a child process, whose whole output is
+    // known, in sqljs-build.test.ts; here the test runner itself may be writing to them.
+    const printed: string[] = [];
+    const methods = ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const;
+    const consoleBefore = methods.map((name) => console[name]);
+    for (const name of methods) console[name] = (...args: unknown[]) => void printed.push(`console.${name}: ${args.map(String).join(' ')}`);
+    let cache: DbCache | undefined;
     try {
+      cache = await openDbCache(file, { watch: false });
       fs.writeFileSync(file, 'not a database at all, but long enough to have a header of one hundred bytes.........................');
-      await assert.rejects(cache.reload(), { code: 'NOT_A_DATABASE' });
-      assert.deepEqual(events.map((event) => process.listenerCount(event)), listenersBefore);
-    } finally {
+      await cache.reload().catch((error: unknown) => printed.push(`(rejected ${(error as { code: string }).code})`));
+      fs.rmSync(file);
+      await cache.reload().catch((error: unknown) => printed.push(`(rejected ${(error as { code: string }).code})`));
       await cache.close();
+      // The control: the same failure with `logger: console` is printed, so the capture works.
+      sqlite(file, "db.execute('CREATE TABLE t(v)')");
+      cache = await openDbCache(file, { watch: false, logger: console });
+      fs.rmSync(file);
+      await cache.reload().catch(() => undefined);
+    } finally {
+      methods.forEach((name, i) => (console[name] = consoleBefore[i]!));
+      await cache?.close();
       cleanup();
     }
+    assert.deepEqual(printed.slice(0, 2), ['(rejected NOT_A_DATABASE)', '(rejected NOT_FOUND)']);
+    assert.ok(printed.length > 2 && printed.slice(2).every((line) => line.startsWith('console.')), printed.join('\n'));
+    assert.deepEqual(events.map((event) => process.listenerCount(event)), listenersBefore);
   });
 });
 

@@ -26,6 +26,29 @@ describe('option names', () => {
     }
   });
 
+  test('a bad value of every option is a TypeError or RangeError that names the option and the value', async () => {
+    const cases: Array<[Record<string, unknown>, 'TypeError' | 'RangeError', RegExp]> = [
+      [{ watch: 'yes' }, 'TypeError', /^options\.watch .*got string$/],
+      [{ persistent: 1 }, 'TypeError', /^options\.persistent .*got number$/],
+      [{ debounceMs: -1 }, 'RangeError', /^options\.debounceMs .*got -1$/],
+      [{ maxWaitMs: 'x' }, 'TypeError', /^options\.maxWaitMs .*got string$/],
+      [{ poll: -3 }, 'RangeError', /^options\.poll .*got -3$/],
+      [{ onReload: 5 }, 'TypeError', /^options\.onReload .*got number$/],
+      [{ logger: {} }, 'TypeError', /^options\.logger must have a debug\(\) method$/],
+      [{ signal: {} }, 'TypeError', /^options\.signal must be an AbortSignal$/],
+      [{ sqlJs: 'asm' }, 'TypeError', /^options\.sqlJs .*got asm$/],
+      [{ bigint: 'no' }, 'TypeError', /^options\.bigint .*got string$/],
+      [{ busyTimeoutMs: Number.NaN }, 'TypeError', /^options\.busyTimeoutMs .*got NaN$/],
+      [{ quickCheck: 1 }, 'TypeError', /^options\.quickCheck .*got number$/],
+      [{ maxStatements: 1.5 }, 'RangeError', /^options\.maxStatements .*got 1\.5$/],
+      [{ cacheSize: 0.5 }, 'RangeError', /^options\.cacheSize .*got 0\.5$/],
+      [{ memo: 'yes' }, 'TypeError', /^options\.memo .*got string$/],
+    ];
+    for (const [options, name, message] of cases) {
+      await assert.rejects(openDbCache(file, options as DbCacheOptions), { name, message }, JSON.stringify(options));
+    }
+  });
+
   test('every documented option is accepted', async () => {
     const cache = await openDbCache(file, {
       watch: false,

@@ -67,7 +67,7 @@ describe('the package packed from a fresh clone, installed by name', () => {
     installLog = `${install.stdout}${install.stderr}`;
     assert.equal(install.status, 0, installLog);
     packed = JSON.parse(fs.readFileSync(path.join(project, 'node_modules/dbcache/package.json'), 'utf8'));
-    for (const script of ['package-smoke.mjs', 'terminal-smoke.mjs', 'init-failure.mjs']) {
+    for (const script of ['package-smoke.mjs', 'terminal-smoke.mjs', 'unwatched-smoke.mjs', 'init-failure.mjs']) {
       fs.copyFileSync(fileURLToPath(new URL(`./scripts/${script}`, import.meta.url)), path.join(project, script));
     }
     sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v INTEGER)'); db.execute('INSERT INTO t VALUES (1)')");
@@ -141,6 +141,22 @@ describe('the package packed from a fresh clone, installed by name', () => {
       }
     });
   }
+
+  test('with watch: false, Deno in a terminal needs no --allow-env (the README read flags only)', async () => {
+    const [command, args] = inTerminal([deno, 'run', readmeFlags('wasm')[0]!, 'unwatched-smoke.mjs']);
+    const { child, state, exited } = start(command, args, project);
+    const prompted = () => /Deno requests|Allow\?/.test(state.output);
+    try {
+      await waitFor(() => /closed/.test(state.output) || prompted() || state.exit !== undefined, () => `the app to open and close (${state.output})`, 30_000);
+      assert.equal(prompted(), false, state.output);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      assert.equal(await exited, 0, state.output);
+      clearTimeout(timer);
+      assert.match(state.output, /open 1 \d+\r?\nclosed/);
+    } finally {
+      child.kill();
+    }
+  });
 
   test('Deno without read access to node_modules: the caller gets the error and the process lives on', () => {
     const result = spawnSync(deno, ['run', '--no-prompt', '--allow-read=data', 'init-failure.mjs'], { cwd: project, encoding: 'utf8' });

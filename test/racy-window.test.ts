@@ -120,3 +120,28 @@ test('with an onReload overlay, equal re-reads inside the window keep the genera
     }
   });
 });
+
+test('files stamped in the future are compared by content on every reload, however far ahead', async () => {
+  await withDatabase(async (file) => {
+    // The file's times are 1 hour ahead of the clock (a server clock running fast).
+    const clock = new ClockedFileSystem(newestNs(file) - 3_600_000_000_000n);
+    const cache = await openDbCacheOn(clock, file, { watch: false });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const before = clock.reads;
+        await cache.reload();
+        assert.ok(clock.reads > before, `reload ${i} of a future-stamped file did not read it`);
+      }
+      assert.equal(cache.generation, 1);
+      assert.equal(cache.stats().noopReloads, 3);
+      // Once the clock passes the file's times by the window, the rule for settled files applies.
+      clock.nowNs = newestNs(file) + WINDOW_NS + 1n;
+      await cache.reload();
+      const settled = clock.reads;
+      await cache.reload();
+      assert.equal(clock.reads, settled);
+    } finally {
+      await cache.close();
+    }
+  });
+});

@@ -337,12 +337,22 @@ describe('result memo', () => {
     await assert.rejects(openDbCache(file, { memo: 'yes' as never }), { name: 'TypeError', message: /options\.memo/ });
   });
 
-  test('cacheSize sets the page cache of every version', async () => {
+  test('cacheSize sets the page cache of every version (2000 KiB by default)', async () => {
     const cache = await openDbCache(file, { watch: false, cacheSize: 65536 });
     try {
       assert.deepEqual(cache.get('PRAGMA cache_size'), { cache_size: -65536 });
+      sqlite(file, "db.execute(\"UPDATE items SET name = 'PLUM' WHERE id = 3\")");
+      await cache.reload();
+      assert.equal(cache.generation, 2);
+      assert.deepEqual(cache.get('PRAGMA cache_size'), { cache_size: -65536 });
     } finally {
       await cache.close();
+    }
+    const byDefault = await openDbCache(file, { watch: false });
+    try {
+      assert.deepEqual(byDefault.get('PRAGMA cache_size'), { cache_size: -2000 });
+    } finally {
+      await byDefault.close();
     }
     await assert.rejects(openDbCache(file, { cacheSize: 0.5 }), { name: 'RangeError', message: /options\.cacheSize/ });
   });

@@ -991,15 +991,27 @@ async function mountCoarseExt4(dir: string): Promise<{ mountPoint: string; unmou
   };
 }
 
+/**
+ * Why no ext4 can be loop-mounted here, or false: a trial mount made before the tests are
+ * declared, so that every runtime reports the skip by name (Deno reports a skip made inside a
+ * running test as a pass).
+ */
+const noCoarseExt4: string | false = await (async () => {
+  const trial: { reason: string | false } = { reason: false };
+  await withTempDir(async (dir) => {
+    const mounted = await mountCoarseExt4(dir);
+    if (typeof mounted === 'string') trial.reason = mounted;
+    else await mounted.unmount();
+  });
+  if (trial.reason !== false) console.log(`[writers] skipping "a real ext4 with 128-byte inodes": ${trial.reason}`);
+  return trial.reason;
+})();
+
 describe('coarse file clocks: a real ext4 with 128-byte inodes (1-second file times), loop-mounted', { timeout: TEST_TIMEOUT_MS }, () => {
-  test('read-your-writes with open-commit-close writers and the WAL ledger, through the real file system', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  test('read-your-writes with open-commit-close writers and the WAL ledger, through the real file system', { timeout: TEST_TIMEOUT_MS, skip: noCoarseExt4 }, async () => {
     await withTempDir(async (dir, defer) => {
       const mounted = await mountCoarseExt4(dir);
-      if (typeof mounted === 'string') {
-        console.log(`[writers] skipped "a real ext4 with 128-byte inodes": ${mounted}`);
-        t.skip(mounted);
-        return;
-      }
+      assert.ok(typeof mounted !== 'string', `the trial mount worked, this one did not: ${String(mounted)}`);
       defer(mounted.unmount);
       // Prove the premise: file times on this file system are whole seconds.
       const probe = path.join(mounted.mountPoint, 'probe');
