@@ -1,8 +1,9 @@
-import { Buffer } from 'node:buffer';
 import { engineOf, type Engine, type EngineNotice } from './engine.ts';
 import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
 import { fileClockNs, nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, sameFiles, validate, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
+import { readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
+import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf } from './pages/page-image.ts';
+import { PageImageBuilder, PageStore } from './pages/page-store.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -64,8 +65,12 @@ export interface DbCacheStats {
   readonly lastReloadMs: number;
   /** Snapshots whose database is still open: the live one plus retired ones still leased. */
   readonly liveSnapshots: number;
-  /** Image bytes held by those snapshots. */
+  /** Image bytes of those snapshots, each counted whole (they share unchanged pages: see `pageBytes`). */
   readonly liveBytes: number;
+  /** Memory their pages take, shared pages counted once. */
+  readonly pageBytes: number;
+  /** Reloads that read only the WAL frames appended since the previous version. */
+  readonly incrementalReloads: number;
 }
 
 /**
@@ -106,6 +111,7 @@ export interface DbCache extends Queryable, AsyncDisposable {
 }
 
 interface MutableStats {
+  incrementalReloads: number;
   reloads: number;
   noopReloads: number;
   failures: number;
@@ -135,8 +141,15 @@ class Cache extends QueryMethods implements DbCache {
   #readingFingerprint: Fingerprint | undefined;
   /** The last verified WAL scan: the next read checksums only frames appended since. */
   #wal: WalMemory | undefined;
-  /** The live image as read (never written to): an equal new image is a no-op reload. */
-  #baseline: Uint8Array | undefined;
+  /**
+   * The live image as read (the overlay writes copies of pages, never into it): an equal new
+   * image is a no-op reload, and the next read shares every page equal to one of its pages.
+   */
+  #baseline: PageImage | undefined;
+  /** The slabs the versions' pages live in. */
+  #store = new PageStore();
+  /** What to release when a version's database closes: its storages' hold on their pages. */
+  #releases = new Map<SnapshotCore, Array<() => void>>();
   /** Versions published from a source function. */
   #sourceVersions = 0;
   #runner: SerialRunner<void>;
@@ -144,7 +157,7 @@ class Cache extends QueryMethods implements DbCache {
   #nextCause: ReloadCause = 'open';
   #listeners = new Set<(event: DbCacheEvent) => void>();
   #snapshots = new Set<SnapshotCore>();
-  #stats: MutableStats = { reloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
+  #stats: MutableStats = { reloads: 0, incrementalReloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
   #failing = false;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -173,7 +186,7 @@ class Cache extends QueryMethods implements DbCache {
       logger: this.#logger,
       engine: this.#engine,
       onTainted: (core) => this.#replace(core),
-      onClose: (core) => this.#snapshots.delete(core),
+      onClose: (core) => this.#closed_(core),
       bindReal: realBinder(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
@@ -254,7 +267,14 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes };
+    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes, pageBytes: this.#store.stats().slabBytes };
+  }
+
+  /** A version's database closed: its pages no longer count as live. */
+  #closed_(core: SnapshotCore): void {
+    this.#snapshots.delete(core);
+    for (const release of this.#releases.get(core) ?? []) release();
+    this.#releases.delete(core);
   }
 
   close(): Promise<void> {
@@ -281,7 +301,8 @@ class Cache extends QueryMethods implements DbCache {
     // Let a reload in flight finish, so the Database it built is freed below.
     await this.#runner.running?.catch(() => undefined);
     this.#current?.retire();
-    this.#baseline = undefined;
+    this.#setBaseline(undefined);
+    this.#wal = undefined;
     await watcher?.close();
   }
 
@@ -290,7 +311,8 @@ class Cache extends QueryMethods implements DbCache {
     if (core !== this.#current || this.#closed) return;
     this.#liveVersion = '';
     this.#fingerprint = undefined;
-    this.#baseline = undefined;
+    this.#setBaseline(undefined);
+    this.#wal = undefined;
     this.#runner.run().catch(() => undefined);
   }
 
@@ -346,19 +368,21 @@ class Cache extends QueryMethods implements DbCache {
       const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
       if (image === SAME_BAD_FILE) return;
       if (image === undefined || this.#unchanged(image)) {
+        // The same content: the next increment builds on the live pages, not on equal copies.
+        if (image !== undefined && this.#wal?.image !== undefined && this.#baseline !== undefined) this.#wal = { ...this.#wal, image: this.#baseline };
         this.#stats.noopReloads++;
         this.#recovered();
         this.#scheduleVerification();
         return;
       }
       if (this.#closed) throw this.#closedError();
-      const baseline = this.#baselineOf(image);
       const core = await this.#build(image);
       if (this.#closed) {
         core.retire();
         throw this.#closedError();
       }
-      this.#publish(core, image, baseline);
+      this.#publish(core, image);
+      if (image.read === 'incremental') this.#stats.incrementalReloads++;
       const durationMs = performance.now() - started;
       this.#stats.reloads++;
       this.#stats.lastReloadMs = durationMs;
@@ -393,7 +417,7 @@ class Cache extends QueryMethods implements DbCache {
       now: () => performance.now(),
     };
     const live = this.#baseline;
-    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal, ...(live === undefined ? {} : { live }) });
+    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal, store: this.#store, ...(live === undefined ? {} : { live }) });
     this.#wal = image.wal;
     return image;
   }
@@ -408,13 +432,17 @@ class Cache extends QueryMethods implements DbCache {
     if (!(bytes instanceof Uint8Array)) {
       throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
     }
-    // A private copy in a Buffer: sql.js adopts Buffers without copying, and the source may reuse its array.
-    const image = Buffer.allocUnsafeSlow(bytes.length);
-    image.set(bytes);
-    validate(image);
+    // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
+    const builder = new PageImageBuilder(this.#store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#baseline);
+    for (let at = 0; at < bytes.length; at += this.#store.slabBytes) builder.push(bytes.subarray(at, at + this.#store.slabBytes), false);
+    const pages = validatePages(builder.finish(), this.#store);
     return {
-      bytes: image,
-      version: `source:${this.#sourceVersions + 1}:${image.length}`,
+      pages,
+      get bytes() {
+        return pages.toBytes();
+      },
+      read: 'full',
+      version: `source:${this.#sourceVersions + 1}:${pages.length}`,
       settled: false,
       mode: 'rollback',
       fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
@@ -431,12 +459,10 @@ class Cache extends QueryMethods implements DbCache {
       this.#fingerprint = image.fingerprint;
       return true;
     }
-    if (this.#baseline === undefined || !sameBytes(this.#baseline, image.bytes)) return false;
+    if (this.#baseline === undefined || !this.#baseline.equals(image.pages)) return false;
     this.#liveVersion = image.version;
     this.#liveVersionSettled = image.settled;
     this.#fingerprint = image.fingerprint;
-    // An overlay's pristine copy is kept only until a settled version can stand in for it.
-    if (this.#options.onReload !== undefined && this.#source === undefined && image.settled) this.#baseline = undefined;
     return true;
   }
 
@@ -445,8 +471,14 @@ class Cache extends QueryMethods implements DbCache {
     let core: SnapshotCore;
     this.#engine.enter(this.path);
     try {
-      const { db, seal } = openImage(this.#sqlJs, image.bytes);
-      core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
+      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#store);
+      try {
+        core = new SnapshotCore(db, this.generation + 1, image.version, image.pages.length, this.#settings, seal);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      this.#releases.set(core, [release]);
     } catch (error) {
       const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
       if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
@@ -481,8 +513,8 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      const { bytes } = image;
-      core.seal(onReload === undefined ? () => this.#reopen(bytes) : undefined);
+      const { pages } = image;
+      core.seal(onReload === undefined ? () => this.#reopen(core, pages) : undefined);
       return core;
     } catch (error) {
       core.retire();
@@ -491,8 +523,11 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
-  #reopen(bytes: Uint8Array): SqlJsDatabase {
-    const { db, seal } = openImage(this.#sqlJs, bytes);
+  #reopen(core: SnapshotCore, pages: PageImage): SqlJsDatabase {
+    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#store);
+    const releases = this.#releases.get(core);
+    if (releases === undefined) this.#releases.set(core, [release]);
+    else releases.push(release);
     try {
       db.exec('PRAGMA locking_mode=EXCLUSIVE');
       if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
@@ -512,26 +547,26 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 
-  /**
-   * What the next image is compared with. sql.js writes the overlay into the image itself, so
-   * with an overlay a file cache relies on versions alone once they are settled (outside the racy
-   * window); before that, and always for a source cache (which has no versions), it keeps a copy.
-   */
-  #baselineOf(image: DatabaseImage): Uint8Array | undefined {
-    if (this.#options.onReload === undefined) return image.bytes;
-    return this.#source === undefined && image.settled ? undefined : Buffer.from(image.bytes);
-  }
-
-  #publish(core: SnapshotCore, image: DatabaseImage, baseline: Uint8Array | undefined): void {
+  #publish(core: SnapshotCore, image: DatabaseImage): void {
     const previous = this.#current;
     this.#current = core;
     this.#snapshots.add(core);
     this.#liveVersion = image.version;
     this.#liveVersionSettled = image.settled;
     this.#fingerprint = image.fingerprint;
-    this.#baseline = baseline;
+    this.#setBaseline(image.pages);
     if (this.#source !== undefined) this.#sourceVersions++;
     previous?.retire();
+    // Enough new pages since the last look: move the few live pages out of sparse slabs.
+    this.#store.collect();
+  }
+
+  /** The live image as read; tracked by the store so that compaction keeps it and repoints it. */
+  #setBaseline(image: PageImage | undefined): void {
+    if (image === this.#baseline) return;
+    if (this.#baseline !== undefined) this.#store.untrack(this.#baseline);
+    this.#baseline = image;
+    if (image !== undefined) this.#store.track(image);
   }
 
   #fail(error: unknown, cause: ReloadCause): DbCacheError {
@@ -586,10 +621,6 @@ const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY'
 
 /** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
 const SAME_BAD_FILE = Symbol('same bad file');
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
