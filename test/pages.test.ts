@@ -128,3 +128,56 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(b, a.length);
   return out;
 }
+
+test('churn: thousands of versions with scattered changes, leases released out of order, keep slab memory bounded', () => {
+  const pageCount = 512;
+  const store = new PageStore({ slabBytes: 32 * PS });
+  let seed = 12345;
+  const random = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  // The first version: read whole into adopted slabs, as a full read does.
+  const first = new PageImageBuilder(store, PS);
+  for (let at = 0; at < pageCount * PS; at += store.slabBytes) {
+    const chunk = first.chunk((size) => new Uint8Array(size));
+    for (let i = 0; i < chunk.length; i += PS) chunk.fill(((at + i) / PS) & 255, i, i + PS);
+    first.push(chunk, true);
+  }
+  let live = first.finish();
+  store.track(live);
+  /** Versions still leased, each with a fingerprint of what it must keep reading. */
+  const held: Array<{ image: PageImage; sum: number }> = [];
+  const sumOf = (image: PageImage): number => image.pages.reduce((sum, page, index) => (sum + page[0]! * (index + 1) + page[PS - 1]!) % 1_000_000_007, 0);
+  let peak = 0;
+  for (let version = 1; version <= 3000; version++) {
+    const changes = new Map<number, Uint8Array>();
+    for (let n = random(6) + 1; n > 0; n--) changes.set(random(pageCount), store.copyPage(new Uint8Array(PS).fill(version & 255), PS));
+    const next = live.with(changes);
+    store.track(next);
+    if (random(10) === 0) held.push({ image: live, sum: sumOf(live) });
+    else store.untrack(live);
+    // Release leases in random order.
+    while (held.length > 8 || (held.length > 0 && random(2) === 0)) {
+      const [lease] = held.splice(random(held.length), 1);
+      assert.equal(sumOf(lease!.image), lease!.sum, `a leased version changed (version ${version})`);
+      store.untrack(lease!.image);
+    }
+    live = next;
+    store.collect();
+    peak = Math.max(peak, store.stats().slabBytes);
+    if (version % 500 === 0) {
+      // Right after a scan, every slab but the current ones is at least half alive.
+      store.compact();
+      const { slabBytes, usedBytes } = store.stats();
+      assert.ok(slabBytes <= 2 * usedBytes + 2 * store.slabBytes, `version ${version}: ${slabBytes} bytes of slabs hold ${usedBytes} bytes of live pages`);
+    }
+  }
+  for (const lease of held) assert.equal(sumOf(lease.image), lease.sum);
+  const size = pageCount * PS;
+  const stats = store.stats();
+  // One database, plus up to 8 leased versions' few changed pages, plus sparse slabs awaiting the next scan.
+  assert.ok(peak <= 2.5 * size, `slab memory peaked at ${(peak / size).toFixed(2)}x the database (${stats.compacted} slabs compacted)`);
+  assert.ok(stats.compacted > 0);
+  assert.ok(stats.slabBytes <= 2.5 * size, `${stats.slabBytes} bytes of slabs for a ${size}-byte database`);
+});

@@ -22,7 +22,7 @@ export interface PageStoreStats {
 export interface PageStoreOptions {
   /** Size of a slab (and of a chunk read from a file). @defaultValue 1 MiB */
   readonly slabBytes?: number;
-  /** A slab whose live share of pages falls below this is compacted. @defaultValue 0.25 */
+  /** A slab whose live share of pages falls below this is compacted. @defaultValue 0.5 */
   readonly compactBelow?: number;
 }
 
@@ -63,7 +63,7 @@ export class PageStore {
 
   constructor(options: PageStoreOptions = {}) {
     this.slabBytes = options.slabBytes ?? DEFAULT_SLAB_BYTES;
-    this.#compactBelow = options.compactBelow ?? 0.25;
+    this.#compactBelow = options.compactBelow ?? 0.5;
   }
 
   /** A new page-sized array from the current slab; its bytes are zero. */
@@ -114,11 +114,11 @@ export class PageStore {
 
   /**
    * Scans the tracked tables once enough new page memory has been taken since the last scan
-   * (an eighth of what was in use, at least 4 slabs): cheap on average, bounded memory over
+   * (an eighth of what was in use, at least 2 slabs): cheap on average, bounded memory over
    * any number of versions.
    */
   collect(): void {
-    if (this.#allocatedSinceScan >= Math.max(this.#usedBytes / 8, 4 * this.slabBytes)) this.compact();
+    if (this.#allocatedSinceScan >= Math.max(this.#usedBytes / 8, 2 * this.slabBytes)) this.compact();
   }
 
   /** Forgets slabs no tracked table uses and compacts the sparsely used ones; returns how many it compacted. */
