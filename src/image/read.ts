@@ -5,7 +5,7 @@ import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf, sameBytes } from '../pages/page-image.ts';
 import { PageImageBuilder, PageStore } from '../pages/page-store.ts';
-import { continueScan, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
+import { continuesFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -42,8 +42,11 @@ export interface WalMemory {
    * rewrite a WAL in place with the same salts). Absent after an incremental read.
    */
   readonly trusted?: Uint8Array;
-  /** The database file's inode when the image was read. */
-  readonly dbIno?: bigint;
+  /**
+   * The database file's stat key when the image was read, and whether it was outside the racy
+   * window then (so that any later write to the file changes the key).
+   */
+  readonly db?: { readonly key: string; readonly settled: boolean };
   /**
    * The image at the scan's last commit: the next read of the same WAL (same header, the chain
    * continuing from that commit) applies only the frames appended since onto it.
@@ -407,9 +410,9 @@ async function readWalMode(
       ? {
           ino: walStat.ino,
           scan,
-          dbIno: dbStat.ino,
+          db: { key: statKey(dbStat), settled: !isRacy(dbStat, clock) },
           image: pages,
-          ...(trustedEnd(scan) <= MAX_TRUSTED_WAL ? { trusted: walBytes.slice(0, trustedEnd(scan)) } : {}),
+          ...(trustedEnd(scan) <= MAX_TRUSTED_WAL ? { trusted: walBytes.subarray(0, trustedEnd(scan)) } : {}),
         }
       : undefined;
   return databaseImage({ pages, read: 'full', version, settled, mode: 'wal', fingerprint, ...(wal === undefined ? {} : { wal }) });
@@ -417,12 +420,14 @@ async function readWalMode(
 
 /**
  * WAL mode, the same WAL as the previous image's (same inode and header, its last commit frame
- * still in place, the checksum chain continuing from it): reads only the frames appended since
- * and applies their pages to the previous image. The database file is not read: while the WAL
- * keeps its header, a checkpoint only copies into the file pages that the image already holds.
- * Runs the same end checks as a full read (WAL header again, both inodes). Returns `undefined`
- * when continuity is not proven (another header, another inode, a changed last commit frame, a
- * commit that grows the database by pages the new frames do not hold): then read in full.
+ * still in place, the checksum chain continuing from it) and the database file untouched since
+ * (same stat, taken outside the racy window): applies only the pages of the frames committed
+ * since to the previous image. The database file is not read. The WAL is read whole, as SQLite's
+ * recovery reads it, so that frames already applied are verified too (against the bytes the
+ * previous scan trusted, or by their checksums): a tool that rewrote them in place is seen. A
+ * WAL is bounded by checkpoints (about 4 MB with SQLite's defaults). Runs the same end checks
+ * as a full read (WAL header again, both inodes). Returns `undefined` when continuity is not
+ * proven: then the caller reads in full.
  */
 async function readWalIncrement(
   path: string,
@@ -433,7 +438,7 @@ async function readWalIncrement(
 ): Promise<DatabaseImage | Retry | undefined> {
   const { memory, store } = context;
   const base = memory?.image;
-  if (memory === undefined || base === undefined || memory.dbIno === undefined) return undefined;
+  if (memory === undefined || base === undefined || memory.db === undefined || !memory.db.settled) return undefined;
   const previous = memory.scan;
   const { pageSize } = previous.header;
   if (base.pageSize !== pageSize) return undefined;
@@ -441,12 +446,10 @@ async function readWalIncrement(
   const walHead = readHead(fs, walPath, WAL_HEADER_SIZE);
   const header = walHead === undefined ? undefined : parseWalHeader(walHead);
   if (header === undefined || !sameHeader(header, previous.header)) return undefined;
+  // Untouched: no checkpoint copied pages into it (harmless) and no other program wrote it.
   const dbStat = fs.stat(path);
-  // SQLite ignores a WAL next to an empty database file: the full read knows that rule.
-  if (dbStat === undefined || !dbStat.isFile || dbStat.ino !== memory.dbIno || dbStat.size === 0) return undefined;
+  if (dbStat === undefined || !dbStat.isFile || statKey(dbStat) !== memory.db.key || dbStat.size === 0) return undefined;
 
-  const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
-  const tailStart = WAL_HEADER_SIZE + Math.max(0, previous.committedFrames - 1) * frameSize;
   let walFd: number;
   try {
     walFd = fs.open(walPath);
@@ -455,37 +458,41 @@ async function readWalIncrement(
     throw error;
   }
   let walStat: FileStat;
-  let tail: Uint8Array;
+  let walBytes: Uint8Array;
   try {
     walStat = fs.fstat(walFd);
-    if (walStat.ino !== memory.ino || walStat.size < tailStart) return undefined;
-    tail = await readInto(fs, walFd, new Uint8Array(walStat.size - tailStart), walStat.size - tailStart, tailStart);
+    if (walStat.ino !== memory.ino) return undefined;
+    walBytes = await readInto(fs, walFd, new Uint8Array(walStat.size), walStat.size);
   } finally {
     fs.close(walFd);
   }
-  const continued = continueScan(tail, tailStart, previous);
-  if (continued === undefined) return undefined;
+  const resume = memory.trusted !== undefined && holds(walBytes, memory.trusted) ? previous : undefined;
+  const scan = scanWal(walBytes, resume);
+  if (scan === undefined || !sameHeader(scan.header, previous.header) || scan.committedFrames < previous.committedFrames) return undefined;
+  if (!continuesFrom(walBytes, previous)) return undefined;
   const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
   if (!sameSalts(header, walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter))) {
     return new Retry('the WAL was restarted during the read');
   }
-  if (fs.stat(path)?.ino !== dbStat.ino || fs.stat(walPath)?.ino !== walStat.ino) {
-    return new Retry('the database or its WAL was replaced during the read');
+  const dbAfter = fs.stat(path);
+  if (dbAfter === undefined || statKey(dbAfter) !== memory.db.key || fs.stat(walPath)?.ino !== walStat.ino) {
+    return new Retry('the database or its WAL changed or was replaced during the read');
   }
 
-  const { scan, newPages } = continued;
   let image = base;
   if (scan.committedFrames !== previous.committedFrames) {
+    const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
+    const firstNew = WAL_HEADER_SIZE + previous.committedFrames * frameSize;
     const basePages = base.pages.length;
     // A page past the previous end that no new frame holds is in an older frame or the file: unproven here.
     for (let pageNumber = basePages + 1; pageNumber <= scan.dbPages; pageNumber++) {
-      if (!newPages.has(pageNumber)) return undefined;
+      if ((scan.pages.get(pageNumber) ?? 0) < firstNew) return undefined;
     }
     if (base.length !== basePages * pageSize && scan.dbPages > basePages) return undefined;
     const changes = new Map<number, Uint8Array>();
-    for (const [pageNumber, offset] of newPages) {
-      if (pageNumber > scan.dbPages) continue;
-      let page = pageFrom(tail.subarray(offset, offset + pageSize), pageNumber, store, base);
+    for (const [pageNumber, offset] of scan.pages) {
+      if (offset < firstNew || pageNumber > scan.dbPages) continue;
+      let page = pageFrom(walBytes.subarray(offset, offset + pageSize), pageNumber, store, base);
       if (pageNumber === 1 && (page[18] !== 1 || page[19] !== 1)) {
         if (page === base.pages[0]) page = store.copyPage(page, pageSize);
         markRollback(page);
@@ -497,7 +504,13 @@ async function readWalIncrement(
   }
   const version = ['w', dbStat.ino, dbStat.size, dbStat.mtimeNs, headerKey(scan.header), scan.committedFrames, scan.checksum1, scan.checksum2].join(':');
   const settled = !isRacy(dbStat, clock);
-  const wal: WalMemory = { ino: walStat.ino, scan, dbIno: dbStat.ino, image };
+  const wal: WalMemory = {
+    ino: walStat.ino,
+    scan,
+    db: memory.db,
+    image,
+    ...(trustedEnd(scan) <= MAX_TRUSTED_WAL ? { trusted: walBytes.subarray(0, trustedEnd(scan)) } : {}),
+  };
   return databaseImage({ pages: image, read: 'incremental', version, settled, mode: 'wal', fingerprint, wal });
 }
 

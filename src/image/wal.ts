@@ -141,69 +141,13 @@ export function sameHeader(a: WalHeader, b: WalHeader): boolean {
   );
 }
 
-/** What {@link continueScan} found after the frames an earlier scan verified. */
-export interface WalContinuation {
-  readonly scan: WalScan;
-  /** Page number → byte offset in `tail` of the newest copy committed after the earlier scan. */
-  readonly newPages: ReadonlyMap<number, number>;
-}
-
 /**
- * Continues an earlier scan of the same WAL from `tail`, the WAL's bytes from `tailStart` (the
- * start of the earlier scan's last commit frame, or of the first frame when it found none) to
- * the end. The earlier scan's last commit frame must still be there with the same page count,
- * salts and cumulative checksum, and the checksum chain must continue from it: otherwise this is
- * not provably the same log, and the result is `undefined` (read the whole WAL instead).
+ * Whether `wal` still holds the last commit frame `earlier` verified, with the same page count,
+ * salts and cumulative checksum: then a valid chain through it (a scan that reaches past it)
+ * holds the same frames before it, and the frames after it continue that log.
  */
-export function continueScan(tail: Uint8Array, tailStart: number, resume: WalScan): WalContinuation | undefined {
-  const { header } = resume;
-  const { pageSize, bigEndian, salt1, salt2 } = header;
-  const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
-  const expectedStart = WAL_HEADER_SIZE + Math.max(0, resume.committedFrames - 1) * frameSize;
-  if (tailStart !== expectedStart) return undefined;
-  const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
-  let offset = 0;
-  if (resume.committedFrames > 0) {
-    if (tail.length < frameSize) return undefined;
-    const same =
-      view.getUint32(4) === resume.dbPages &&
-      view.getUint32(8) === salt1 &&
-      view.getUint32(12) === salt2 &&
-      view.getUint32(16) === resume.checksum1 &&
-      view.getUint32(20) === resume.checksum2;
-    if (!same) return undefined;
-    offset = frameSize;
-  }
-  const pages = new Map(resume.pages);
-  const newPages = new Map<number, number>();
-  let committedFrames = resume.committedFrames;
-  let dbPages = resume.dbPages;
-  let checksum1 = resume.checksum1;
-  let checksum2 = resume.checksum2;
-  const sum = new Checksum(checksum1, checksum2);
-  const pending: number[] = [];
-  for (let frame = resume.committedFrames; offset + frameSize <= tail.length; frame++, offset += frameSize) {
-    const pageNumber = view.getUint32(offset);
-    const commitSize = view.getUint32(offset + 4);
-    if (pageNumber === 0) break;
-    if (view.getUint32(offset + 8) !== salt1 || view.getUint32(offset + 12) !== salt2) break;
-    sum.add(tail, offset, offset + 8, bigEndian);
-    sum.add(tail, offset + WAL_FRAME_HEADER_SIZE, offset + frameSize, bigEndian);
-    if (sum.s1 !== view.getUint32(offset + 16) || sum.s2 !== view.getUint32(offset + 20)) break;
-    pending.push(pageNumber, offset + WAL_FRAME_HEADER_SIZE);
-    if (commitSize !== 0) {
-      for (let i = 0; i < pending.length; i += 2) {
-        pages.set(pending[i]!, tailStart + pending[i + 1]!);
-        newPages.set(pending[i]!, pending[i + 1]!);
-      }
-      pending.length = 0;
-      committedFrames = frame + 1;
-      dbPages = commitSize;
-      checksum1 = sum.s1;
-      checksum2 = sum.s2;
-    }
-  }
-  return { scan: { header, committedFrames, dbPages, checksum1, checksum2, pages }, newPages };
+export function continuesFrom(wal: Uint8Array, earlier: WalScan): boolean {
+  return sameLastCommit(new DataView(wal.buffer, wal.byteOffset, wal.byteLength), earlier, WAL_FRAME_HEADER_SIZE + earlier.header.pageSize);
 }
 
 /**
