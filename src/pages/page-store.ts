@@ -1,4 +1,4 @@
-import { PageImage, sameBytes } from './page-image.ts';
+import { PageImage, sameBytes, zeroPage } from './page-image.ts';
 
 /** Something that holds pages: a version's image or the storage sql.js reads it through. */
 export interface PageTable {
@@ -192,7 +192,8 @@ export class PageStore {
 
 /**
  * Builds a version's image from bytes streamed in order (a file read in chunks, a source's
- * image), sharing every page equal to the same page of `live` and keeping only the others.
+ * image), sharing every page equal to the same page of `live` (and every all-zero page) and
+ * keeping only the others.
  * A chunk mostly made of new pages becomes a slab as it is; otherwise its new pages are copied
  * into slab memory and the chunk is reused for the next read. Never holds two full copies.
  */
@@ -233,6 +234,7 @@ export class PageImageBuilder {
     const pageSize = this.pageSize;
     const first = this.#length / pageSize;
     const livePages = this.#live?.pages;
+    const zero = zeroPage(pageSize);
     const fresh: number[] = [];
     for (let at = 0, index = first; at < bytes.length; at += pageSize, index++) {
       const page = bytes.subarray(at, Math.min(at + pageSize, bytes.length));
@@ -240,6 +242,9 @@ export class PageImageBuilder {
       if (old !== undefined && sameBytes(old, page)) {
         this.#pages.push(old);
         this.shared++;
+      } else if (page.length === pageSize && page[0] === 0 && page[pageSize - 1] === 0 && sameBytes(page, zero)) {
+        // Free pages and holes (a sparse file, the lock-byte page) cost no memory.
+        this.#pages.push(zero);
       } else {
         this.#pages.push(page);
         fresh.push(this.#pages.length - 1);
