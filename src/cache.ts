@@ -79,10 +79,8 @@ export interface DbCacheStats {
  */
 export interface DbCache extends Queryable, AsyncDisposable {
   /**
-   * Number of the live version; grows by one each time a changed version is published. (With
-   * an `onReload` overlay, a change of the files that leaves the content equal, such as a WAL
-   * checkpoint, can publish an equal version too: the overlay writes into the image, so there is
-   * no pristine copy to compare with.)
+   * Number of the live version; grows by one each time a changed version is published (a change
+   * of the files that leaves the content equal, such as a WAL checkpoint, publishes nothing).
    */
   readonly generation: number;
   /** The version string of the live version. */
