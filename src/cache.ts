@@ -553,6 +553,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#liveVersionSettled = image.settled;
     this.#fingerprint = image.fingerprint;
     this.#setBaseline(image.pages);
+    this.#store.sizeHint(image.pages.length);
     if (this.#source !== undefined) this.#sourceVersions++;
     previous?.retire();
     // Enough new pages since the last look: move the few live pages out of sparse slabs.

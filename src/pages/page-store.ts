@@ -42,6 +42,7 @@ interface BumpSlab {
 
 /** 1 MiB: a whole number of pages of every page size SQLite allows. */
 export const DEFAULT_SLAB_BYTES = 1 << 20;
+const MIN_BUMP_BYTES = 64 << 10;
 
 /**
  * The memory that versions' pages live in: slabs of pages shared between versions, and the
@@ -59,6 +60,7 @@ export class PageStore {
   readonly #tables = new Map<PageTable, number>();
   #allocatedSinceScan = 0;
   #usedBytes = 0;
+  #sizeHint = 0;
   #compacted = 0;
 
   constructor(options: PageStoreOptions = {}) {
@@ -70,7 +72,7 @@ export class PageStore {
   allocatePage(pageSize: number): Uint8Array {
     let bump = this.#bump.get(pageSize);
     if (bump === undefined || bump.next === bump.slab.slots) {
-      const slots = Math.max(1, Math.floor(this.slabBytes / pageSize));
+      const slots = Math.max(1, Math.floor(this.#bumpBytes() / pageSize));
       const bytes = new Uint8Array(slots * pageSize);
       const slab: Slab = { buffer: bytes.buffer, offset: 0, pageSize, slots };
       this.#slabs.set(bytes.buffer, slab);
@@ -80,6 +82,19 @@ export class PageStore {
     const at = bump.next++ * pageSize;
     this.#allocatedSinceScan += pageSize;
     return bump.bytes.subarray(at, at + pageSize);
+  }
+
+  /** The size of the database the pages are for: small databases get smaller slabs. */
+  sizeHint(bytes: number): void {
+    this.#sizeHint = bytes;
+  }
+
+  /** Slab size for copied pages: a sixteenth of the database, between 64 KiB and {@link PageStore.slabBytes}. */
+  #bumpBytes(): number {
+    const wanted = Math.max(this.#usedBytes, this.#sizeHint) / 16;
+    let bytes = MIN_BUMP_BYTES;
+    while (bytes < wanted && bytes < this.slabBytes) bytes *= 2;
+    return Math.min(bytes, this.slabBytes);
   }
 
   /** A copy of `bytes` (at most one page) in slab memory, zero-padded to `pageSize`. */
@@ -114,11 +129,11 @@ export class PageStore {
 
   /**
    * Scans the tracked tables once enough new page memory has been taken since the last scan
-   * (an eighth of what was in use, at least 2 slabs): cheap on average, bounded memory over
+   * (an eighth of what was in use, at least 2 slabs of copied pages): cheap on average, bounded memory over
    * any number of versions.
    */
   collect(): void {
-    if (this.#allocatedSinceScan >= Math.max(this.#usedBytes / 8, 2 * this.slabBytes)) this.compact();
+    if (this.#allocatedSinceScan >= Math.max(this.#usedBytes / 8, 2 * this.#bumpBytes())) this.compact();
   }
 
   /** Forgets slabs no tracked table uses and compacts the sparsely used ones; returns how many it compacted. */
