@@ -1,9 +1,9 @@
 import { engineOf, type Engine, type EngineNotice } from './engine.ts';
 import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
-import { fileClockNs, nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
-import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf } from './pages/page-image.ts';
-import { PageImageBuilder, PageStore } from './pages/page-store.ts';
+import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
+import type { DatabaseImage, ReadPolicy } from './image/read.ts';
+import { FileFeed, SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
+import type { PageImage } from './pages/page-image.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -125,31 +125,12 @@ class Cache extends QueryMethods implements DbCache {
   #sqlJs: SqlJsLike;
   #engine: Engine;
   #unwatchEngine: () => void;
-  #fs: ImageFileSystem;
   #settings: QuerySettings;
   #current: SnapshotCore | undefined;
-  /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
-  #liveVersion = '';
-  /** Whether {@link Cache.#liveVersion} was read outside the racy window: only then does an equal version prove equal content. */
-  #liveVersionSettled = false;
-  #fingerprint: Fingerprint | undefined;
-  /** The files' fingerprint when they last failed as bad content: the watcher does not re-read them unchanged. */
-  #badFingerprint: Fingerprint | undefined;
-  /** The fingerprint the running reload read. */
-  #readingFingerprint: Fingerprint | undefined;
-  /** The last verified WAL scan: the next read checksums only frames appended since. */
-  #wal: WalMemory | undefined;
-  /**
-   * The live image as read (the overlay writes copies of pages, never into it): an equal new
-   * image is a no-op reload, and the next read shares every page equal to one of its pages.
-   */
-  #baseline: PageImage | undefined;
-  /** The slabs the versions' pages live in. */
-  #store = new PageStore();
+  /** Where images come from, and what is known about them between reloads. */
+  #feed: ImageFeed;
   /** What to release when a version's database closes: its storages' hold on their pages. */
   #releases = new Map<SnapshotCore, Array<() => void>>();
-  /** Versions published from a source function. */
-  #sourceVersions = 0;
   #runner: SerialRunner<void>;
   /** Why the next run happens: callers coalesced into one run report 'call' if any of them called. */
   #nextCause: ReloadCause = 'open';
@@ -168,9 +149,9 @@ class Cache extends QueryMethods implements DbCache {
   constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
-    this.#fs = fs;
     this.#clock = clock;
     this.#source = source;
+    this.#feed = source === undefined ? new FileFeed(path, fs) : new SourceFeed(source);
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
@@ -265,7 +246,7 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes, pageBytes: this.#store.stats().slabBytes };
+    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes, pageBytes: this.#feed.store.stats().slabBytes };
   }
 
   /** A version's database closed: its pages no longer count as live. */
@@ -299,18 +280,14 @@ class Cache extends QueryMethods implements DbCache {
     // Let a reload in flight finish, so the Database it built is freed below.
     await this.#runner.running?.catch(() => undefined);
     this.#current?.retire();
-    this.#setBaseline(undefined);
-    this.#wal = undefined;
+    this.#feed.forget();
     await watcher?.close();
   }
 
   /** The live version cannot answer any more (a fault, and an overlay in it): build it anew from the files. */
   #replace(core: SnapshotCore): void {
     if (core !== this.#current || this.#closed) return;
-    this.#liveVersion = '';
-    this.#fingerprint = undefined;
-    this.#setBaseline(undefined);
-    this.#wal = undefined;
+    this.#feed.forget();
     this.#runner.run().catch(() => undefined);
   }
 
@@ -330,17 +307,15 @@ class Cache extends QueryMethods implements DbCache {
    * few milliseconds: the verifying read is scheduled once the window has passed instead.
    */
   #changed(): boolean {
-    const fingerprint = readFingerprint(this.path, this.#fs);
-    if (fingerprint.key !== this.#fingerprint?.key) return true;
+    if (this.#feed.changed()) return true;
     this.#scheduleVerification();
     return false;
   }
 
   /** With the live fingerprint inside the racy window, one watch reload once it has passed. */
   #scheduleVerification(): void {
-    const fingerprint = this.#fingerprint;
-    if (this.#scheduler === undefined || fingerprint === undefined || fingerprint.settled) return;
-    const waitMs = Number(fingerprint.settlesAtNs - fileClockNs(this.#fs)) / 1e6;
+    const waitMs = this.#feed.unsettledUntil();
+    if (this.#scheduler === undefined || waitMs === undefined) return;
     this.#scheduler.verifyAt(this.#clock.now() + Math.max(0, waitMs) + 1);
   }
 
@@ -361,13 +336,10 @@ class Cache extends QueryMethods implements DbCache {
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
     if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
-    this.#readingFingerprint = undefined;
     try {
-      const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
+      const image = await this.#feed.read(cause, this.#policy());
       if (image === SAME_BAD_FILE) return;
-      if (image === undefined || this.#unchanged(image)) {
-        // The same content: the next increment builds on the live pages, not on equal copies.
-        if (image !== undefined && this.#wal?.image !== undefined && this.#baseline !== undefined) this.#wal = { ...this.#wal, image: this.#baseline };
+      if (image === undefined || this.#feed.unchanged(image)) {
         this.#stats.noopReloads++;
         this.#recovered();
         this.#scheduleVerification();
@@ -389,22 +361,14 @@ class Cache extends QueryMethods implements DbCache {
       this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
     } catch (error) {
       const failure = this.#fail(error, cause);
-      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#badFingerprint = this.#readingFingerprint;
+      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#feed.rejected();
       throw failure;
     }
   }
 
-  /**
-   * Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed, or
-   * SAME_BAD_FILE when the watcher would re-read files whose content already failed as they are.
-   */
-  async #readFile(cause: ReloadCause): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
-    const fingerprint = readFingerprint(this.path, this.#fs);
-    // Inside the racy window an equal fingerprint proves nothing: read and compare the content.
-    if (this.#current !== undefined && sameFiles(this.#fingerprint, fingerprint)) return undefined;
-    if (cause === 'watch' && sameFiles(this.#badFingerprint, fingerprint)) return SAME_BAD_FILE;
-    this.#readingFingerprint = fingerprint;
-    const policy = {
+  /** How hard a read tries before it gives up with BUSY; close() cuts it short. */
+  #policy(): ReadPolicy {
+    return {
       busyTimeoutMs: this.#options.busyTimeoutMs,
       sleep: (ms: number) => {
         // close() waits for this reload: do not make it wait out the whole retry budget.
@@ -414,54 +378,6 @@ class Cache extends QueryMethods implements DbCache {
       },
       now: () => performance.now(),
     };
-    const live = this.#baseline;
-    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal, store: this.#store, ...(live === undefined ? {} : { live }) });
-    this.#wal = image.wal;
-    return image;
-  }
-
-  async #readSource(source: DatabaseSource): Promise<DatabaseImage> {
-    let bytes: unknown;
-    try {
-      bytes = await source();
-    } catch (error) {
-      throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
-    }
-    if (!(bytes instanceof Uint8Array)) {
-      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
-    }
-    // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
-    const builder = new PageImageBuilder(this.#store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#baseline);
-    for (let at = 0; at < bytes.length; at += this.#store.slabBytes) builder.push(bytes.subarray(at, at + this.#store.slabBytes), false);
-    const pages = validatePages(builder.finish(), this.#store);
-    return {
-      pages,
-      get bytes() {
-        return pages.toBytes();
-      },
-      read: 'full',
-      version: `source:${this.#sourceVersions + 1}:${pages.length}`,
-      settled: false,
-      mode: 'rollback',
-      fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
-    };
-  }
-
-  /** Whether `image` holds what is already live; then it only refreshes what proves that. */
-  #unchanged(image: DatabaseImage): boolean {
-    if (this.#current === undefined) return false;
-    // An equal version proves equal content only if the live one was read outside the racy
-    // window (its file times would have moved with any later write); otherwise compare bytes.
-    if (this.#source === undefined && this.#liveVersionSettled && image.version === this.#liveVersion) {
-      this.#liveVersion = image.version;
-      this.#fingerprint = image.fingerprint;
-      return true;
-    }
-    if (this.#baseline === undefined || !this.#baseline.equals(image.pages)) return false;
-    this.#liveVersion = image.version;
-    this.#liveVersionSettled = image.settled;
-    this.#fingerprint = image.fingerprint;
-    return true;
   }
 
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
@@ -469,7 +385,7 @@ class Cache extends QueryMethods implements DbCache {
     let core: SnapshotCore;
     this.#engine.enter(this.path);
     try {
-      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#store);
+      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#feed.store);
       try {
         core = new SnapshotCore(db, this.generation + 1, image.version, image.pages.length, this.#settings, seal);
       } catch (error) {
@@ -522,7 +438,7 @@ class Cache extends QueryMethods implements DbCache {
 
   /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
   #reopen(core: SnapshotCore, pages: PageImage): SqlJsDatabase {
-    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#store);
+    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#feed.store);
     const releases = this.#releases.get(core);
     if (releases === undefined) this.#releases.set(core, [release]);
     else releases.push(release);
@@ -549,23 +465,10 @@ class Cache extends QueryMethods implements DbCache {
     const previous = this.#current;
     this.#current = core;
     this.#snapshots.add(core);
-    this.#liveVersion = image.version;
-    this.#liveVersionSettled = image.settled;
-    this.#fingerprint = image.fingerprint;
-    this.#setBaseline(image.pages);
-    this.#store.sizeHint(image.pages.length);
-    if (this.#source !== undefined) this.#sourceVersions++;
+    this.#feed.published(image);
     previous?.retire();
     // Enough new pages since the last look: move the few live pages out of sparse slabs.
-    this.#store.collect();
-  }
-
-  /** The live image as read; tracked by the store so that compaction keeps it and repoints it. */
-  #setBaseline(image: PageImage | undefined): void {
-    if (image === this.#baseline) return;
-    if (this.#baseline !== undefined) this.#store.untrack(this.#baseline);
-    this.#baseline = image;
-    if (image !== undefined) this.#store.track(image);
+    this.#feed.store.collect();
   }
 
   #fail(error: unknown, cause: ReloadCause): DbCacheError {
@@ -598,7 +501,7 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   #recovered(): void {
-    this.#badFingerprint = undefined;
+    this.#feed.recovered();
     if (!this.#failing) return;
     this.#failing = false;
     this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
@@ -617,9 +520,6 @@ class Cache extends QueryMethods implements DbCache {
 
 /** Failures of the engine, not of the image: a reload that meets them keeps their code. */
 const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
-
-/** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
-const SAME_BAD_FILE = Symbol('same bad file');
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
