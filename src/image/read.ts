@@ -537,22 +537,6 @@ export function validatePages(image: PageImage, store: PageStore): PageImage {
   return image.with(new Map([[0, marked]]));
 }
 
-/**
- * Checks that an image is a whole SQLite database (or empty) and marks it as a rollback database
- * in place. Throws PipelineFailure `NOT_A_DATABASE`.
- */
-export function validate(image: Uint8Array): Uint8Array {
-  if (image.length === 0) return image;
-  const header = parse(image);
-  // SQLite counts a trailing partial page as a page (it reads as zero-padded).
-  const pages = Math.ceil(image.length / header.pageSize);
-  if (header.pageCountValid && header.pageCount > pages) {
-    throw new PipelineFailure('NOT_A_DATABASE', `the file is truncated (${pages} of ${header.pageCount} pages)`);
-  }
-  markRollback(image);
-  return image;
-}
-
 function parse(image: Uint8Array) {
   return guardFormat(() => parseDbHeader(image));
 }
