@@ -181,3 +181,38 @@ test('churn: thousands of versions with scattered changes, leases released out o
   assert.ok(stats.compacted > 0);
   assert.ok(stats.slabBytes <= 2.5 * size, `${stats.slabBytes} bytes of slabs for a ${size}-byte database`);
 });
+
+test('foldWalPages equals foldWal on flat bytes: random databases, WALs that grow, shrink and cross a short last page', async () => {
+  const { foldWal, foldWalPages, scanWal } = await import('../src/image/wal.ts');
+  const { WalBuilder } = await import('./support/wal-bytes.ts');
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  for (let round = 0; round < 200; round++) {
+    const dbPages = random(12);
+    const db = bytesOf(dbPages, round, random(3) === 0 ? random(PS) : 0);
+    const wal = new WalBuilder({ pageSize: PS });
+    let size = Math.max(1, dbPages);
+    for (let commit = random(4); commit > 0; commit--) {
+      size = Math.max(1, size + random(7) - 3);
+      const touched = random(4) + 1;
+      for (let i = 0; i < touched; i++) {
+        const pageNumber = random(size + 2) + 1;
+        wal.frame(pageNumber, i === touched - 1 ? size : 0, new Uint8Array(PS).fill((round * 31 + commit * 7 + i) & 255));
+      }
+    }
+    const walBytes = wal.build();
+    const scan = scanWal(walBytes)!;
+    const store = new PageStore({ slabBytes: 4 * PS });
+    const live = random(2) === 0 ? undefined : PageImage.fromBytes(foldWal(db.slice(), walBytes, scan), PS);
+    const paged = foldWalPages(PageImage.fromBytes(db.slice(), PS), walBytes, scan, store, live);
+    assert.deepEqual(paged.toBytes(), foldWal(db.slice(), walBytes, scan), `round ${round}: ${dbPages} pages, ${scan.committedFrames} frames to ${scan.dbPages} pages`);
+    if (live !== undefined && scan.committedFrames > 0) {
+      for (const [pageNumber] of scan.pages) {
+        if (pageNumber <= scan.dbPages) assert.equal(paged.pages[pageNumber - 1], live.pages[pageNumber - 1], `round ${round}: WAL page ${pageNumber} equal to the live one is shared`);
+      }
+    }
+  }
+});

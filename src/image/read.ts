@@ -5,7 +5,7 @@ import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf, sameBytes } from '../pages/page-image.ts';
 import { PageImageBuilder, PageStore } from '../pages/page-store.ts';
-import { continuesFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
+import { continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -387,7 +387,7 @@ async function readWalMode(
       const odd = oddSize(dbBytes, dbStat, state);
       if (odd !== undefined) return odd;
     }
-    image = foldPages(dbBytes, walBytes!, scan, store, live);
+    image = foldWalPages(dbBytes, walBytes!, scan, store, live);
   } else {
     const odd = oddSize(dbBytes, dbStat, state);
     if (odd !== undefined) return odd;
@@ -784,30 +784,6 @@ async function readPages(fs: ImageFileSystem, fd: number, size: number, store: P
     builder.push(read, true);
   }
   return builder.finish();
-}
-
-/**
- * The image at a WAL's last commit: the database file's pages with the committed WAL pages in
- * place of theirs, cut (or grown with zero pages) to the commit's page count, as `foldWal` does
- * on flat bytes. A WAL page equal to the live image's is shared; the others are copied out of
- * the WAL's bytes.
- */
-function foldPages(db: PageImage, wal: Uint8Array, scan: WalScan, store: PageStore, live: PageImage | undefined): PageImage {
-  const { pageSize } = scan.header;
-  const base = db.pageSize === pageSize ? db : PageImage.fromBytes(db.toBytes(), pageSize);
-  const sharable = live?.pageSize === pageSize ? live : undefined;
-  const changes = new Map<number, Uint8Array>();
-  for (const [pageNumber, offset] of scan.pages) {
-    if (pageNumber > scan.dbPages) continue;
-    changes.set(pageNumber - 1, pageFrom(wal.subarray(offset, offset + pageSize), pageNumber, store, sharable));
-  }
-  return base.with(changes, scan.dbPages * pageSize);
-}
-
-/** Page `pageNumber` with the bytes of `source` (a WAL frame's page): the live one if equal, else a copy. */
-function pageFrom(source: Uint8Array, pageNumber: number, store: PageStore, live: PageImage | undefined): Uint8Array {
-  const old = live?.pages[pageNumber - 1];
-  return old !== undefined && sameBytes(old, source) ? old : store.copyPage(source, source.length);
 }
 
 /** Whether `bytes` equals the image's bytes from `start`, compared page by page (no copy). */
