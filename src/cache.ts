@@ -1,8 +1,9 @@
-import { Buffer } from 'node:buffer';
 import { engineOf, type Engine, type EngineNotice } from './engine.ts';
 import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
-import { fileClockNs, nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, sameFiles, validate, type DatabaseImage, type Fingerprint, type WalMemory } from './image/read.ts';
+import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
+import type { DatabaseImage, ReadPolicy } from './image/read.ts';
+import { FileFeed, SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
+import type { PageImage } from './pages/page-image.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
@@ -64,8 +65,12 @@ export interface DbCacheStats {
   readonly lastReloadMs: number;
   /** Snapshots whose database is still open: the live one plus retired ones still leased. */
   readonly liveSnapshots: number;
-  /** Image bytes held by those snapshots. */
+  /** Image bytes of those snapshots, each counted whole (they share unchanged pages: see `pageBytes`). */
   readonly liveBytes: number;
+  /** Memory their pages take, shared pages counted once. */
+  readonly pageBytes: number;
+  /** Reloads that read only the WAL frames appended since the previous version. */
+  readonly incrementalReloads: number;
 }
 
 /**
@@ -74,10 +79,8 @@ export interface DbCacheStats {
  */
 export interface DbCache extends Queryable, AsyncDisposable {
   /**
-   * Number of the live version; grows by one each time a changed version is published. (With
-   * an `onReload` overlay, a change of the files that leaves the content equal, such as a WAL
-   * checkpoint, can publish an equal version too: the overlay writes into the image, so there is
-   * no pristine copy to compare with.)
+   * Number of the live version; grows by one each time a changed version is published (a change
+   * of the files that leaves the content equal, such as a WAL checkpoint, publishes nothing).
    */
   readonly generation: number;
   /** The version string of the live version. */
@@ -106,6 +109,7 @@ export interface DbCache extends Queryable, AsyncDisposable {
 }
 
 interface MutableStats {
+  incrementalReloads: number;
   reloads: number;
   noopReloads: number;
   failures: number;
@@ -121,30 +125,18 @@ class Cache extends QueryMethods implements DbCache {
   #sqlJs: SqlJsLike;
   #engine: Engine;
   #unwatchEngine: () => void;
-  #fs: ImageFileSystem;
   #settings: QuerySettings;
   #current: SnapshotCore | undefined;
-  /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
-  #liveVersion = '';
-  /** Whether {@link Cache.#liveVersion} was read outside the racy window: only then does an equal version prove equal content. */
-  #liveVersionSettled = false;
-  #fingerprint: Fingerprint | undefined;
-  /** The files' fingerprint when they last failed as bad content: the watcher does not re-read them unchanged. */
-  #badFingerprint: Fingerprint | undefined;
-  /** The fingerprint the running reload read. */
-  #readingFingerprint: Fingerprint | undefined;
-  /** The last verified WAL scan: the next read checksums only frames appended since. */
-  #wal: WalMemory | undefined;
-  /** The live image as read (never written to): an equal new image is a no-op reload. */
-  #baseline: Uint8Array | undefined;
-  /** Versions published from a source function. */
-  #sourceVersions = 0;
+  /** Where images come from, and what is known about them between reloads. */
+  #feed: ImageFeed;
+  /** What to release when a version's database closes: its storages' hold on their pages. */
+  #releases = new Map<SnapshotCore, Array<() => void>>();
   #runner: SerialRunner<void>;
   /** Why the next run happens: callers coalesced into one run report 'call' if any of them called. */
   #nextCause: ReloadCause = 'open';
   #listeners = new Set<(event: DbCacheEvent) => void>();
   #snapshots = new Set<SnapshotCore>();
-  #stats: MutableStats = { reloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
+  #stats: MutableStats = { reloads: 0, incrementalReloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0 };
   #failing = false;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -157,9 +149,9 @@ class Cache extends QueryMethods implements DbCache {
   constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
     super();
     this.path = path;
-    this.#fs = fs;
     this.#clock = clock;
     this.#source = source;
+    this.#feed = source === undefined ? new FileFeed(path, fs) : new SourceFeed(source);
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
@@ -173,7 +165,7 @@ class Cache extends QueryMethods implements DbCache {
       logger: this.#logger,
       engine: this.#engine,
       onTainted: (core) => this.#replace(core),
-      onClose: (core) => this.#snapshots.delete(core),
+      onClose: (core) => this.#closed_(core),
       bindReal: realBinder(sqlJs),
       rows: rowReader(sqlJs),
     };
@@ -255,7 +247,14 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes };
+    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes, pageBytes: this.#feed.store.stats().slabBytes };
+  }
+
+  /** A version's database closed: its pages no longer count as live. */
+  #closed_(core: SnapshotCore): void {
+    this.#snapshots.delete(core);
+    for (const release of this.#releases.get(core) ?? []) release();
+    this.#releases.delete(core);
   }
 
   close(): Promise<void> {
@@ -282,16 +281,14 @@ class Cache extends QueryMethods implements DbCache {
     // Let a reload in flight finish, so the Database it built is freed below.
     await this.#runner.running?.catch(() => undefined);
     this.#current?.retire();
-    this.#baseline = undefined;
+    this.#feed.forget();
     await watcher?.close();
   }
 
   /** The live version cannot answer any more (a fault, and an overlay in it): build it anew from the files. */
   #replace(core: SnapshotCore): void {
     if (core !== this.#current || this.#closed) return;
-    this.#liveVersion = '';
-    this.#fingerprint = undefined;
-    this.#baseline = undefined;
+    this.#feed.forget();
     this.#runner.run().catch(() => undefined);
   }
 
@@ -311,17 +308,15 @@ class Cache extends QueryMethods implements DbCache {
    * few milliseconds: the verifying read is scheduled once the window has passed instead.
    */
   #changed(): boolean {
-    const fingerprint = readFingerprint(this.path, this.#fs);
-    if (fingerprint.key !== this.#fingerprint?.key) return true;
+    if (this.#feed.changed()) return true;
     this.#scheduleVerification();
     return false;
   }
 
   /** With the live fingerprint inside the racy window, one watch reload once it has passed. */
   #scheduleVerification(): void {
-    const fingerprint = this.#fingerprint;
-    if (this.#scheduler === undefined || fingerprint === undefined || fingerprint.settled) return;
-    const waitMs = Number(fingerprint.settlesAtNs - fileClockNs(this.#fs)) / 1e6;
+    const waitMs = this.#feed.unsettledUntil();
+    if (this.#scheduler === undefined || waitMs === undefined) return;
     this.#scheduler.verifyAt(this.#clock.now() + Math.max(0, waitMs) + 1);
   }
 
@@ -342,24 +337,23 @@ class Cache extends QueryMethods implements DbCache {
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
     if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
-    this.#readingFingerprint = undefined;
     try {
-      const image = this.#source === undefined ? await this.#readFile(cause) : await this.#readSource(this.#source);
+      const image = await this.#feed.read(cause, this.#policy());
       if (image === SAME_BAD_FILE) return;
-      if (image === undefined || this.#unchanged(image)) {
+      if (image === undefined || this.#feed.unchanged(image)) {
         this.#stats.noopReloads++;
         this.#recovered();
         this.#scheduleVerification();
         return;
       }
       if (this.#closed) throw this.#closedError();
-      const baseline = this.#baselineOf(image);
       const core = await this.#build(image);
       if (this.#closed) {
         core.retire();
         throw this.#closedError();
       }
-      this.#publish(core, image, baseline);
+      this.#publish(core, image);
+      if (image.read === 'incremental') this.#stats.incrementalReloads++;
       const durationMs = performance.now() - started;
       this.#stats.reloads++;
       this.#stats.lastReloadMs = durationMs;
@@ -368,22 +362,14 @@ class Cache extends QueryMethods implements DbCache {
       this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
     } catch (error) {
       const failure = this.#fail(error, cause);
-      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#badFingerprint = this.#readingFingerprint;
+      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#feed.rejected();
       throw failure;
     }
   }
 
-  /**
-   * Reads the file, or returns `undefined` when the cheap fingerprint shows nothing changed, or
-   * SAME_BAD_FILE when the watcher would re-read files whose content already failed as they are.
-   */
-  async #readFile(cause: ReloadCause): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
-    const fingerprint = readFingerprint(this.path, this.#fs);
-    // Inside the racy window an equal fingerprint proves nothing: read and compare the content.
-    if (this.#current !== undefined && sameFiles(this.#fingerprint, fingerprint)) return undefined;
-    if (cause === 'watch' && sameFiles(this.#badFingerprint, fingerprint)) return SAME_BAD_FILE;
-    this.#readingFingerprint = fingerprint;
-    const policy = {
+  /** How hard a read tries before it gives up with BUSY; close() cuts it short. */
+  #policy(): ReadPolicy {
+    return {
       busyTimeoutMs: this.#options.busyTimeoutMs,
       sleep: (ms: number) => {
         // close() waits for this reload: do not make it wait out the whole retry budget.
@@ -393,52 +379,6 @@ class Cache extends QueryMethods implements DbCache {
       },
       now: () => performance.now(),
     };
-    const live = this.#baseline;
-    const image = await readImage(this.path, this.#fs, policy, { fingerprint, wal: this.#wal, ...(live === undefined ? {} : { live }) });
-    this.#wal = image.wal;
-    return image;
-  }
-
-  async #readSource(source: DatabaseSource): Promise<DatabaseImage> {
-    let bytes: unknown;
-    try {
-      bytes = await source();
-    } catch (error) {
-      throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
-    }
-    if (!(bytes instanceof Uint8Array)) {
-      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
-    }
-    // A private copy in a Buffer: sql.js adopts Buffers without copying, and the source may reuse its array.
-    const image = Buffer.allocUnsafeSlow(bytes.length);
-    image.set(bytes);
-    validate(image);
-    return {
-      bytes: image,
-      version: `source:${this.#sourceVersions + 1}:${image.length}`,
-      settled: false,
-      mode: 'rollback',
-      fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
-    };
-  }
-
-  /** Whether `image` holds what is already live; then it only refreshes what proves that. */
-  #unchanged(image: DatabaseImage): boolean {
-    if (this.#current === undefined) return false;
-    // An equal version proves equal content only if the live one was read outside the racy
-    // window (its file times would have moved with any later write); otherwise compare bytes.
-    if (this.#source === undefined && this.#liveVersionSettled && image.version === this.#liveVersion) {
-      this.#liveVersion = image.version;
-      this.#fingerprint = image.fingerprint;
-      return true;
-    }
-    if (this.#baseline === undefined || !sameBytes(this.#baseline, image.bytes)) return false;
-    this.#liveVersion = image.version;
-    this.#liveVersionSettled = image.settled;
-    this.#fingerprint = image.fingerprint;
-    // An overlay's pristine copy is kept only until a settled version can stand in for it.
-    if (this.#options.onReload !== undefined && this.#source === undefined && image.settled) this.#baseline = undefined;
-    return true;
   }
 
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
@@ -446,8 +386,14 @@ class Cache extends QueryMethods implements DbCache {
     let core: SnapshotCore;
     this.#engine.enter(this.path);
     try {
-      const { db, seal } = openImage(this.#sqlJs, image.bytes);
-      core = new SnapshotCore(db, this.generation + 1, image.version, image.bytes.length, this.#settings, seal);
+      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#feed.store);
+      try {
+        core = new SnapshotCore(db, this.generation + 1, image.version, image.pages.length, this.#settings, seal);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      this.#releases.set(core, [release]);
     } catch (error) {
       const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
       if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
@@ -482,8 +428,8 @@ class Cache extends QueryMethods implements DbCache {
         }
       }
       core.exec('PRAGMA query_only=1');
-      const { bytes } = image;
-      core.seal(onReload === undefined ? () => this.#reopen(bytes) : undefined);
+      const { pages } = image;
+      core.seal(onReload === undefined ? () => this.#reopen(core, pages) : undefined);
       return core;
     } catch (error) {
       core.retire();
@@ -492,8 +438,11 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
-  #reopen(bytes: Uint8Array): SqlJsDatabase {
-    const { db, seal } = openImage(this.#sqlJs, bytes);
+  #reopen(core: SnapshotCore, pages: PageImage): SqlJsDatabase {
+    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#feed.store);
+    const releases = this.#releases.get(core);
+    if (releases === undefined) this.#releases.set(core, [release]);
+    else releases.push(release);
     try {
       db.exec('PRAGMA locking_mode=EXCLUSIVE');
       if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
@@ -513,26 +462,14 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 
-  /**
-   * What the next image is compared with. sql.js writes the overlay into the image itself, so
-   * with an overlay a file cache relies on versions alone once they are settled (outside the racy
-   * window); before that, and always for a source cache (which has no versions), it keeps a copy.
-   */
-  #baselineOf(image: DatabaseImage): Uint8Array | undefined {
-    if (this.#options.onReload === undefined) return image.bytes;
-    return this.#source === undefined && image.settled ? undefined : Buffer.from(image.bytes);
-  }
-
-  #publish(core: SnapshotCore, image: DatabaseImage, baseline: Uint8Array | undefined): void {
+  #publish(core: SnapshotCore, image: DatabaseImage): void {
     const previous = this.#current;
     this.#current = core;
     this.#snapshots.add(core);
-    this.#liveVersion = image.version;
-    this.#liveVersionSettled = image.settled;
-    this.#fingerprint = image.fingerprint;
-    this.#baseline = baseline;
-    if (this.#source !== undefined) this.#sourceVersions++;
+    this.#feed.published(image);
     previous?.retire();
+    // Enough new pages since the last look: move the few live pages out of sparse slabs.
+    this.#feed.store.collect();
   }
 
   #fail(error: unknown, cause: ReloadCause): DbCacheError {
@@ -565,7 +502,7 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   #recovered(): void {
-    this.#badFingerprint = undefined;
+    this.#feed.recovered();
     if (!this.#failing) return;
     this.#failing = false;
     this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
@@ -584,13 +521,6 @@ class Cache extends QueryMethods implements DbCache {
 
 /** Failures of the engine, not of the image: a reload that meets them keeps their code. */
 const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
-
-/** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
-const SAME_BAD_FILE = Symbol('same bad file');
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';

@@ -1,5 +1,7 @@
 import type { RealBinder } from './params.ts';
-import { SealableImage } from './sealed-image.ts';
+import { PageImage } from './pages/page-image.ts';
+import { PagedStorage } from './pages/paged-storage.ts';
+import type { PageStore } from './pages/page-store.ts';
 
 /** The part of a sql.js prepared statement dbcache uses. */
 export interface SqlJsStatement {
@@ -90,15 +92,30 @@ export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
   return loading;
 }
 
+/** A version opened in sql.js: its connection, and its storage's seal and release. */
+export interface OpenedImage {
+  readonly db: SqlJsDatabase;
+  /** From now on the version's file refuses writes. */
+  readonly seal: () => void;
+  /** The version is closed: its pages stop counting as live in `store`. */
+  readonly release: () => void;
+}
+
 /**
- * Opens an image as a private in-memory database whose file refuses writes after `seal()`.
- * A Node `Buffer` is kept as a view instead of copied, so the image must not be touched again.
+ * Opens an image as a private in-memory database whose file is a page table over `image`
+ * (written copy-on-write, so `image` itself never changes) and refuses writes after `seal()`.
+ * A `Uint8Array` is used as pages in place (not copied), so it must not be touched again.
  */
-export function openImage(sqlJs: SqlJsLike, image: Uint8Array): { db: SqlJsDatabase; seal: () => void } {
-  if (image.length === 0) return { db: new sqlJs.Database(null), seal: () => {} };
-  const storage = new SealableImage(image);
-  const db = new sqlJs.Database(storage as unknown as Uint8Array);
-  return { db, seal: () => storage.seal() };
+export function openImage(sqlJs: SqlJsLike, image: Uint8Array | PageImage, store?: PageStore): OpenedImage {
+  if (image.length === 0) return { db: new sqlJs.Database(null), seal: () => {}, release: () => {} };
+  const storage = new PagedStorage(image instanceof PageImage ? image : PageImage.fromBytes(image), store);
+  try {
+    const db = new sqlJs.Database(storage as unknown as Uint8Array);
+    return { db, seal: () => storage.seal(), release: () => storage.release() };
+  } catch (error) {
+    storage.release();
+    throw error;
+  }
 }
 
 /** What dbcache reaches in sql.js beyond its API, found once per module (see {@link fastPath}). */

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
+import { PagedStorage } from '../src/pages/paged-storage.ts';
 import { holdOpen, recordingLogger, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 const SCHEMA = `
@@ -488,7 +489,7 @@ describe('forgotten leases', () => {
 });
 
 describe('images handed to sql.js', () => {
-  test('are Node Buffers (adopted without a copy), also when the WAL grew the database', async () => {
+  test('are page tables over the image (no flat copy of it), also when the WAL grew the database', async () => {
     const { dir, cleanup } = tempDir();
     const file = path.join(dir, 'app.db');
     const { default: initSqlJs } = await import('sql.js');
@@ -497,8 +498,8 @@ describe('images handed to sql.js', () => {
     const recording = {
       Database: class extends SQL.Database {
         constructor(data?: Uint8Array | null) {
-          // dbcache hands sql.js its write-refusing storage over the image: a view of the Buffer.
-          seen.push(data == null || Buffer.isBuffer(data.subarray(0)));
+          // dbcache hands sql.js its write-refusing page table, never one array holding the image.
+          seen.push(data == null || (data instanceof PagedStorage && !(data instanceof Uint8Array)));
           super(data);
         }
       },

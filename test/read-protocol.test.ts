@@ -23,6 +23,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import process from 'node:process';
+import { Buffer } from 'node:buffer';
 
 import { PipelineFailure } from '../src/errors.ts';
 import type { FileStat } from '../src/image/file-system.ts';
@@ -253,6 +254,9 @@ interface Tally {
   leakedDescriptors: number;
   leakSeeds: Set<number>;
   firstLeak?: string;
+  /** Reads that applied only new WAL frames to the previous image (issue 11), and how many of them were compared with a full read. */
+  incremental: number;
+  differential: number;
 }
 
 function newTally(): Tally {
@@ -267,6 +271,8 @@ function newTally(): Tally {
     failedSeeds: [],
     leakedDescriptors: 0,
     leakSeeds: new Set(),
+    incremental: 0,
+    differential: 0,
   };
 }
 
@@ -348,6 +354,23 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
     }
     if (image.settled) versions.set(image.version, state.index);
 
+    // Differential check of the incremental path: with the writer held still at the state it
+    // returned, a fresh full read (no hints) must find the very same bytes.
+    if (image.read === 'incremental') {
+      tally.incremental++;
+      if (writer.latest.index === state.index) {
+        scheduler.enabled = false;
+        const full = await readImage(DB, fs, world.policy).catch(() => undefined);
+        if (full !== undefined) {
+          tally.differential++;
+          if (!Buffer.from(full.bytes).equals(image.bytes)) {
+            fail(`readImage #${r} read incrementally ${writer.describe(image.bytes)}, a full read of the same state found ${writer.describe(full.bytes)}`);
+            break;
+          }
+        }
+      }
+    }
+
     // The no-op check: a later fingerprint equal to the image's must mean nothing was committed since.
     scheduler.enabled = false;
     const extra = rng.pick([0, 0, 1, 3, 10]);
@@ -412,6 +435,7 @@ async function runProfile(t: TestContext, profile: Profile, granularity: (typeof
   for (const seed of seedsFor(profile)) await simulateReads(seed, profile, granularity.ns, tally);
   tallies.set(`${profile.key}@${granularity.label}`, tally);
   report(t, `${granularity.label} ${summarise(profile, tally)}`);
+  report(t, `${granularity.label} ${profile.key}: ${tally.incremental} incremental reads, ${tally.differential} of them equal to a full read of the same state`);
   if (tally.failedSeeds.length > 0) {
     assert.fail(
       `${tally.failedSeeds.length} of ${tally.seeds} seeds failed (seeds ${tally.failedSeeds.slice(0, 40).join(', ')}${tally.failedSeeds.length > 40 ? ', ...' : ''}).\n` +

@@ -76,7 +76,7 @@ export const nodeFileSystem: ImageFileSystem = {
     new Promise((resolve, reject) => {
       fs.read(fd, into, offset, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
     }),
-  // sql.js adopts a Node Buffer without copying it; each image gets its own allocation.
+  // Each chunk gets its own ArrayBuffer: a chunk kept as a slab pins nothing else.
   allocate: (size) => Buffer.allocUnsafeSlow(size),
   // Date.now() never runs ahead of the kernel's clock, so it errs on the safe side.
   now: () => BigInt(Date.now()) * 1_000_000n,

@@ -22,7 +22,7 @@ export interface DatabaseInfo {
 /** Describes the database at `path` from one consistent read plus its `-wal` and `-shm`. */
 export async function inspectDatabase(path: string, fs: ImageFileSystem, policy: ReadPolicy): Promise<DatabaseInfo> {
   const image = await readImage(path, fs, policy);
-  const header = image.bytes.length === 0 ? undefined : parseDbHeader(image.bytes);
+  const header = image.pages.length === 0 ? undefined : parseDbHeader(image.pages.subarray(0, 100));
   const wal = readFile(fs, `${path}-wal`);
   const scan = wal === undefined ? undefined : scanWal(wal);
   let walFrames = 0;
@@ -35,7 +35,7 @@ export async function inspectDatabase(path: string, fs: ImageFileSystem, policy:
   return {
     journalMode: image.mode,
     pageSize: header?.pageSize ?? 0,
-    pages: header === undefined ? 0 : image.bytes.length / header.pageSize,
+    pages: header === undefined ? 0 : image.pages.length / header.pageSize,
     fileBytes: fs.stat(path)?.size ?? 0,
     walFrames,
     walCommittedFrames: committed,

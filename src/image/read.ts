@@ -3,12 +3,21 @@ import { PipelineFailure } from '../errors.ts';
 import { DEFAULT_RACY_WINDOW_NS, fileClockNs, type FileStat, type ImageFileSystem } from './file-system.ts';
 import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader } from './header.ts';
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
-import { foldWal, parseWalHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
+import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf, sameBytes } from '../pages/page-image.ts';
+import { PageImageBuilder, PageStore } from '../pages/page-store.ts';
+import { continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
-  /** The image, header bytes 18–19 set to 1; owned by the caller from now on. */
+  /** The image as a table of immutable pages (header bytes 18–19 set to 1), sharing pages with the live image. */
+  readonly pages: PageImage;
+  /**
+   * The image in one new array, made on first use: for tests and small tools. It is the single
+   * allocation pages avoid (and cannot exist past 4 GiB on Node 20): the cache never uses it.
+   */
   readonly bytes: Uint8Array;
+  /** How the image was read: only the WAL frames appended since the previous image, or the files whole. */
+  readonly read: 'incremental' | 'full';
   /**
    * Changes whenever the committed content may have changed. An equal later version means equal
    * content only when this image is {@link DatabaseImage.settled}.
@@ -28,11 +37,21 @@ export interface WalMemory {
   readonly ino: bigint;
   readonly scan: WalScan;
   /**
-   * The WAL's bytes up to the scan's last commit frame: a later scan trusts those frames only if
-   * the file still starts with exactly these bytes (a restore or copy tool can rewrite a WAL in
-   * place with the same salts).
+   * The WAL's bytes up to the scan's last commit frame: a later scan of the whole WAL trusts those
+   * frames only if the file still starts with exactly these bytes (a restore or copy tool can
+   * rewrite a WAL in place with the same salts). Absent after an incremental read.
    */
-  readonly trusted: Uint8Array;
+  readonly trusted?: Uint8Array;
+  /**
+   * The database file's stat key when the image was read, and whether it was outside the racy
+   * window then (so that any later write to the file changes the key).
+   */
+  readonly db?: { readonly key: string; readonly settled: boolean };
+  /**
+   * The image at the scan's last commit: the next read of the same WAL (same header, the chain
+   * continuing from that commit) applies only the frames appended since onto it.
+   */
+  readonly image?: PageImage;
 }
 
 /** What the caller already knows, to save work on the first attempt. */
@@ -42,10 +61,13 @@ export interface ReadHints {
   /** The WAL scan of the previous image. */
   readonly wal?: WalMemory;
   /**
-   * The live image as it was read (never written to). In rollback mode a read inside the racy
-   * window that finds exactly these bytes found a committed state and needs no second read.
+   * The live image as it was read (never written to). A full read shares every page equal to
+   * this image's. In rollback mode a read inside the racy window that finds exactly these bytes
+   * found a committed state and needs no second read.
    */
-  readonly live?: Uint8Array;
+  readonly live?: PageImage | Uint8Array;
+  /** Where new pages go; a store of its own per call by default. */
+  readonly store?: PageStore;
 }
 
 /** How hard {@link readImage} tries before it gives up with `BUSY`. */
@@ -57,7 +79,6 @@ export interface ReadPolicy {
   readonly now: () => number;
 }
 
-const MAX_CHUNK = 1 << 30;
 /** Largest WAL whose bytes are kept so that the next scan can resume: see {@link WalMemory}. */
 const MAX_TRUSTED_WAL = 64 << 20;
 const SHM_HEADER_SIZE = 100;
@@ -89,6 +110,13 @@ export function sameFiles(earlier: Fingerprint | undefined, later: Fingerprint):
   return earlier !== undefined && earlier.settled && earlier.key === later.key;
 }
 
+/** What one {@link readImage} call reads against. */
+interface ReadContext {
+  readonly store: PageStore;
+  readonly live: PageImage | undefined;
+  readonly memory: WalMemory | undefined;
+}
+
 /** State kept across the attempts of one {@link readImage} call. */
 interface Attempts {
   /** The stat of a database file last seen with a size that is not a whole number of pages. */
@@ -114,10 +142,13 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
   let delay = 1;
   let attempts = 0;
   const state: Attempts = {};
+  const store = hints.store ?? new PageStore();
+  const live = hints.live instanceof Uint8Array ? PageImage.fromBytes(hints.live) : hints.live;
+  const context: ReadContext = { store, live, memory: hints.wal };
   for (;;) {
     attempts++;
     const fingerprint = attempts === 1 ? hints.fingerprint : undefined;
-    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, hints, state));
+    const outcome = await guardIo(() => readOnce(path, fs, fingerprint, context, state));
     if (!(outcome instanceof Retry)) return outcome;
     const elapsed = policy.now() - started;
     // A second attempt always: a file seen once at an odd size is accepted when seen again unchanged.
@@ -171,7 +202,7 @@ async function readOnce(
   path: string,
   fs: ImageFileSystem,
   knownFingerprint: Fingerprint | undefined,
-  hints: ReadHints,
+  context: ReadContext,
   state: Attempts,
 ): Promise<DatabaseImage | Retry> {
   const fingerprint = knownFingerprint ?? readFingerprint(path, fs);
@@ -182,7 +213,12 @@ async function readOnce(
   const head = readHead(fs, path, DB_HEADER_SIZE);
   const walMode = walExists || (head !== undefined && marksWal(head));
   const clock = { now, window: racyWindow(fs) };
-  return walMode ? readWalMode(path, fs, fingerprint, hints.wal, clock, state) : readRollbackMode(path, fs, fingerprint, clock, state, hints.live);
+  if (!walMode) return readRollbackMode(path, fs, fingerprint, clock, state, context);
+  if (walExists) {
+    const increment = await readWalIncrement(path, fs, fingerprint, clock, context);
+    if (increment !== undefined) return increment;
+  }
+  return readWalMode(path, fs, fingerprint, clock, state, context);
 }
 
 /** Rollback journal mode: change counter, no active journal, whole file, then all of it again. */
@@ -192,8 +228,9 @@ async function readRollbackMode(
   fingerprint: Fingerprint,
   clock: Clock,
   state: Attempts,
-  live: Uint8Array | undefined,
+  context: ReadContext,
 ): Promise<DatabaseImage | Retry> {
+  const { live, store } = context;
   const fd = openDatabase(path, fs);
   try {
     const before = fs.fstat(fd);
@@ -201,7 +238,7 @@ async function readRollbackMode(
     // then shows up as a changed counter at the end.
     const counterBefore = readCounter(fs, fd, before.size);
     if (journalActive(path, fs)) return new Retry('a rollback journal is active');
-    const bytes = await readInto(fs, fd, fs.allocate(before.size), before.size);
+    const bytes = await readPages(fs, fd, before.size, store, live);
     if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
     const after = fs.fstat(fd);
     if (readCounter(fs, fd, after.size) !== counterBefore || statKey(after) !== statKey(before)) {
@@ -218,26 +255,26 @@ async function readRollbackMode(
     // tool put it there during the call). Bytes that say WAL (2/2) with no -wal at the check above
     // are a WAL database's whole state: a checkpoint runs only while its -wal exists, and one that
     // finished after the read wrote the file. Both send the next attempt down the WAL path.
-    if (marksWal(bytes)) return new Retry('the database is in WAL mode now');
+    if (marksWal(bytes.pages[0] ?? new Uint8Array(0))) return new Retry('the database is in WAL mode now');
     const settled = !isRacy(before, clock);
     // Equal stats prove nothing about a file written within the racy window (a transaction that
     // spills pages and rolls back, a writer in locking_mode=EXCLUSIVE that never bumps the change
     // counter): the content itself must not have moved, unless it is exactly the live image.
-    if (!settled && !(live !== undefined && equalBytes(bytes, live))) {
+    if (!settled && !(live !== undefined && bytes.equals(live))) {
       if (!(await sameAsFile(fs, fd, bytes))) return new Retry('the database changed during the read');
       if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
       if (readCounter(fs, fd, before.size) !== counterBefore) return new Retry('the database changed during the read');
     }
     const odd = oddSize(bytes, before, state);
     if (odd !== undefined) return odd;
-    const image = validate(bytes);
-    return {
-      bytes: image,
+    return databaseImage({
+      pages: validatePages(bytes, store),
+      read: 'full',
       version: `r:${before.ino}:${before.size}:${counterBefore}:${before.mtimeNs}`,
       settled,
       mode: 'rollback',
       fingerprint,
-    };
+    });
   } finally {
     fs.close(fd);
   }
@@ -251,10 +288,11 @@ async function readWalMode(
   path: string,
   fs: ImageFileSystem,
   fingerprint: Fingerprint,
-  memory: WalMemory | undefined,
   clock: Clock,
   state: Attempts,
+  context: ReadContext,
 ): Promise<DatabaseImage | Retry> {
+  const { memory, store, live } = context;
   const walPath = `${path}-wal`;
   const walHeadBefore = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerBefore = walHeadBefore === undefined ? undefined : parseWalHeader(walHeadBefore);
@@ -265,12 +303,10 @@ async function readWalMode(
 
   const fd = openDatabase(path, fs);
   let dbStat: FileStat;
-  let dbBytes: Uint8Array;
-  let allocation: Uint8Array;
+  let dbBytes: PageImage;
   try {
     dbStat = fs.fstat(fd);
-    allocation = fs.allocate(dbStat.size + growthRoom(dbStat.size, headerBefore, fs.stat(walPath)?.size ?? 0));
-    dbBytes = await readInto(fs, fd, allocation, dbStat.size);
+    dbBytes = await readPages(fs, fd, dbStat.size, store, live);
     if (headerBefore === undefined && statKey(fs.fstat(fd)) !== statKey(dbStat)) {
       return new Retry('the database file changed while no WAL protected it');
     }
@@ -300,7 +336,10 @@ async function readWalMode(
   }
   const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
   const headerAfter = walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter);
-  const resume = walBytes !== undefined && walStat !== undefined && memory?.ino === walStat.ino && holds(walBytes, memory.trusted) ? memory.scan : undefined;
+  const resume =
+    walBytes !== undefined && walStat !== undefined && memory?.ino === walStat.ino && memory.trusted !== undefined && holds(walBytes, memory.trusted)
+      ? memory.scan
+      : undefined;
   const scanned = walBytes === undefined ? undefined : scanWal(walBytes, resume);
   // SQLite ignores (and deletes) a WAL next to an empty database file.
   const scan = dbStat.size === 0 ? undefined : scanned;
@@ -341,15 +380,14 @@ async function readWalMode(
   if (folding) {
     // Page 1 from the WAL is what SQLite reads: then the database file's header does not matter.
     const pageOneInWal = scan.pages.has(1);
-    if (!pageOneInWal && dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes).pageSize !== scan.header.pageSize) {
+    if (!pageOneInWal && dbBytes.length >= DB_HEADER_SIZE && parse(dbBytes.subarray(0, DB_HEADER_SIZE)).pageSize !== scan.header.pageSize) {
       throw new PipelineFailure('NOT_A_DATABASE', `the WAL page size ${scan.header.pageSize} differs from the database's`);
     }
     if (!pageOneInWal) {
       const odd = oddSize(dbBytes, dbStat, state);
       if (odd !== undefined) return odd;
     }
-    // `subarray` of the allocation keeps its class: sql.js adopts a Buffer without copying it.
-    image = foldWal(dbBytes, walBytes!, scan, (size) => (size <= allocation.length ? allocation.subarray(0, size) : fs.allocate(size)));
+    image = foldWalPages(dbBytes, walBytes!, scan, store, live);
   } else {
     const odd = oddSize(dbBytes, dbStat, state);
     if (odd !== undefined) return odd;
@@ -366,27 +404,137 @@ async function readWalMode(
   ].join(':');
   // The next scan may skip checksumming the frames it finds byte-for-byte unchanged; proving
   // that needs the bytes, so a WAL larger than the cap is scanned whole every time instead.
-  const wal =
-    scan !== undefined && walStat !== undefined && walBytes !== undefined && trustedEnd(scan) <= MAX_TRUSTED_WAL
-      ? { ino: walStat.ino, scan, trusted: walBytes.subarray(0, trustedEnd(scan)) }
+  const pages = validatePages(image, store);
+  const wal: WalMemory | undefined =
+    scan !== undefined && walStat !== undefined && walBytes !== undefined
+      ? {
+          ino: walStat.ino,
+          scan,
+          db: { key: statKey(dbStat), settled: !isRacy(dbStat, clock) },
+          image: pages,
+          ...(trustedEnd(scan) <= MAX_TRUSTED_WAL ? { trusted: walBytes.subarray(0, trustedEnd(scan)) } : {}),
+        }
       : undefined;
-  return { bytes: validate(image), version, settled, mode: 'wal', fingerprint, wal };
+  return databaseImage({ pages, read: 'full', version, settled, mode: 'wal', fingerprint, ...(wal === undefined ? {} : { wal }) });
 }
 
 /**
- * Checks that an image is a whole SQLite database (or empty) and marks it as a rollback database
- * in place. Throws PipelineFailure `NOT_A_DATABASE`.
+ * WAL mode, the same WAL as the previous image's (same inode and header, its last commit frame
+ * still in place, the checksum chain continuing from it) and the database file untouched since
+ * (same stat, taken outside the racy window): applies only the pages of the frames committed
+ * since to the previous image. The database file is not read. The WAL is read whole, as SQLite's
+ * recovery reads it, so that frames already applied are verified too (against the bytes the
+ * previous scan trusted, or by their checksums): a tool that rewrote them in place is seen. A
+ * WAL is bounded by checkpoints (about 4 MB with SQLite's defaults). Runs the same end checks
+ * as a full read (WAL header again, both inodes). Returns `undefined` when continuity is not
+ * proven: then the caller reads in full.
  */
-export function validate(image: Uint8Array): Uint8Array {
+async function readWalIncrement(
+  path: string,
+  fs: ImageFileSystem,
+  fingerprint: Fingerprint,
+  clock: Clock,
+  context: ReadContext,
+): Promise<DatabaseImage | Retry | undefined> {
+  const { memory, store } = context;
+  const base = memory?.image;
+  if (memory === undefined || base === undefined || memory.db === undefined || !memory.db.settled) return undefined;
+  const previous = memory.scan;
+  const { pageSize } = previous.header;
+  if (base.pageSize !== pageSize) return undefined;
+  const walPath = `${path}-wal`;
+  const walHead = readHead(fs, walPath, WAL_HEADER_SIZE);
+  const header = walHead === undefined ? undefined : parseWalHeader(walHead);
+  if (header === undefined || !sameHeader(header, previous.header)) return undefined;
+  // Untouched: no checkpoint copied pages into it (harmless) and no other program wrote it.
+  const dbStat = fs.stat(path);
+  if (dbStat === undefined || !dbStat.isFile || statKey(dbStat) !== memory.db.key || dbStat.size === 0) return undefined;
+
+  let walFd: number;
+  try {
+    walFd = fs.open(walPath);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return new Retry('the WAL appeared or vanished during the read');
+    throw error;
+  }
+  let walStat: FileStat;
+  let walBytes: Uint8Array;
+  try {
+    walStat = fs.fstat(walFd);
+    if (walStat.ino !== memory.ino) return undefined;
+    walBytes = await readInto(fs, walFd, new Uint8Array(walStat.size), walStat.size);
+  } finally {
+    fs.close(walFd);
+  }
+  const resume = memory.trusted !== undefined && holds(walBytes, memory.trusted) ? previous : undefined;
+  const scan = scanWal(walBytes, resume);
+  if (scan === undefined || !sameHeader(scan.header, previous.header) || scan.committedFrames < previous.committedFrames) return undefined;
+  if (!continuesFrom(walBytes, previous)) return undefined;
+  const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
+  if (!sameSalts(header, walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter))) {
+    return new Retry('the WAL was restarted during the read');
+  }
+  const dbAfter = fs.stat(path);
+  if (dbAfter === undefined || statKey(dbAfter) !== memory.db.key || fs.stat(walPath)?.ino !== walStat.ino) {
+    return new Retry('the database or its WAL changed or was replaced during the read');
+  }
+
+  let image = base;
+  if (scan.committedFrames !== previous.committedFrames) {
+    const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
+    const firstNew = WAL_HEADER_SIZE + previous.committedFrames * frameSize;
+    const basePages = base.pages.length;
+    // A page past the previous end that no new frame holds is in an older frame or the file: unproven here.
+    for (let pageNumber = basePages + 1; pageNumber <= scan.dbPages; pageNumber++) {
+      if ((scan.pages.get(pageNumber) ?? 0) < firstNew) return undefined;
+    }
+    if (base.length !== basePages * pageSize && scan.dbPages > basePages) return undefined;
+    const changes = new Map<number, Uint8Array>();
+    for (const [pageNumber, offset] of scan.pages) {
+      if (offset < firstNew || pageNumber > scan.dbPages) continue;
+      let page = pageFrom(walBytes.subarray(offset, offset + pageSize), pageNumber, store, base);
+      if (pageNumber === 1 && (page[18] !== 1 || page[19] !== 1)) {
+        if (page === base.pages[0]) page = store.copyPage(page, pageSize);
+        markRollback(page);
+      }
+      changes.set(pageNumber - 1, page);
+    }
+    image = base.with(changes, scan.dbPages * pageSize);
+    if (changes.has(0)) parse(image.pages[0]!);
+  }
+  const version = ['w', dbStat.ino, dbStat.size, dbStat.mtimeNs, headerKey(scan.header), scan.committedFrames, scan.checksum1, scan.checksum2].join(':');
+  const settled = !isRacy(dbStat, clock);
+  const wal: WalMemory = {
+    ino: walStat.ino,
+    scan,
+    db: memory.db,
+    image,
+    ...(trustedEnd(scan) <= MAX_TRUSTED_WAL ? { trusted: walBytes.subarray(0, trustedEnd(scan)) } : {}),
+  };
+  return databaseImage({ pages: image, read: 'incremental', version, settled, mode: 'wal', fingerprint, wal });
+}
+
+/**
+ * Checks that a page image is a whole SQLite database (or empty) and marks it as a rollback
+ * database: page 1 is replaced by a marked copy when it is not marked yet (pages are shared and
+ * never written). Throws PipelineFailure `NOT_A_DATABASE`.
+ */
+export function validatePages(image: PageImage, store: PageStore): PageImage {
   if (image.length === 0) return image;
-  const header = parse(image);
-  // SQLite counts a trailing partial page as a page (it reads as zero-padded).
+  const first = image.pages[0]!;
+  const header = parse(first);
   const pages = Math.ceil(image.length / header.pageSize);
   if (header.pageCountValid && header.pageCount > pages) {
     throw new PipelineFailure('NOT_A_DATABASE', `the file is truncated (${pages} of ${header.pageCount} pages)`);
   }
-  markRollback(image);
-  return image;
+  if (header.pageSize !== image.pageSize) {
+    // Only bytes whose header was unreadable when they were split (the fallback page size) get here.
+    return validatePages(PageImage.fromBytes(image.toBytes(), header.pageSize), store);
+  }
+  if (first[18] === 1 && first[19] === 1) return image;
+  const marked = store.copyPage(first, image.pageSize).subarray(0, first.length);
+  markRollback(marked);
+  return image.with(new Map([[0, marked]]));
 }
 
 function parse(image: Uint8Array) {
@@ -460,11 +608,11 @@ function isRacy(stat: FileStat, clock: Clock): boolean {
  * A database file whose size is not a whole number of pages is being extended (a checkpoint
  * writing large pages): retry once. Seen again unchanged, it is read as SQLite reads it.
  */
-function oddSize(bytes: Uint8Array, stat: FileStat, state: Attempts): Retry | undefined {
+function oddSize(bytes: PageImage, stat: FileStat, state: Attempts): Retry | undefined {
   if (bytes.length < DB_HEADER_SIZE) return undefined;
   let pageSize: number;
   try {
-    pageSize = parseDbHeader(bytes).pageSize;
+    pageSize = parseDbHeader(bytes.subarray(0, DB_HEADER_SIZE)).pageSize;
   } catch {
     return undefined;
   }
@@ -480,10 +628,6 @@ function trustedEnd(scan: WalScan): number {
   return WAL_HEADER_SIZE + scan.committedFrames * (scan.header.pageSize + WAL_FRAME_HEADER_SIZE);
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
-
 /** Whether `bytes` starts with `prefix`: the frames an earlier scan verified are still there. */
 function holds(bytes: Uint8Array, prefix: Uint8Array): boolean {
   return bytes.length >= prefix.length && Buffer.from(bytes.buffer, bytes.byteOffset, prefix.length).equals(prefix);
@@ -492,7 +636,7 @@ function holds(bytes: Uint8Array, prefix: Uint8Array): boolean {
 const COMPARE_CHUNK = 1 << 20;
 
 /** Whether the file behind `fd` still holds exactly `bytes`, re-read in chunks. */
-async function sameAsFile(fs: ImageFileSystem, fd: number, bytes: Uint8Array): Promise<boolean> {
+async function sameAsFile(fs: ImageFileSystem, fd: number, bytes: PageImage): Promise<boolean> {
   if (fs.fstat(fd).size !== bytes.length) return false;
   const chunk = new Uint8Array(Math.min(COMPARE_CHUNK, Math.max(bytes.length, 1)));
   for (let at = 0; at < bytes.length; at += chunk.length) {
@@ -503,13 +647,13 @@ async function sameAsFile(fs: ImageFileSystem, fd: number, bytes: Uint8Array): P
       if (n === 0) return false;
       done += n;
     }
-    if (!Buffer.from(chunk.buffer, chunk.byteOffset, length).equals(bytes.subarray(at, at + length))) return false;
+    if (!matches(bytes, chunk.subarray(0, length), at)) return false;
   }
   return true;
 }
 
 /** {@link sameAsFile} for the file at `path`, which must still be inode `ino`. */
-async function samePathContent(fs: ImageFileSystem, path: string, ino: bigint, bytes: Uint8Array): Promise<boolean> {
+async function samePathContent(fs: ImageFileSystem, path: string, ino: bigint, bytes: PageImage): Promise<boolean> {
   let fd: number;
   try {
     fd = fs.open(path);
@@ -608,11 +752,11 @@ function readShm(path: string, fs: ImageFileSystem): Shm {
 
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Reads `size` bytes from the start of a file into `target`, in chunks below 2 GiB; returns the part read. */
-async function readInto(fs: ImageFileSystem, fd: number, target: Uint8Array, size: number): Promise<Uint8Array> {
+/** Reads `size` bytes from the start of a file into `target`; returns the part read. */
+async function readInto(fs: ImageFileSystem, fd: number, target: Uint8Array, size: number, position = 0): Promise<Uint8Array> {
   let done = 0;
   while (done < size) {
-    const n = await fs.read(fd, target, done, Math.min(size - done, MAX_CHUNK), done);
+    const n = await fs.read(fd, target, done, size - done, position + done);
     if (n === 0) break;
     done += n;
   }
@@ -620,17 +764,53 @@ async function readInto(fs: ImageFileSystem, fd: number, target: Uint8Array, siz
 }
 
 /**
- * Spare room after the database file's bytes for pages the WAL adds: commits usually grow the
- * database, and with room the fold writes in place instead of copying the whole image. Capped,
- * because every snapshot keeps its whole allocation alive and a WAL can be as large as the
- * database (after a VACUUM) while adding no pages at all.
+ * Reads `size` bytes from the start of a file as pages, in chunks of a slab's size: every page
+ * equal to the same page of `live` is shared with it, and only the others are kept. Memory
+ * never holds the file twice, and no allocation holds all of it.
  */
-function growthRoom(dbSize: number, header: WalHeader | undefined, walSize: number): number {
-  if (header === undefined) return 0;
-  const frames = Math.max(0, Math.floor((walSize - WAL_HEADER_SIZE) / (header.pageSize + WAL_FRAME_HEADER_SIZE)));
-  return Math.min(frames * header.pageSize, Math.max(dbSize >>> 3, 1 << 20));
+async function readPages(fs: ImageFileSystem, fd: number, size: number, store: PageStore, live: PageImage | undefined): Promise<PageImage> {
+  if (size === 0) return new PageImage(live?.pageSize ?? FALLBACK_PAGE_SIZE, 0, []);
+  const chunkSize = Math.min(size, store.slabBytes);
+  const first = await readInto(fs, fd, fs.allocate(chunkSize), chunkSize);
+  // Chunks are a whole number of pages of any size SQLite allows (a slab is), except the last.
+  const pageSize = pageSizeOf(first) ?? live?.pageSize ?? FALLBACK_PAGE_SIZE;
+  const builder = new PageImageBuilder(store, pageSize, live);
+  builder.push(first, true);
+  while (builder.length < size && builder.length % store.slabBytes === 0) {
+    const length = Math.min(size - builder.length, store.slabBytes);
+    const chunk = builder.chunk((bytes) => fs.allocate(bytes));
+    const read = await readInto(fs, fd, chunk, length, builder.length);
+    if (read.length === 0) break;
+    builder.push(read, true);
+  }
+  return builder.finish();
 }
 
+/** Whether `bytes` equals the image's bytes from `start`, compared page by page (no copy). */
+function matches(image: PageImage, bytes: Uint8Array, start: number): boolean {
+  if (start + bytes.length > image.length) return false;
+  const pageSize = image.pageSize;
+  for (let at = 0; at < bytes.length; ) {
+    const index = Math.floor((start + at) / pageSize);
+    const from = start + at - index * pageSize;
+    const page = image.pages[index]!;
+    const length = Math.min(page.length - from, bytes.length - at);
+    if (!sameBytes(page.subarray(from, from + length), bytes.subarray(at, at + length))) return false;
+    at += length;
+  }
+  return true;
+}
+
+/** An image whose flat bytes are made only if someone asks (tests). */
+function databaseImage(fields: Omit<DatabaseImage, 'bytes'>): DatabaseImage {
+  let bytes: Uint8Array | undefined;
+  return {
+    ...fields,
+    get bytes() {
+      return (bytes ??= fields.pages.toBytes());
+    },
+  };
+}
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;

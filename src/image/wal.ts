@@ -1,3 +1,5 @@
+import { PageImage, sameBytes } from '../pages/page-image.ts';
+import type { PageStore } from '../pages/page-store.ts';
 import { isValidPageSize } from './header.ts';
 
 /** Size of the WAL file header. */
@@ -128,7 +130,8 @@ function sameLastCommit(view: DataView, resume: WalScan, frameSize: number): boo
   );
 }
 
-function sameHeader(a: WalHeader, b: WalHeader): boolean {
+/** Whether two WAL headers are the same header: same salts, checkpoint sequence, page size and checksums. */
+export function sameHeader(a: WalHeader, b: WalHeader): boolean {
   return (
     a.salt1 === b.salt1 &&
     a.salt2 === b.salt2 &&
@@ -138,6 +141,15 @@ function sameHeader(a: WalHeader, b: WalHeader): boolean {
     a.checksum1 === b.checksum1 &&
     a.checksum2 === b.checksum2
   );
+}
+
+/**
+ * Whether `wal` still holds the last commit frame `earlier` verified, with the same page count,
+ * salts and cumulative checksum: then a valid chain through it (a scan that reaches past it)
+ * holds the same frames before it, and the frames after it continue that log.
+ */
+export function continuesFrom(wal: Uint8Array, earlier: WalScan): boolean {
+  return sameLastCommit(new DataView(wal.buffer, wal.byteOffset, wal.byteLength), earlier, WAL_FRAME_HEADER_SIZE + earlier.header.pageSize);
 }
 
 /**
@@ -172,6 +184,31 @@ export function foldWal(
     image.set(wal.subarray(offset, offset + pageSize), (pageNumber - 1) * pageSize);
   }
   return image.length === size ? image : image.subarray(0, size);
+}
+
+/**
+ * The image at a WAL's last commit: the database file's pages with the committed WAL pages in
+ * place of theirs, cut (or grown with zero pages) to the commit's page count, as `foldWal` does
+ * on flat bytes (the two must agree: test/pages.test.ts). A WAL page equal to the live image's is shared; the others are copied out of
+ * the WAL's bytes.
+ */
+export function foldWalPages(db: PageImage, wal: Uint8Array, scan: WalScan, store: PageStore, live: PageImage | undefined): PageImage {
+  if (scan.committedFrames === 0) return db;
+  const { pageSize } = scan.header;
+  const base = db.pageSize === pageSize ? db : PageImage.fromBytes(db.toBytes(), pageSize);
+  const sharable = live?.pageSize === pageSize ? live : undefined;
+  const changes = new Map<number, Uint8Array>();
+  for (const [pageNumber, offset] of scan.pages) {
+    if (pageNumber > scan.dbPages) continue;
+    changes.set(pageNumber - 1, pageFrom(wal.subarray(offset, offset + pageSize), pageNumber, store, sharable));
+  }
+  return base.with(changes, scan.dbPages * pageSize);
+}
+
+/** Page `pageNumber` with the bytes of `source` (a WAL frame's page): the live one if equal, else a copy. */
+export function pageFrom(source: Uint8Array, pageNumber: number, store: PageStore, live: PageImage | undefined): Uint8Array {
+  const old = live?.pages[pageNumber - 1];
+  return old !== undefined && sameBytes(old, source) ? old : store.copyPage(source, source.length);
 }
 
 /** SQLite's WAL checksum: 32-bit words taken in pairs, `s1 += w0 + s2; s2 += w1 + s1`. */

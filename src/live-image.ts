@@ -1,0 +1,220 @@
+import type { ReloadCause } from './cache.ts';
+import { PipelineFailure, describe } from './errors.ts';
+import { fileClockNs, type ImageFileSystem } from './image/file-system.ts';
+import { readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type ReadPolicy, type WalMemory } from './image/read.ts';
+import type { DatabaseSource } from './options.ts';
+import { FALLBACK_PAGE_SIZE, pageSizeOf, type PageImage } from './pages/page-image.ts';
+import { PageImageBuilder, PageStore } from './pages/page-store.ts';
+
+/** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
+export const SAME_BAD_FILE = Symbol('same bad file');
+
+/**
+ * Where a cache's images come from, and what it remembers about them between reloads: the live
+ * image as read (the pages the next one shares), the page store, and for a file its version,
+ * fingerprint and WAL scan. The cache's pipeline asks it for the next image, asks whether that
+ * image is what is live, and tells it what was published.
+ */
+export interface ImageFeed {
+  /** The slabs the versions' pages live in. */
+  readonly store: PageStore;
+  /**
+   * The next image, `undefined` when a cheap check proves nothing changed, or SAME_BAD_FILE.
+   * Throws PipelineFailure.
+   */
+  read(cause: ReloadCause, policy: ReadPolicy): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined>;
+  /** Whether `image` holds the live content; then it keeps what proves that. */
+  unchanged(image: DatabaseImage): boolean;
+  /** `image` is live now. */
+  published(image: DatabaseImage): void;
+  /** The last read's content failed (not a database, corrupt): the watcher does not re-read it unchanged. */
+  rejected(): void;
+  /** A reload succeeded (or found nothing new). */
+  recovered(): void;
+  /** Nothing live can be trusted any more: the next read is a full one. */
+  forget(): void;
+  /** For the watcher: whether the cheap fingerprint moved (stats only; no read). */
+  changed(): boolean;
+  /** File-clock time after which the live fingerprint would prove "unchanged", when it does not yet. */
+  unsettledUntil(): number | undefined;
+}
+
+/** The live image's pages, kept tracked in the store (compaction repoints them) and shared by the next read. */
+class LivePages {
+  readonly store = new PageStore();
+  #pages: PageImage | undefined;
+
+  get pages(): PageImage | undefined {
+    return this.#pages;
+  }
+
+  set(pages: PageImage | undefined): void {
+    if (pages === this.#pages) return;
+    if (this.#pages !== undefined) this.store.untrack(this.#pages);
+    this.#pages = pages;
+    if (pages !== undefined) {
+      this.store.track(pages);
+      this.store.sizeHint(pages.length);
+    }
+  }
+}
+
+/** Images of the database file at a path, read without locks (src/image/read.ts). */
+export class FileFeed implements ImageFeed {
+  readonly #path: string;
+  readonly #fs: ImageFileSystem;
+  readonly #live = new LivePages();
+  /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
+  #liveVersion = '';
+  /** Whether {@link FileFeed.#liveVersion} was read outside the racy window: only then does an equal version prove equal content. */
+  #liveVersionSettled = false;
+  #fingerprint: Fingerprint | undefined;
+  /** The files' fingerprint when they last failed as bad content. */
+  #badFingerprint: Fingerprint | undefined;
+  /** The fingerprint the running read took. */
+  #readingFingerprint: Fingerprint | undefined;
+  /** The last verified WAL scan: the next read of the same WAL applies only what was appended. */
+  #wal: WalMemory | undefined;
+
+  constructor(path: string, fs: ImageFileSystem) {
+    this.#path = path;
+    this.#fs = fs;
+  }
+
+  get store(): PageStore {
+    return this.#live.store;
+  }
+
+  async read(cause: ReloadCause, policy: ReadPolicy): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
+    this.#readingFingerprint = undefined;
+    const fingerprint = readFingerprint(this.#path, this.#fs);
+    // Inside the racy window an equal fingerprint proves nothing: read and compare the content.
+    if (this.#live.pages !== undefined && sameFiles(this.#fingerprint, fingerprint)) return undefined;
+    if (cause === 'watch' && sameFiles(this.#badFingerprint, fingerprint)) return SAME_BAD_FILE;
+    this.#readingFingerprint = fingerprint;
+    const live = this.#live.pages;
+    const image = await readImage(this.#path, this.#fs, policy, { fingerprint, wal: this.#wal, store: this.store, ...(live === undefined ? {} : { live }) });
+    this.#wal = image.wal;
+    return image;
+  }
+
+  unchanged(image: DatabaseImage): boolean {
+    const live = this.#live.pages;
+    if (live === undefined) return false;
+    // An equal version proves equal content only if the live one was read outside the racy
+    // window (its file times would have moved with any later write); otherwise compare pages.
+    if (this.#liveVersionSettled && image.version === this.#liveVersion) {
+      this.#fingerprint = image.fingerprint;
+    } else {
+      if (!live.equals(image.pages)) return false;
+      this.#liveVersion = image.version;
+      this.#liveVersionSettled = image.settled;
+      this.#fingerprint = image.fingerprint;
+    }
+    // The next increment builds on the live pages, not on an equal copy of them.
+    if (this.#wal?.image !== undefined) this.#wal = { ...this.#wal, image: live };
+    return true;
+  }
+
+  published(image: DatabaseImage): void {
+    this.#liveVersion = image.version;
+    this.#liveVersionSettled = image.settled;
+    this.#fingerprint = image.fingerprint;
+    this.#live.set(image.pages);
+  }
+
+  rejected(): void {
+    this.#badFingerprint = this.#readingFingerprint;
+  }
+
+  recovered(): void {
+    this.#badFingerprint = undefined;
+  }
+
+  forget(): void {
+    this.#liveVersion = '';
+    this.#fingerprint = undefined;
+    this.#wal = undefined;
+    this.#live.set(undefined);
+  }
+
+  changed(): boolean {
+    return readFingerprint(this.#path, this.#fs).key !== this.#fingerprint?.key;
+  }
+
+  unsettledUntil(): number | undefined {
+    const fingerprint = this.#fingerprint;
+    if (fingerprint === undefined || fingerprint.settled) return undefined;
+    return Number(fingerprint.settlesAtNs - fileClockNs(this.#fs)) / 1e6;
+  }
+}
+
+/** Images from the application's own writer connection (`serialize()`/`export()`). */
+export class SourceFeed implements ImageFeed {
+  readonly #source: DatabaseSource;
+  readonly #live = new LivePages();
+  /** Versions published. */
+  #versions = 0;
+
+  constructor(source: DatabaseSource) {
+    this.#source = source;
+  }
+
+  get store(): PageStore {
+    return this.#live.store;
+  }
+
+  async read(): Promise<DatabaseImage> {
+    let bytes: unknown;
+    try {
+      bytes = await this.#source();
+    } catch (error) {
+      throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
+    }
+    // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
+    const { store } = this;
+    const builder = new PageImageBuilder(store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
+    for (let at = 0; at < bytes.length; at += store.slabBytes) builder.push(bytes.subarray(at, at + store.slabBytes), false);
+    const pages = validatePages(builder.finish(), store);
+    return {
+      pages,
+      get bytes() {
+        return pages.toBytes();
+      },
+      read: 'full',
+      version: `source:${this.#versions + 1}:${pages.length}`,
+      settled: false,
+      mode: 'rollback',
+      fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
+    };
+  }
+
+  /** A source has no versions: equal pages are the only proof. */
+  unchanged(image: DatabaseImage): boolean {
+    return this.#live.pages !== undefined && this.#live.pages.equals(image.pages);
+  }
+
+  published(image: DatabaseImage): void {
+    this.#versions++;
+    this.#live.set(image.pages);
+  }
+
+  rejected(): void {}
+
+  recovered(): void {}
+
+  forget(): void {
+    this.#live.set(undefined);
+  }
+
+  changed(): boolean {
+    return false;
+  }
+
+  unsettledUntil(): undefined {
+    return undefined;
+  }
+}
