@@ -336,10 +336,12 @@ describe('events and stats', () => {
     const cache = await openDbCache(file, { watch: false });
     try {
       const first = fs.statSync(file).size;
+      const opened = cache.stats();
       assert.deepEqual(
-        { ...cache.stats(), lastReloadMs: 0 },
-        { reloads: 1, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0, liveSnapshots: 1, liveBytes: first },
+        { ...opened, lastReloadMs: 0, pageBytes: 0 },
+        { reloads: 1, incrementalReloads: 0, noopReloads: 0, failures: 0, retries: 0, lastReloadMs: 0, liveSnapshots: 1, liveBytes: first, pageBytes: 0 },
       );
+      assert.ok(opened.pageBytes >= first, `pageBytes ${opened.pageBytes} holds the ${first}-byte image`);
       const lease = cache.snapshot();
       assert.equal(lease.generation, 1);
       assert.equal(lease.version, cache.version);
