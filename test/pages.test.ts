@@ -122,6 +122,31 @@ test('PageStore: compaction moves the few live pages out of sparse slabs and kee
   assert.ok(store.stats().slabs <= 2, `slabs left: ${store.stats().slabs}`);
 });
 
+test('PagedStorage: where a page lies is learnt at its first read, and forgotten when an overlay writes it or compaction moves it', () => {
+  const store = new PageStore({ slabBytes: 8 * PS });
+  const pages: Uint8Array[] = [];
+  for (let i = 0; i < 32; i++) pages.push(store.copyPage(new Uint8Array(PS).fill(i + 1), PS));
+  // Only pages 3 and 20 stay: their slabs are sparse once the full table goes.
+  const full = new PageImage(PS, 32 * PS, pages.slice());
+  store.track(full);
+  const storage = new PagedStorage(new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]), store);
+  storage.slice(0, 2 * PS);
+  const read = (page: number): Uint8Array => storage.subarray(page * PS, (page + 1) * PS);
+  assert.equal(read(0)[0], 4);
+  assert.equal(read(1)[0], 21);
+  assert.equal(read(0).buffer, pages[3]!.buffer, 'a read is a view of the page\'s slab');
+  store.untrack(full);
+  assert.ok(store.compact() > 0);
+  assert.notEqual(storage.pages[0]!.buffer, pages[3]!.buffer, 'compaction moved the page');
+  assert.equal(read(0).buffer, storage.pages[0]!.buffer, 'reads follow the page to its new slab');
+  assert.deepEqual([read(0)[0], read(1)[0]], [4, 21]);
+  storage.set(new Uint8Array(PS).fill(0x77), PS);
+  assert.equal(read(1)[0], 0x77, 'an overlay write is read back');
+  assert.equal(pages[20]![0], 21, 'the shared page is unchanged');
+  assert.deepEqual(storage.subarray(PS - 2, PS + 2), new Uint8Array([4, 4, 0x77, 0x77]), 'across pages');
+  storage.release();
+});
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);

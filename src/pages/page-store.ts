@@ -4,6 +4,8 @@ import { PageImage, sameBytes, zeroPage } from './page-image.ts';
 export interface PageTable {
   /** The table's pages; compaction may replace an entry with a copy of the same bytes. */
   readonly pages: Uint8Array[];
+  /** Told after compaction replaced some of its pages (so it forgets where they were). */
+  moved?(): void;
 }
 
 /** What a {@link PageStore} holds, for stats and tests. */
@@ -175,10 +177,12 @@ export class PageStore {
       const copies = new Map<ArrayBufferLike, Map<number, Uint8Array>>();
       for (const table of this.#tables.keys()) {
         const pages = table.pages;
+        let touched = false;
         for (let i = 0; i < pages.length; i++) {
           const page = pages[i]!;
           const slab = this.#slabs.get(page.buffer);
           if (slab === undefined || !sparse.has(slab)) continue;
+          touched = true;
           let moved = copies.get(page.buffer);
           if (moved === undefined) copies.set(page.buffer, (moved = new Map()));
           let copy = moved.get(page.byteOffset);
@@ -188,6 +192,7 @@ export class PageStore {
           }
           pages[i] = copy;
         }
+        if (touched) table.moved?.();
       }
       for (const slab of sparse) this.#slabs.delete(slab.buffer);
       this.#compacted += sparse.size;

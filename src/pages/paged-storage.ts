@@ -20,6 +20,12 @@ import type { PageStore } from './page-store.ts';
  */
 export class PagedStorage {
   #image: PageImage;
+  readonly #pageSize: number;
+  /** Per page: 1 + the number of its slab in `#slabs` once read (0: not yet), and its offset there. */
+  #slabOf: Int32Array | undefined;
+  #offsetOf: Float64Array | undefined;
+  #slabs: Uint8Array[] = [];
+  #slabIds = new Map<ArrayBufferLike, number>();
   #pages: Uint8Array[];
   /** Pages this storage wrote (private copies); `undefined` until the first write. */
   #owned: Set<number> | undefined;
@@ -30,6 +36,7 @@ export class PagedStorage {
 
   constructor(image: PageImage, store?: PageStore) {
     this.#image = image;
+    this.#pageSize = image.pageSize;
     this.#pages = image.pages;
     this.#length = image.length;
     this.#store = store;
@@ -53,12 +60,57 @@ export class PagedStorage {
     return this;
   }
 
-  subarray(start: number, end: number = this.#length): Uint8Array {
-    const pageSize = this.#image.pageSize;
+  /**
+   * Bytes `start` to `end`. SQLite reads whole pages, once per page a query misses in its cache:
+   * after a page's first read, where it lies (slab and offset) is kept in typed arrays, so later
+   * reads do not touch the page's own object, a cache miss per read on large databases.
+   */
+  subarray(start: number, end: number): Uint8Array {
+    const pageSize = this.#pageSize;
     const index = Math.floor(start / pageSize);
-    const base = index * pageSize;
+    const from = start - index * pageSize;
+    const slab = this.#slabOf !== undefined && index < this.#slabOf.length ? this.#slabOf[index]! : 0;
+    if (slab > 0 && from + end - start <= pageSize) {
+      const at = this.#offsetOf![index]! + from;
+      return this.#slabs[slab - 1]!.subarray(at, at + end - start);
+    }
+    return this.#read(index, from, start, end ?? this.#length);
+  }
+
+  #read(index: number, from: number, start: number, end: number): Uint8Array {
     const page = this.#pages[index];
-    if (page !== undefined && end - base <= page.length) return page.subarray(start - base, end - base);
+    if (page === undefined || from + end - start > page.length) return this.#assemble(start, end);
+    if (page.length === this.#pageSize) this.#learn(index, page);
+    return page.subarray(from, from + end - start);
+  }
+
+  /** Notes where whole page `index` lies (short and written pages are always read from their object). */
+  #learn(index: number, page: Uint8Array): void {
+    if (this.#slabOf === undefined) {
+      this.#slabOf = new Int32Array(this.#pages.length);
+      this.#offsetOf = new Float64Array(this.#pages.length);
+    }
+    if (index >= this.#slabOf.length) return;
+    let slab = this.#slabIds.get(page.buffer);
+    if (slab === undefined) {
+      slab = this.#slabs.push(new Uint8Array(page.buffer));
+      this.#slabIds.set(page.buffer, slab);
+    }
+    this.#slabOf[index] = slab;
+    this.#offsetOf![index] = page.byteOffset;
+  }
+
+  /** Compaction moved some pages to other slabs: where pages lie is learnt again. */
+  moved(): void {
+    this.#slabOf = undefined;
+    this.#offsetOf = undefined;
+    this.#slabs = [];
+    this.#slabIds.clear();
+  }
+
+  /** Bytes `start` to `end` across pages, as a copy (pages past the end read as zeros). */
+  #assemble(start: number, end: number): Uint8Array {
+    const pageSize = this.#pageSize;
     const copy = new Uint8Array(Math.max(0, end - start));
     for (let at = start; at < end; ) {
       const i = Math.floor(at / pageSize);
@@ -99,6 +151,7 @@ export class PagedStorage {
 
   /** The version is gone: its pages stop counting as live for compaction. */
   release(): void {
+    this.moved();
     this.#store?.untrack(this);
     this.#store = undefined;
   }
@@ -109,6 +162,7 @@ export class PagedStorage {
     if (owned.has(index)) return this.#pages[index]!;
     const pageSize = this.#image.pageSize;
     const copy = new Uint8Array(pageSize);
+    if (this.#slabOf !== undefined && index < this.#slabOf.length) this.#slabOf[index] = 0;
     const old = this.#pages[index];
     if (old !== undefined) copy.set(old);
     this.#pages[index] = copy;
