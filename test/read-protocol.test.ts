@@ -34,6 +34,12 @@ import { WalBuilder } from './support/wal-bytes.ts';
 const DB = '/data/app.db';
 // Seeds per profile and file-time granularity: 24 keep the file at a few seconds per runtime.
 const SEEDS = Number(process.env.SIM_SEEDS ?? 24);
+/**
+ * Schedules per seed: the same writer history (its steps do not depend on the reader) and the
+ * same reads, interleaved by differently forked scheduler streams.
+ */
+const SCHEDULES = Number(process.env.SIM_SCHEDULES ?? 4);
+const ONLY_SCHEDULE = process.env.SIM_SCHEDULE === undefined ? undefined : Number(process.env.SIM_SCHEDULE);
 const ONLY_GRANULARITY = process.env.SIM_GRANULARITY;
 
 /**
@@ -168,12 +174,16 @@ interface WorldOverrides {
   readonly boundFs?: boolean;
   /** Granularity of file times (default 1 ns). */
   readonly granularityNs?: bigint;
+  /** Which of the seed's schedules (default 0): the scheduler's stream is forked this many times more. */
+  readonly schedule?: number;
 }
 
 function makeWorld(seed: number, profile: Profile, busyTimeoutMs = 60_000, overrides: WorldOverrides = {}): World {
   const root = new Rng(seed);
   const writerRng = root.fork();
-  const schedulerRng = root.fork();
+  let schedulerRng = root.fork();
+  const scheduleIndex = overrides.schedule ?? 0;
+  for (let k = 0; k < scheduleIndex; k++) schedulerRng = schedulerRng.fork();
   const rng = root.fork();
   const pickedMode = root.pick(profile.modes);
   const mode = overrides.mode ?? pickedMode;
@@ -218,10 +228,10 @@ function makeWorld(seed: number, profile: Profile, busyTimeoutMs = 60_000, overr
     },
   };
   const description =
-    `seed ${seed}, profile ${profile.key} (${profile.name}); initial mode ${mode}, page size ${pageSize}, ` +
+    `seed ${seed}, schedule ${scheduleIndex}, profile ${profile.key} (${profile.name}); initial mode ${mode}, page size ${pageSize}, ` +
     `${initialPages} initial pages, ${bigEndianChecksums ? 'big' : 'little'}-endian WAL checksums, file times in steps of ${granularityNs} ns, ` +
     `schedule: step chance ${schedule.stepChance}, bursts of up to ${schedule.burstMax} steps, torn-read chance ${schedule.tearChance}, targeted-burst chance ${schedule.targetedChance}, active/quiet phases of mean ${schedule.phaseMean} points, live point kinds ${schedule.liveKinds}.\n` +
-    `Replay: SIM_PROFILE=${profile.key} SIM_SEED=${seed} SIM_GRANULARITY=${GRANULARITIES.find((g) => g.ns === granularityNs)?.label ?? `${granularityNs}ns`} node --import tsx --test test/read-protocol.test.ts`;
+    `Replay: SIM_PROFILE=${profile.key} SIM_SEED=${seed} SIM_SCHEDULE=${scheduleIndex} SIM_GRANULARITY=${GRANULARITIES.find((g) => g.ns === granularityNs)?.label ?? `${granularityNs}ns`} node --import tsx --test test/read-protocol.test.ts`;
   return { seed, profile, description, trace, fs, writer, scheduler, rng, policy, clock };
 }
 
@@ -240,6 +250,10 @@ function describeError(error: unknown): string {
 
 interface Tally {
   seeds: number;
+  /** Schedules run (seeds times schedules per seed). */
+  schedules: number;
+  /** Distinct interleavings among them: per seed, the number of different traces, summed. */
+  distinctSchedules: number;
   reads: number;
   /** Reads during which the writer took at least one step. */
   contended: number;
@@ -248,16 +262,19 @@ interface Tally {
   writerSteps: number;
   commits: number;
   opCounts: Record<OpKind, number>;
-  failedSeeds: number[];
+  /** `seed/schedule` of each failing run. */
+  failedSeeds: string[];
   firstFailure?: string;
   leakedDescriptors: number;
-  leakSeeds: Set<number>;
+  leakSeeds: Set<string>;
   firstLeak?: string;
 }
 
 function newTally(): Tally {
   return {
     seeds: 0,
+    schedules: 0,
+    distinctSchedules: 0,
     reads: 0,
     contended: 0,
     retries: 0,
@@ -270,13 +287,26 @@ function newTally(): Tally {
   };
 }
 
-/** Runs one seed: a writer moving freely, and `reads` readImage calls it interleaves with. */
-async function simulateReads(seed: number, profile: Profile, granularityNs: bigint, tally: Tally, reads = 6): Promise<void> {
-  const world = makeWorld(seed, profile, 60_000, { granularityNs });
+/** FNV-1a over the lines of a trace: equal for two runs exactly when they interleaved alike. */
+function traceHash(trace: Trace): string {
+  let h = 0x811c9dc5;
+  for (const line of trace.lines) {
+    for (let i = 0; i < line.length; i++) h = Math.imul(h ^ line.charCodeAt(i), 0x01000193);
+    h = Math.imul(h ^ 10, 0x01000193);
+  }
+  return `${trace.lines.length}:${(h >>> 0).toString(16)}`;
+}
+
+/**
+ * Runs one schedule of a seed: a writer moving freely, and `reads` readImage calls it interleaves
+ * with. Returns the hash of the whole trace (every reader call and writer step, in order).
+ */
+async function simulateReads(seed: number, profile: Profile, granularityNs: bigint, tally: Tally, schedule = 0, reads = 6): Promise<string> {
+  const world = makeWorld(seed, profile, 60_000, { granularityNs, schedule });
   const { writer, scheduler, trace, fs, rng } = world;
   const versions = new Map<string, number>();
   let failure: string | undefined;
-  tally.seeds++;
+  tally.schedules++;
 
   // Like the cache, each read resumes from the previous image's WAL scan.
   let walMemory: WalMemory | undefined;
@@ -318,7 +348,7 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
     if (fs.openDescriptors() > descriptorsBefore) {
       // Counted, and failed on only by the descriptor test: the image checks go on regardless.
       tally.leakedDescriptors += fs.openDescriptors() - descriptorsBefore;
-      tally.leakSeeds.add(seed);
+      tally.leakSeeds.add(`${seed}/${schedule}`);
       tally.firstLeak ??= `${world.description}\nreadImage #${r} left ${fs.openDescriptors() - descriptorsBefore} descriptor(s) open\n--- trace of this readImage call ---\n${trace.since(mark)}`;
     }
     const state = writer.find(image.bytes);
@@ -376,9 +406,23 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
   tally.commits += writer.states.length - 1;
   for (const kind of OP_KINDS) tally.opCounts[kind] += writer.opCounts[kind];
   if (failure !== undefined) {
-    tally.failedSeeds.push(seed);
+    tally.failedSeeds.push(`${seed}/${schedule}`);
     tally.firstFailure ??= failure;
   }
+  return traceHash(trace);
+}
+
+function schedulesFor(): number[] {
+  if (ONLY_SCHEDULE !== undefined) return [ONLY_SCHEDULE];
+  return Array.from({ length: SCHEDULES }, (_, k) => k);
+}
+
+/** Runs every schedule of one seed; counts the distinct interleavings among them. */
+async function simulateSeed(seed: number, profile: Profile, granularityNs: bigint, tally: Tally): Promise<void> {
+  tally.seeds++;
+  const hashes = new Set<string>();
+  for (const schedule of schedulesFor()) hashes.add(await simulateReads(seed, profile, granularityNs, tally, schedule));
+  tally.distinctSchedules += hashes.size;
 }
 
 function seedsFor(profile: Profile): number[] {
@@ -397,9 +441,9 @@ function summarise(profile: Profile, tally: Tally): string {
     .map((kind) => `${kind} ${tally.opCounts[kind]}`)
     .join(', ');
   return (
-    `${profile.key}: ${tally.seeds} seeds, ${tally.reads} reads (${tally.contended} with writer steps inside, ${tally.retries} retries), ` +
+    `${profile.key}: ${tally.seeds} seeds, ${tally.distinctSchedules} distinct of ${tally.schedules} schedules, ${tally.reads} reads (${tally.contended} with writer steps inside, ${tally.retries} retries), ` +
     `${tally.writerSteps} writer steps at scheduling points, ${tally.commits} commits; operations: ${ops}; ` +
-    `${tally.failedSeeds.length} failing seeds; ${tally.leakedDescriptors} descriptors leaked in ${tally.leakSeeds.size} seeds`
+    `${tally.failedSeeds.length} failing schedules; ${tally.leakedDescriptors} descriptors leaked in ${tally.leakSeeds.size} schedules`
   );
 }
 
@@ -409,12 +453,20 @@ const tallies = new Map<string, Tally>();
 async function runProfile(t: TestContext, profile: Profile, granularity: (typeof GRANULARITIES)[number]): Promise<void> {
   const tally = newTally();
   if (ONLY_GRANULARITY !== undefined && ONLY_GRANULARITY !== granularity.label) return;
-  for (const seed of seedsFor(profile)) await simulateReads(seed, profile, granularity.ns, tally);
+  for (const seed of seedsFor(profile)) await simulateSeed(seed, profile, granularity.ns, tally);
   tallies.set(`${profile.key}@${granularity.label}`, tally);
   report(t, `${granularity.label} ${summarise(profile, tally)}`);
+  if (ONLY_SCHEDULE === undefined && SCHEDULES > 1) {
+    // A scheduler whose forks all interleave alike runs one schedule per seed: distinct = seeds.
+    const floor = Math.ceil(0.75 * tally.schedules);
+    assert.ok(
+      tally.distinctSchedules >= floor,
+      `only ${tally.distinctSchedules} distinct interleavings among ${tally.schedules} schedules of ${tally.seeds} seeds (floor ${floor}): the scheduler's forks do not explore`,
+    );
+  }
   if (tally.failedSeeds.length > 0) {
     assert.fail(
-      `${tally.failedSeeds.length} of ${tally.seeds} seeds failed (seeds ${tally.failedSeeds.slice(0, 40).join(', ')}${tally.failedSeeds.length > 40 ? ', ...' : ''}).\n` +
+      `${tally.failedSeeds.length} of ${tally.schedules} schedules failed (seed/schedule ${tally.failedSeeds.slice(0, 40).join(', ')}${tally.failedSeeds.length > 40 ? ', ...' : ''}).\n` +
         (profile.knownBug === undefined ? '' : `Bugs this profile once ran into: ${profile.knownBug}\n`) +
         `First failure:\n${tally.firstFailure}`,
     );
@@ -433,15 +485,15 @@ test('readImage closes every descriptor it opens, on every retry path (all simul
   if (tallies.size === 0) {
     // Run on its own when --test-name-pattern skipped the simulations.
     const tally = newTally();
-    for (const seed of seedsFor(WAL_INTERMITTENT)) await simulateReads(seed, WAL_INTERMITTENT, 1_000_000_000n, tally);
+    for (const seed of seedsFor(WAL_INTERMITTENT)) await simulateSeed(seed, WAL_INTERMITTENT, 1_000_000_000n, tally);
     tallies.set(WAL_INTERMITTENT.key, tally);
   }
   const leaky = [...tallies].filter(([, tally]) => tally.leakedDescriptors > 0);
-  report(t, `descriptors: ${[...tallies].map(([key, tally]) => `${key} ${tally.leakedDescriptors} leaked in ${tally.leakSeeds.size} of ${tally.seeds} seeds`).join(', ')}`);
+  report(t, `descriptors: ${[...tallies].map(([key, tally]) => `${key} ${tally.leakedDescriptors} leaked in ${tally.leakSeeds.size} of ${tally.schedules} schedules`).join(', ')}`);
   assert.equal(
     leaky.length,
     0,
-    `readImage left descriptors open in ${leaky.map(([key, tally]) => `${key} (${tally.leakedDescriptors} in ${tally.leakSeeds.size} seeds)`).join(', ')}.\n` +
+    `readImage left descriptors open in ${leaky.map(([key, tally]) => `${key} (${tally.leakedDescriptors} in ${tally.leakSeeds.size} schedules)`).join(', ')}.\n` +
       `First leak:\n${leaky[0]?.[1].firstLeak}`,
   );
 });
