@@ -94,16 +94,16 @@ interface Profile {
 
 const WAL_OPEN: Profile = {
   key: 'wal-open',
-  name: 'WAL mode, connection kept open: commits, rolled-back transactions, partial and full checkpoints, restarts, TRUNCATE checkpoints',
+  name: 'WAL mode, connection kept open: commits, rolled-back transactions, partial and full checkpoints, restarts, TRUNCATE checkpoints, VACUUM',
   modes: ['wal'],
-  weights: { commit: 40, abort: 6, checkpoint: 16, truncateCheckpoint: 6, readMark: 4 },
+  weights: { commit: 40, abort: 6, checkpoint: 16, truncateCheckpoint: 6, readMark: 4, vacuum: 3 },
 };
 
 const WAL_CLOSE: Profile = {
   key: 'wal-close',
-  name: 'WAL mode with last-connection close (checkpoint, delete -shm and -wal), quiet spells, reopen, rename-replace while closed',
+  name: 'WAL mode with last-connection close (checkpoint, delete -shm and -wal), quiet spells, reopen, VACUUM, rename-replace while closed and while a connection is open',
   modes: ['wal'],
-  weights: { commit: 40, abort: 5, checkpoint: 14, truncateCheckpoint: 5, readMark: 3, close: 15, open: 10, renameReplace: 3, idle: 30 },
+  weights: { commit: 40, abort: 5, checkpoint: 14, truncateCheckpoint: 5, readMark: 3, close: 15, open: 10, renameReplace: 3, renameReplaceOpen: 4, vacuum: 3, idle: 30 },
   knownBug: BUG_WAL_STABILITY,
 };
 
@@ -117,24 +117,24 @@ const WAL_INTERMITTENT: Profile = {
 
 const ROLLBACK: Profile = {
   key: 'rollback',
-  name: 'rollback journal (DELETE, TRUNCATE, PERSIST): commits and rename-replace',
+  name: 'rollback journal (DELETE, TRUNCATE, PERSIST): commits, VACUUM, page-size changes and rename-replace',
   modes: ['delete', 'truncate', 'persist'],
-  weights: { commit: 85, renameReplace: 10 },
+  weights: { commit: 85, renameReplace: 10, vacuum: 6, pageSize: 5 },
 };
 
 const ROLLBACK_SPILL: Profile = {
   key: 'rollback-spill',
   name: 'rollback journal with transactions that spill pages to the database file and roll back (ROLLBACK, hot-journal recovery)',
   modes: ['delete', 'truncate', 'persist'],
-  weights: { commit: 60, spillRollback: 30, renameReplace: 5 },
+  weights: { commit: 60, spillRollback: 30, renameReplace: 5, vacuum: 3 },
   knownBug: BUG_ROLLBACK_ABA,
 };
 
 const MODE_SWITCH: Profile = {
   key: 'mode-switch',
-  name: 'journal_mode changes WAL <-> rollback and rename-replace across modes (no spills)',
+  name: 'journal_mode changes WAL <-> rollback (page-size changes in between) and rename-replace across modes (no spills)',
   modes: ['wal', 'delete', 'truncate', 'persist'],
-  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 2, close: 8, open: 10, renameReplace: 6, toWal: 6, toRollback: 6 },
+  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 2, close: 8, open: 10, renameReplace: 6, renameReplaceOpen: 3, toWal: 6, toRollback: 6, vacuum: 4, pageSize: 4 },
   switchModes: ['wal', 'delete', 'truncate', 'persist'],
   knownBug: `${BUG_MODE_SWITCH} ${BUG_WAL_STABILITY}`,
 };
@@ -143,7 +143,7 @@ const EVERYTHING: Profile = {
   key: 'everything',
   name: 'every writer operation',
   modes: ['wal', 'delete', 'truncate', 'persist'],
-  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 3, close: 8, open: 10, renameReplace: 5, toWal: 6, toRollback: 6, spillRollback: 10, idle: 10 },
+  weights: { commit: 40, abort: 4, checkpoint: 12, truncateCheckpoint: 4, readMark: 3, close: 8, open: 10, renameReplace: 5, renameReplaceOpen: 3, toWal: 6, toRollback: 6, spillRollback: 10, vacuum: 4, pageSize: 3, idle: 10 },
   switchModes: ['wal', 'delete', 'truncate', 'persist'],
   knownBug: `${BUG_ROLLBACK_ABA} ${BUG_MODE_SWITCH} ${BUG_WAL_STABILITY}`,
 };

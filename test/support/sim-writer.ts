@@ -34,8 +34,27 @@
  *   file and then rolls back (ROLLBACK after a cache spill, or crash recovery of a hot journal)
  *   writes some pages, then plays the journal back: truncate to the original size, restore every
  *   page, deactivate the journal.
- * - Rename-replace: a complete new database written to a temporary file and renamed over the
- *   database path (only while no connection is open).
+ * - Rename-replace: a complete new database (sometimes of another page size) written to a
+ *   temporary file and renamed over the database path while no connection is open.
+ * - Rename-replace while a WAL connection is open (`renameReplaceOpen`): the deploy script runs
+ *   `PRAGMA wal_checkpoint(TRUNCATE)` through the open connection, then renames a new WAL-mode
+ *   database over the path. The connection keeps the old inode open, and its `-wal` (now 0 bytes)
+ *   and `-shm` stay at their paths beside the new file. SQLite then refuses nothing in WAL mode, but
+ *   a commit through the moved connection would put its frames beside a database they do not
+ *   belong to (sqlite.org/howtocorrupt.html, "unlinking or renaming a database file while in use"):
+ *   no committed state of the file at the path exists then, so the model lets the moved
+ *   connection only move read marks and close. Its close neither checkpoints nor deletes `-wal`
+ *   and `-shm` (sqlite3PagerClose skips both once databaseIsUnmoved fails); the next connection
+ *   opens the new file with the 0-byte `-wal` still there.
+ * - VACUUM: every page rewritten (and the file usually shorter). In rollback mode one journalled
+ *   transaction that writes every page and truncates the file; in WAL mode one transaction whose
+ *   frames hold every page, with a commit size below the file's (the file shrinks at the
+ *   checkpoint that copies everything).
+ * - Page-size change (`pageSize`): `PRAGMA page_size=N; VACUUM` in a rollback mode (SQLite ignores
+ *   it in WAL mode: a WAL database changes its page size only after a journal_mode change, which
+ *   the mode-switching profiles do). Like backup.c copying into a file of another page size, the
+ *   journal keeps every original page at the old size, the new image is written over the file at
+ *   the new size, the file is truncated to it, then the journal is deactivated.
  * - Quiet spells (`idle`): a step that writes nothing, so a database whose last connection
  *   closed stays closed for a while, as with writers that come and go.
  * - journal_mode changes: rollback → WAL (a journalled transaction that writes page 1 with
@@ -59,6 +78,9 @@ export type OpKind =
   | 'toWal'
   | 'toRollback'
   | 'spillRollback'
+  | 'vacuum'
+  | 'pageSize'
+  | 'renameReplaceOpen'
   | 'idle';
 
 export const OP_KINDS: readonly OpKind[] = [
@@ -73,6 +95,9 @@ export const OP_KINDS: readonly OpKind[] = [
   'toWal',
   'toRollback',
   'spillRollback',
+  'vacuum',
+  'pageSize',
+  'renameReplaceOpen',
   'idle',
 ];
 
@@ -256,7 +281,7 @@ export class SimWriter implements Steppable {
   readonly #rng: Rng;
   readonly #trace: Trace;
   readonly #config: WriterConfig;
-  readonly #pageSize: number;
+  #pageSize: number;
   readonly #path: string;
   readonly #walPath: string;
   readonly #shmPath: string;
@@ -272,6 +297,8 @@ export class SimWriter implements Steppable {
   #counter = 1;
   #seq = 0;
   #conn = false;
+  /** The open connection's database was renamed over (see renameReplaceOpen). */
+  #moved = false;
   #wal: WalState = freshWal();
   #shm: ShmHeader = freshShm();
 
@@ -415,22 +442,30 @@ export class SimWriter implements Steppable {
       case 'open':
         return wal && !this.#conn;
       case 'commit':
-        return !wal || this.#conn;
-      case 'abort':
-      case 'truncateCheckpoint':
+        return !wal || (this.#conn && !this.#moved);
       case 'close':
       case 'readMark':
         return wal && this.#conn;
+      case 'abort':
+      case 'truncateCheckpoint':
+      case 'renameReplaceOpen':
+        return wal && this.#conn && !this.#moved;
       case 'checkpoint':
-        return wal && this.#conn && this.#wal.nBackfill < this.#wal.mxFrame;
+        return wal && this.#conn && !this.#moved && this.#wal.nBackfill < this.#wal.mxFrame;
       case 'renameReplace':
-        return !wal || !this.#conn;
+        // Not beside the 0-byte -wal a moved connection left: the next connection opens (and its
+        // close deletes it) first, as SQLite opens any database with a -wal in WAL mode.
+        return !wal || (!this.#conn && !this.#fs.exists(this.#walPath));
       case 'toWal':
         return !wal && this.#pages.length > 0 && switchModes.includes('wal');
       case 'toRollback':
-        return wal && this.#conn && switchModes.some((m) => m !== 'wal');
+        return wal && this.#conn && !this.#moved && switchModes.some((m) => m !== 'wal');
       case 'spillRollback':
         return !wal;
+      case 'vacuum':
+        return this.#pages.length > 0 && (!wal || (this.#conn && !this.#moved));
+      case 'pageSize':
+        return !wal && this.#pages.length > 0;
       case 'idle':
         return true;
     }
@@ -459,6 +494,15 @@ export class SimWriter implements Steppable {
         return this.#openSteps(op(''));
       case 'commit':
         return this.mode === 'wal' ? this.#walTransactionSteps(op, true, hints) : this.#rollbackCommitSteps(op, this.#planContent(this.mode, hints));
+      case 'vacuum': {
+        const content = this.#vacuumContent(this.mode === 'wal' ? 2 : 1, this.#pageSize);
+        const vacuum = (detail: string): OpInfo => op(`VACUUM ${detail}`);
+        return this.mode === 'wal' ? this.#walTransactionSteps(vacuum, true, hints, content) : this.#rollbackCommitSteps(vacuum, content, this.mode, `VACUUM s${content.seq} (${content.nPages} pages)`);
+      }
+      case 'pageSize':
+        return this.#pageSizeSteps(op);
+      case 'renameReplaceOpen':
+        return this.#renameReplaceOpenSteps(op);
       case 'abort':
         return this.#walTransactionSteps(op, false, hints);
       case 'checkpoint':
@@ -466,7 +510,7 @@ export class SimWriter implements Steppable {
       case 'truncateCheckpoint':
         return this.#truncateCheckpointSteps(op('TRUNCATE'));
       case 'close':
-        return this.#closeSteps(op('last connection'));
+        return this.#moved ? this.#movedCloseSteps(op('moved connection')) : this.#closeSteps(op('last connection'));
       case 'readMark': {
         const info = op('');
         return [
@@ -526,6 +570,29 @@ export class SimWriter implements Steppable {
     }
     const pages = this.#pages.slice(0, n);
     for (const [p, page] of writes) pages[p - 1] = page;
+    return { seq, nPages: n, writes, counter, pages };
+  }
+
+  /**
+   * VACUUM: every page of the database rewritten (new content, so every page differs from
+   * before), the page count the same or smaller (freelist pages dropped), at `pageSize`.
+   */
+  #vacuumContent(version: 1 | 2, pageSize: number): Content {
+    const seq = ++this.#seq;
+    const n0 = this.#pages.length;
+    const bytes0 = n0 * this.#pageSize;
+    // At another page size, about the same number of bytes.
+    const same = pageSize === this.#pageSize ? n0 : Math.min(this.#config.maxPages, Math.max(1, Math.round(bytes0 / pageSize)));
+    const n = Math.max(1, same - this.#rng.int(Math.min(3, same)));
+    const counter = this.#counter + 1;
+    const pages: Uint8Array[] = [];
+    const writes: [number, Uint8Array][] = [];
+    for (let p = 1; p <= n; p++) {
+      const page = patternPage(pageSize, seq, p);
+      if (p === 1) writeDbHeader(page, pageSize, version, counter, n);
+      pages.push(page);
+      writes.push([p, page]);
+    }
     return { seq, nPages: n, writes, counter, pages };
   }
 
@@ -775,11 +842,11 @@ export class SimWriter implements Steppable {
     ];
   }
 
-  #walTransactionSteps(opOf: (detail: string) => OpInfo, commit: boolean, hints: PlanHints): Step[] {
+  #walTransactionSteps(opOf: (detail: string) => OpInfo, commit: boolean, hints: PlanHints, planned?: Content): Step[] {
     const rng = this.#rng;
     const fs = this.#fs;
     const wal = this.#wal;
-    const content = this.#planContent('wal', hints);
+    const content = planned ?? this.#planContent('wal', hints);
     const op = opOf(`seq ${content.seq}${commit ? '' : ' (rolls back)'}`);
     const steps: Step[] = [];
     const restart = wal.mxFrame > 0 && wal.nBackfill === wal.mxFrame && rng.chance(0.75);
@@ -945,12 +1012,13 @@ export class SimWriter implements Steppable {
 
   // ---- whole-file replacement and journal-mode changes ----------------------------------------
 
-  #renameReplaceSteps(opOf: (detail: string) => OpInfo): Step[] {
+  #renameReplaceSteps(opOf: (detail: string) => OpInfo, forceMode?: JournalMode, after?: () => void): Step[] {
     const rng = this.#rng;
     const fs = this.#fs;
-    const ps = this.#pageSize;
+    // A restore of another database: sometimes another page size.
+    const ps = rng.chance(0.25) ? this.#otherPageSize() : this.#pageSize;
     const switchModes = this.#config.switchModes ?? [];
-    const mode = switchModes.length > 0 && rng.chance(0.5) ? rng.pick(switchModes) : this.mode;
+    const mode = forceMode ?? (switchModes.length > 0 && rng.chance(0.5) ? rng.pick(switchModes) : this.mode);
     const seq = ++this.#seq;
     const n = this.#pages.length > 0 && rng.chance(0.4) ? this.#pages.length : rng.between(1, this.#config.maxPages);
     // Sometimes the same change counter and size as the file it replaces.
@@ -961,7 +1029,7 @@ export class SimWriter implements Steppable {
       if (p === 1) writeDbHeader(page, ps, mode === 'wal' ? 2 : 1, counter, n);
       pages.push(page);
     }
-    const op = opOf(`-> ${mode} seq ${seq}`);
+    const op = opOf(`-> ${mode} seq ${seq}${ps === this.#pageSize ? '' : `, page size ${ps}`}`);
     const steps: Step[] = [
       {
         op,
@@ -979,9 +1047,73 @@ export class SimWriter implements Steppable {
       run: () => {
         fs.rename(this.#tempPath, this.#path);
         this.mode = mode;
-        this.#conn = false;
-        this.#wal = freshWal();
+        this.#pageSize = ps;
+        if (after === undefined) {
+          this.#conn = false;
+          this.#wal = freshWal();
+        } else after();
         return `rename temp over db; ${this.#adopt({ seq, nPages: n, writes: [], counter, pages }, `rename-replace s${seq} (${mode})`)}`;
+      },
+    });
+    return steps;
+  }
+
+  /**
+   * Rename-replace while a WAL connection is open: a TRUNCATE checkpoint through that connection,
+   * a new WAL-mode database written to a temporary file (sometimes at another page size), renamed
+   * over the path. The connection stays open on the old inode (see the module comment).
+   */
+  #renameReplaceOpenSteps(opOf: (detail: string) => OpInfo): Step[] {
+    const op = opOf('while a WAL connection is open');
+    const checkpoint = this.#truncateCheckpointSteps(op);
+    return [...checkpoint, ...this.#renameReplaceSteps(() => op, 'wal', () => (this.#moved = true))];
+  }
+
+  /** sqlite3PagerClose on a moved database: no checkpoint, and -wal and -shm stay where they are. */
+  #movedCloseSteps(op: OpInfo): Step[] {
+    return [
+      {
+        op,
+        run: () => {
+          this.#conn = false;
+          this.#moved = false;
+          this.#wal = freshWal();
+          return 'close the moved connection: no checkpoint; -wal and -shm stay beside the new file';
+        },
+      },
+    ];
+  }
+
+  /** A page size other than the current one; 65536 rarely (its states are large to compare). */
+  #otherPageSize(): number {
+    const sizes = (this.#rng.chance(0.1) ? [65536] : [512, 1024, 4096]).filter((size) => size !== this.#pageSize);
+    return sizes.length > 0 ? this.#rng.pick(sizes) : 1024;
+  }
+
+  /**
+   * PRAGMA page_size=N; VACUUM (rollback mode): every original page journalled at the old size,
+   * the new image written at the new size, the file truncated to it, the journal deactivated.
+   */
+  #pageSizeSteps(opOf: (detail: string) => OpInfo): Step[] {
+    const pageSize = this.#otherPageSize();
+    const content = this.#vacuumContent(1, pageSize);
+    const op = opOf(`page_size ${this.#pageSize} -> ${pageSize}, VACUUM s${content.seq}`);
+    const fs = this.#fs;
+    const n0 = this.#pages.length;
+    const mode = this.mode;
+    const steps = this.#journalSteps(op, Array.from({ length: n0 }, (_, i) => i + 1));
+    for (const [p, page] of content.writes) {
+      steps.push({ op, run: () => (fs.write(this.#path, (p - 1) * pageSize, page), `db page ${p} <- s${content.seq} (page size ${pageSize})`) });
+    }
+    const size = content.nPages * pageSize;
+    if (size < n0 * this.#pageSize) steps.push({ op, run: () => (fs.truncate(this.#path, size), `truncate db to ${content.nPages} pages of ${pageSize}`) });
+    steps.push({
+      op,
+      tag: 'finalize',
+      run: () => {
+        const what = this.#deactivate(mode);
+        this.#pageSize = pageSize;
+        return `${what}; ${this.#adopt(content, `page_size ${pageSize} VACUUM s${content.seq}`)}`;
       },
     });
     return steps;
