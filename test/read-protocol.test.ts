@@ -262,6 +262,8 @@ interface Tally {
   writerSteps: number;
   commits: number;
   opCounts: Record<OpKind, number>;
+  /** Reads during which the writer took a step of each kind of operation. */
+  insideRead: Record<OpKind, number>;
   /** `seed/schedule` of each failing run. */
   failedSeeds: string[];
   firstFailure?: string;
@@ -281,6 +283,7 @@ function newTally(): Tally {
     writerSteps: 0,
     commits: 0,
     opCounts: Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>,
+    insideRead: Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>,
     failedSeeds: [],
     leakedDescriptors: 0,
     leakSeeds: new Set(),
@@ -333,6 +336,7 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
     };
 
     let image: DatabaseImage;
+    writer.recentKinds.clear();
     try {
       image = await readImage(DB, fs, world.policy, { wal: walMemory, ...(live !== undefined && rng.chance(0.7) ? { live } : {}) });
       walMemory = image.wal;
@@ -342,6 +346,7 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
       break;
     }
     tally.reads++;
+    for (const kind of writer.recentKinds) tally.insideRead[kind]++;
     if (scheduler.steps > stepsBefore) tally.contended++;
     tally.retries += world.clock.sleeps - sleepsBefore;
 
@@ -480,6 +485,45 @@ for (const profile of [WAL_OPEN, WAL_CLOSE, WAL_INTERMITTENT, ROLLBACK, ROLLBACK
     });
   }
 }
+
+/** Operations whose modelling must stay reachable: each is started, and moves inside reads, at least this often. */
+const REQUIRED_EVENTS: Partial<Record<OpKind, number>> = {
+  vacuum: 200,
+  pageSize: 200,
+  renameReplace: 200,
+  renameReplaceOpen: 200,
+  toWal: 200,
+  toRollback: 200,
+  spillRollback: 200,
+  truncateCheckpoint: 200,
+  close: 200,
+};
+
+test('simulation statistics: VACUUM, page-size changes, rename-replace (also with a WAL connection open) and mode changes happen, also inside reads', async (t) => {
+  const runs = [...tallies.values()];
+  if (runs.length === 0) {
+    // Run on its own when --test-name-pattern skipped the simulations.
+    for (const profile of [WAL_CLOSE, MODE_SWITCH, EVERYTHING]) {
+      const tally = newTally();
+      for (const seed of seedsFor(profile)) await simulateSeed(seed, profile, 1n, tally);
+      runs.push(tally);
+    }
+  }
+  const started = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  const inside = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  for (const tally of runs) {
+    for (const kind of OP_KINDS) {
+      started[kind] += tally.opCounts[kind];
+      inside[kind] += tally.insideRead[kind];
+    }
+  }
+  report(t, `events (started / reads they moved inside): ${OP_KINDS.map((kind) => `${kind} ${started[kind]}/${inside[kind]}`).join(', ')}`);
+  if (ONLY_SEED !== undefined || SEEDS < 24) return;
+  for (const [kind, floor] of Object.entries(REQUIRED_EVENTS) as [OpKind, number][]) {
+    assert.ok(started[kind] >= floor, `${kind}: started ${started[kind]} times, fewer than ${floor}`);
+    assert.ok(inside[kind] >= floor, `${kind}: moved inside ${inside[kind]} reads, fewer than ${floor}`);
+  }
+});
 
 test('readImage closes every descriptor it opens, on every retry path (all simulations above)', async (t) => {
   if (tallies.size === 0) {
