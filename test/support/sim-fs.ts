@@ -11,6 +11,11 @@
  * its inode after a rename or unlink, and the inode is freed (its number reusable, lowest free
  * first, as on ext4) only when it has neither a name nor a descriptor; every write and truncate
  * advances mtime and ctime, a rename or unlink advances ctime; reads past the end are short.
+ * Files are sparse: content lives in 64 KiB chunks, and a chunk never written reads as zeros, so
+ * a database past 1 GiB or 4 GiB costs only the pages written. A read into an array this file
+ * system allocated, at or past the furthest point read into it so far, skips the zero-filling
+ * (the array is still zero there), so the reader's allocation of a large image stays untouched,
+ * and the operating system leaves its memory uncommitted.
  *
  * Time: a clock in nanoseconds that every writer change advances by 1 µs, every reader call by
  * 100 ns, and {@link SimFs.advance} by any amount (the reader's backoff, quiet spells). `stat`
@@ -120,9 +125,13 @@ export class Trace {
 // File system
 // ---------------------------------------------------------------------------------------------
 
+/** Bytes per chunk of file content (at least the largest page size). */
+const CHUNK = 1 << 16;
+
 interface Inode {
   readonly ino: bigint;
-  data: Uint8Array;
+  /** Chunk index → content; an absent chunk is zeros. */
+  chunks: Map<number, Uint8Array>;
   size: number;
   mtimeNs: bigint;
   ctimeNs: bigint;
@@ -160,6 +169,8 @@ export class SimFs implements ImageFileSystem {
   readonly #names = new Map<string, bigint>();
   readonly #fds = new Map<number, bigint>();
   #nextFd = 3;
+  /** Arrays from {@link SimFs.allocate}: how far (in bytes of their buffer) reads have filled them. */
+  readonly #fresh = new WeakMap<ArrayBufferLike, number>();
 
   /**
    * With `bound` (the default) every ImageFileSystem method is bound to this instance, so it
@@ -217,7 +228,7 @@ export class SimFs implements ImageFileSystem {
     return this.#call(`readSync(fd${fd}, ${length} @${position})`, () => {
       const node = this.#byFd(fd, 'read');
       const n = Math.max(0, Math.min(length, node.size - position));
-      into.set(node.data.subarray(position, position + n), offset);
+      this.#copyOut(node, position, into, offset, n);
       return n;
     }, String);
   }
@@ -238,7 +249,7 @@ export class SimFs implements ImageFileSystem {
             }
             const at = position + done;
             const n = Math.max(0, Math.min(pieces[i]!, node.size - at));
-            into.set(node.data.subarray(at, at + n), offset + done);
+            this.#copyOut(node, at, into, offset + done, n);
             done += n;
             if (n < pieces[i]!) break;
           }
@@ -251,7 +262,11 @@ export class SimFs implements ImageFileSystem {
   }
 
   allocate(size: number): Uint8Array {
-    return this.#call(`allocate(${size})`, () => new Uint8Array(size));
+    return this.#call(`allocate(${size})`, () => {
+      const array = new Uint8Array(size);
+      this.#fresh.set(array.buffer, 0);
+      return array;
+    });
   }
 
   /** The file clock; not a scheduling point (reading a clock is no file operation). */
@@ -283,7 +298,10 @@ export class SimFs implements ImageFileSystem {
   /** The whole content of the file at `path` (a copy), or `undefined`. */
   contents(path: string): Uint8Array | undefined {
     const node = this.#lookup(path);
-    return node === undefined ? undefined : node.data.slice(0, node.size);
+    if (node === undefined) return undefined;
+    const bytes = new Uint8Array(node.size);
+    this.#copyOut(node, 0, bytes, 0, node.size);
+    return bytes;
   }
 
   /** Creates an empty file at `path` if there is none (`O_CREAT`). */
@@ -292,7 +310,7 @@ export class SimFs implements ImageFileSystem {
     this.#changed(path);
     const now = this.#tick();
     const ino = this.#freeIno();
-    this.#inodes.set(ino, { ino, data: new Uint8Array(0), size: 0, mtimeNs: now, ctimeNs: now, links: 1, opens: 0 });
+    this.#inodes.set(ino, { ino, chunks: new Map(), size: 0, mtimeNs: now, ctimeNs: now, links: 1, opens: 0 });
     this.#names.set(path, ino);
   }
 
@@ -301,8 +319,15 @@ export class SimFs implements ImageFileSystem {
     this.#changed(path);
     const node = this.#mustLookup(path);
     const end = position + bytes.length;
-    this.#reserve(node, end);
-    node.data.set(bytes, position);
+    for (let at = position; at < end; ) {
+      const index = Math.floor(at / CHUNK);
+      const within = at - index * CHUNK;
+      const n = Math.min(CHUNK - within, end - at);
+      let chunk = node.chunks.get(index);
+      if (chunk === undefined) node.chunks.set(index, (chunk = new Uint8Array(CHUNK)));
+      chunk.set(bytes.subarray(at - position, at - position + n), within);
+      at += n;
+    }
     node.size = Math.max(node.size, end);
     node.mtimeNs = node.ctimeNs = this.#tick();
   }
@@ -311,8 +336,11 @@ export class SimFs implements ImageFileSystem {
   truncate(path: string, size: number): void {
     this.#changed(path);
     const node = this.#mustLookup(path);
-    this.#reserve(node, size);
-    if (size < node.size) node.data.fill(0, size, node.size);
+    if (size < node.size) {
+      // What is cut off reads as zeros if the file grows again.
+      for (const index of [...node.chunks.keys()]) if (index * CHUNK >= size) node.chunks.delete(index);
+      node.chunks.get(Math.floor(size / CHUNK))?.fill(0, size % CHUNK);
+    }
     node.size = size;
     node.mtimeNs = node.ctimeNs = this.#tick();
   }
@@ -392,11 +420,23 @@ export class SimFs implements ImageFileSystem {
     return this.#inodes.get(ino)!;
   }
 
-  #reserve(node: Inode, size: number): void {
-    if (node.data.length >= size) return;
-    const grown = new Uint8Array(Math.max(size, node.data.length * 2, 64));
-    grown.set(node.data.subarray(0, node.size));
-    node.data = grown;
+  /** Copies `n` bytes of the file from `position` into `into` at `offset`; absent chunks are zeros. */
+  #copyOut(node: Inode, position: number, into: Uint8Array, offset: number, n: number): void {
+    const start = into.byteOffset + offset;
+    const filled = this.#fresh.get(into.buffer);
+    // An allocation never read into past `filled` is still all zeros there.
+    const zeroed = filled !== undefined && start >= filled;
+    if (filled !== undefined) this.#fresh.set(into.buffer, Math.max(filled, start + n));
+    for (let done = 0; done < n; ) {
+      const at = position + done;
+      const index = Math.floor(at / CHUNK);
+      const within = at - index * CHUNK;
+      const m = Math.min(CHUNK - within, n - done);
+      const chunk = node.chunks.get(index);
+      if (chunk !== undefined) into.set(chunk.subarray(within, within + m), offset + done);
+      else if (!zeroed) into.fill(0, offset + done, offset + done + m);
+      done += m;
+    }
   }
 
   #freeIno(): bigint {
