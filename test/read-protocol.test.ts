@@ -361,8 +361,8 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
       fail(
         `readImage #${r} returned an image that is no committed state (torn or uncommitted):\n` +
           `  returned:       ${writer.describe(image.bytes)}\n` +
-          `  newest before:  #${floor} ${writer.describe(writer.states[floor]!.image)}\n` +
-          `  newest now:     #${writer.latest.index} ${writer.describe(writer.latest.image)}\n` +
+          `  newest before:  #${floor} ${writer.describeState(writer.states[floor]!)}\n` +
+          `  newest now:     #${writer.latest.index} ${writer.describeState(writer.latest)}\n` +
           `  version ${image.version}, mode ${image.mode}`,
       );
       break;
@@ -779,7 +779,7 @@ async function scriptedRead(world: World, entries: readonly ScriptEntry[]): Prom
   }
   assert.equal(left(), 0, `the script did not run to its end:\n${world.trace.since(mark)}`);
   const outcome = image === undefined ? `rejected: ${describeError(error)}` : `returned ${world.writer.describe(image.bytes)}`;
-  const context = `${world.description}\nreadImage ${outcome}\nstates: ${world.writer.states.map((s) => `#${s.index} ${world.writer.describe(s.image)}`).join('; ')}\n--- trace ---\n${world.trace.since(mark)}`;
+  const context = `${world.description}\nreadImage ${outcome}\nstates: ${world.writer.states.map((s) => `#${s.index} ${world.writer.describeState(s)}`).join('; ')}\n--- trace ---\n${world.trace.since(mark)}`;
   return { ...(image === undefined ? {} : { image }), error, context };
 }
 

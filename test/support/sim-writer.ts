@@ -57,10 +57,16 @@
  *   the new size, the file is truncated to it, then the journal is deactivated.
  * - Quiet spells (`idle`): a step that writes nothing, so a database whose last connection
  *   closed stays closed for a while, as with writers that come and go.
+ * - Large sparse databases (`initialPresent`): a page count past 1 GiB or 4 GiB of which only a
+ *   few pages hold data; every other page reads as zeros, and so does the lock-byte page (the one
+ *   holding byte offset 2^30), which SQLite never writes: a database that grows across it skips
+ *   it (btree.c allocates the next page instead), so the page count never ends on it. Commits
+ *   write only pages that hold data and new ones at the end.
  * - journal_mode changes: rollback → WAL (a journalled transaction that writes page 1 with
  *   versions 2/2) and WAL → rollback (checkpoint, delete `-shm` and `-wal`, then a journalled
  *   transaction that writes page 1 with versions 1/1).
  */
+import { Buffer } from 'node:buffer';
 import type { Rng, Steppable, SimFs, Trace } from './sim-fs.ts';
 import { type ChecksumPair, WalBuilder, walChecksum } from './wal-bytes.ts';
 
@@ -113,6 +119,11 @@ export interface WriterConfig {
   /** Journal modes that rename-replace and journal_mode changes may switch to (default: none). */
   readonly switchModes?: readonly JournalMode[];
   readonly bigEndianChecksums: boolean;
+  /**
+   * A sparse database: only these pages of the initial ones hold data, the rest read as zeros
+   * (default: every page). Then VACUUM, page-size changes, rename-replace and mode changes are off.
+   */
+  readonly initialPresent?: readonly number[];
 }
 
 /** Fixes what a transaction writes (scripted scenarios). */
@@ -128,8 +139,24 @@ export interface CommittedState {
   /** Position in {@link SimWriter.states}. */
   readonly index: number;
   readonly label: string;
-  /** The whole database image, header bytes 18–19 set to 1 (as readImage returns it). */
+  /** Bytes in the image. */
+  readonly size: number;
+  readonly pageSize: number;
+  /** The pages (a sparse array: a hole is a page of zeros), page 1 with header bytes 18–19 set to 1. */
+  readonly pages: readonly Uint8Array[];
+  /**
+   * The whole database image, header bytes 18–19 set to 1 (as readImage returns it). Only for
+   * images up to {@link WHOLE_IMAGE_LIMIT} bytes; larger ones are compared page by page.
+   */
   readonly image: Uint8Array;
+}
+
+/** Images larger than this are kept as pages only. */
+export const WHOLE_IMAGE_LIMIT = 64 << 20;
+
+/** The page that holds byte offset 2^30 (SQLite's PENDING_BYTE page), which SQLite never writes. */
+export function lockBytePage(pageSize: number): number {
+  return Math.floor(2 ** 30 / pageSize) + 1;
 }
 
 const ROLLBACK_MODES: readonly JournalMode[] = ['delete', 'truncate', 'persist'];
@@ -240,13 +267,46 @@ export function describeImage(bytes: Uint8Array, pageSize: number): string {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pages = Math.floor(bytes.length / pageSize);
   const tags: string[] = [];
+  const lock = lockBytePage(pageSize);
+  // A large image: the first pages, the ones around the lock-byte page, and the last ones.
+  const shown = pages <= 64 ? undefined : new Set([0, 1, 2, 3, lock - 3, lock - 2, lock - 1, lock, pages - 3, pages - 2, pages - 1]);
   for (let p = 0; p < pages; p++) {
+    if (shown !== undefined && !shown.has(p)) {
+      if (shown.has(p - 1)) tags.push('...');
+      continue;
+    }
     const at = p * pageSize + (p === 0 ? 104 : 0);
     tags.push(`p${p + 1}=s${view.getUint32(at)}${view.getUint32(at + 4) === p + 1 ? '' : `!p${view.getUint32(at + 4)}`}`);
   }
   const counter = bytes.length >= 28 ? view.getUint32(24) : -1;
   const headerPages = bytes.length >= 32 ? view.getUint32(28) : -1;
   return `${pages} pages${bytes.length % pageSize === 0 ? '' : ` + ${bytes.length % pageSize} bytes`}, counter ${counter}, header pages ${headerPages}, [${tags.join(' ')}]`;
+}
+
+const ZEROS = new Uint8Array(1 << 22);
+
+/** Whether bytes [from, to) of `bytes` are all zero (compared natively, in 4 MiB pieces). */
+function isZero(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let at = from; at < to; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, to - at);
+    if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset + at, n), Buffer.from(ZEROS.buffer, 0, n)) !== 0) return false;
+  }
+  return true;
+}
+
+/** Whether `bytes` is exactly the image of `pages` (holes are zeros) cut to `size` bytes. */
+function matchesPages(bytes: Uint8Array, size: number, pageSize: number, pages: readonly Uint8Array[]): boolean {
+  if (bytes.length !== size) return false;
+  let end = 0;
+  let equal = true;
+  pages.forEach((page, i) => {
+    if (!equal) return;
+    const at = i * pageSize;
+    const n = Math.min(pageSize, size - at);
+    equal = isZero(bytes, end, at) && Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset + at, n), Buffer.from(page.buffer, page.byteOffset, n)) === 0;
+    end = at + n;
+  });
+  return equal && isZero(bytes, end, size);
 }
 
 function hashBytes(bytes: Uint8Array): string {
@@ -259,6 +319,18 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function samePages(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  let same = true;
+  a.forEach((page, i) => {
+    if (same && (b[i] === undefined || !equalBytes(page, b[i]))) same = false;
+  });
+  b.forEach((_, i) => {
+    if (a[i] === undefined) same = false;
+  });
+  return same;
 }
 
 function u32(value: number, littleEndian = false): Uint8Array {
@@ -317,15 +389,22 @@ export class SimWriter implements Steppable {
     if (config.mode === 'wal' && config.initialPages === 0) throw new Error('a WAL database starts with at least one page');
 
     const version = config.mode === 'wal' ? 2 : 1;
-    for (let p = 1; p <= config.initialPages; p++) {
+    const present = config.initialPresent ?? Array.from({ length: config.initialPages }, (_, i) => i + 1);
+    this.#pages.length = config.initialPages;
+    for (const p of present) {
       const page = patternPage(this.#pageSize, 0, p);
       if (p === 1) writeDbHeader(page, this.#pageSize, version, this.#counter, config.initialPages);
-      this.#pages.push(page);
+      this.#pages[p - 1] = page;
     }
     fs.create(this.#path);
-    if (this.#pages.length > 0) fs.write(this.#path, 0, this.#image(false));
+    if (config.initialPresent === undefined) {
+      if (this.#pages.length > 0) fs.write(this.#path, 0, this.#image(false));
+    } else {
+      this.#pages.forEach((page, i) => fs.write(this.#path, i * this.#pageSize, page));
+      fs.truncate(this.#path, config.initialPages * this.#pageSize);
+    }
     this.#record(`initial ${config.mode} database, ${config.initialPages} pages`);
-    trace.log(`W initial ${config.mode} database: ${describeImage(this.states[0]!.image, this.#pageSize)}`);
+    trace.log(`W initial ${config.mode} database: ${this.#describeState(this.states[0]!)}`);
   }
 
   get idle(): boolean {
@@ -397,6 +476,13 @@ export class SimWriter implements Steppable {
 
   /** The committed state whose image equals `bytes`, if any. */
   find(bytes: Uint8Array): CommittedState | undefined {
+    if (bytes.length > WHOLE_IMAGE_LIMIT) {
+      for (let i = this.states.length - 1; i >= 0; i--) {
+        const state = this.states[i]!;
+        if (matchesPages(bytes, state.size, state.pageSize, state.pages)) return state;
+      }
+      return undefined;
+    }
     for (const index of this.#byHash.get(hashBytes(bytes)) ?? []) {
       const state = this.states[index]!;
       if (equalBytes(state.image, bytes)) return state;
@@ -406,11 +492,24 @@ export class SimWriter implements Steppable {
 
   /** Whether `bytes` is the current committed state. */
   equalsLatest(bytes: Uint8Array): boolean {
-    return equalBytes(bytes, this.latest.image);
+    const latest = this.latest;
+    return matchesPages(bytes, latest.size, latest.pageSize, latest.pages);
   }
 
   describe(bytes: Uint8Array): string {
     return describeImage(bytes, this.#pageSize);
+  }
+
+  /** {@link describe} for a committed state (large ones are never built whole). */
+  describeState(state: CommittedState): string {
+    return this.#describeState(state);
+  }
+
+  #describeState(state: CommittedState): string {
+    if (state.size <= WHOLE_IMAGE_LIMIT) return describeImage(state.image, state.pageSize);
+    const tags: string[] = [];
+    state.pages.forEach((page, i) => tags.push(`p${i + 1}=s${new DataView(page.buffer, page.byteOffset).getUint32(i === 0 ? 104 : 0)}`));
+    return `${state.size / state.pageSize} pages of ${state.pageSize} (sparse; pages holding data: [${tags.join(' ')}])`;
   }
 
   /** A line on where the files are: mode, connection, WAL counters. */
@@ -438,6 +537,8 @@ export class SimWriter implements Steppable {
   #applies(kind: OpKind): boolean {
     const wal = this.mode === 'wal';
     const switchModes = this.#config.switchModes ?? [];
+    const sparse = this.#config.initialPresent !== undefined;
+    if (sparse && ['vacuum', 'pageSize', 'renameReplace', 'renameReplaceOpen', 'toWal', 'toRollback'].includes(kind)) return false;
     switch (kind) {
       case 'open':
         return wal && !this.#conn;
@@ -545,22 +646,29 @@ export class SimWriter implements Steppable {
     const seq = ++this.#seq;
     const rng = this.#rng;
     const n0 = this.#pages.length;
+    const sparse = this.#config.initialPresent !== undefined;
+    const lock = lockBytePage(this.#pageSize);
     let n: number;
     if (hints.pages !== undefined) n = Math.max(n0, ...hints.pages);
     else if (n0 === 0) n = rng.between(1, 3);
-    else {
+    else if (sparse) {
+      // Grows at the end (never shrinks: only VACUUM and auto-vacuum do), skipping the lock-byte page.
+      n = rng.chance(0.6) ? n0 : n0 + rng.between(1, 2);
+      if (n === lock) n++;
+    } else {
       const r = rng.float();
       n = r < 0.6 ? n0 : r < 0.85 ? Math.min(this.#config.maxPages, n0 + rng.between(1, 2)) : Math.max(1, n0 - 1);
     }
     const chosen = new Set<number>(hints.pages);
     if (hints.pages === undefined) {
-      for (let p = n0 + 1; p <= n; p++) chosen.add(p);
-      for (let p = 1; p <= Math.min(n0, n); p++) if (rng.chance(0.35)) chosen.add(p);
+      for (let p = n0 + 1; p <= n; p++) if (p !== lock) chosen.add(p);
+      if (sparse) this.#pages.forEach((_, i) => void (rng.chance(0.35) && chosen.add(i + 1)));
+      else for (let p = 1; p <= Math.min(n0, n); p++) if (rng.chance(0.35)) chosen.add(p);
     }
     // Rollback mode: every commit rewrites page 1 (change counter). WAL mode: page 1 is in the
     // transaction when the page count changes (header bytes 28-31), or when the b-tree touches it.
     if (mode !== 'wal' || n !== n0 || (hints.pages === undefined && rng.chance(0.4))) chosen.add(1);
-    if (chosen.size === 0) chosen.add(rng.between(1, n));
+    if (chosen.size === 0) chosen.add(sparse ? 1 : rng.between(1, n));
     const counter = chosen.has(1) ? this.#counter + 1 : this.#counter;
     const writes: [number, Uint8Array][] = [];
     for (const p of [...chosen].sort((a, b) => a - b)) {
@@ -570,6 +678,7 @@ export class SimWriter implements Steppable {
     }
     const pages = this.#pages.slice(0, n);
     for (const [p, page] of writes) pages[p - 1] = page;
+    pages.length = n;
     return { seq, nPages: n, writes, counter, pages };
   }
 
@@ -617,9 +726,32 @@ export class SimWriter implements Steppable {
   }
 
   #record(label: string): void {
-    const image = this.#image(true);
     const index = this.states.length;
-    this.states.push({ index, label, image });
+    const size = this.#pages.length * this.#pageSize;
+    const pageSize = this.#pageSize;
+    if (size > WHOLE_IMAGE_LIMIT) {
+      const pages = this.#pages.slice();
+      const page1 = pages[0]!.slice();
+      page1[18] = page1[19] = 1;
+      pages[0] = page1;
+      if (this.states.some((state) => state.size === size && state.pageSize === pageSize && samePages(state.pages, pages))) {
+        throw new Error(`simulator bug: state #${index} repeats an earlier state`);
+      }
+      this.states.push({
+        index,
+        label,
+        size,
+        pageSize,
+        pages,
+        get image(): Uint8Array {
+          throw new Error(`state #${index} is ${size} bytes: compare it page by page`);
+        },
+      });
+      return;
+    }
+    const image = this.#image(true);
+    const pages = Array.from({ length: this.#pages.length }, (_, i) => image.subarray(i * pageSize, (i + 1) * pageSize));
+    this.states.push({ index, label, size, pageSize, pages, image });
     const key = hashBytes(image);
     const list = this.#byHash.get(key);
     // Every state must be unique, so that an image equals exactly one of them.
@@ -632,7 +764,7 @@ export class SimWriter implements Steppable {
     this.#pages = content.pages;
     this.#counter = content.counter;
     this.#record(label);
-    return `COMMITTED state #${this.states.length - 1} (${label}): ${this.describe(this.latest.image)}`;
+    return `COMMITTED state #${this.states.length - 1} (${label}): ${this.#describeState(this.latest)}`;
   }
 
   // ---- rollback journal -----------------------------------------------------------------------
