@@ -345,6 +345,8 @@ export class SimWriter implements Steppable {
   readonly states: CommittedState[] = [];
   /** How many operations of each kind were started. */
   readonly opCounts = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  /** Commits that grew the database across the lock-byte page (from below it to past it). */
+  lockPageCrossings = 0;
   /** Kinds of operation that took a step since the caller last cleared it. */
   readonly recentKinds = new Set<OpKind>();
   mode: JournalMode;
@@ -761,6 +763,8 @@ export class SimWriter implements Steppable {
   }
 
   #adopt(content: Content, label: string): string {
+    const lock = lockBytePage(this.#pageSize);
+    if (this.#pages.length < lock && content.pages.length > lock) this.lockPageCrossings++;
     this.#pages = content.pages;
     this.#counter = content.counter;
     this.#record(label);
