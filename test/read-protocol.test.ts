@@ -1045,6 +1045,32 @@ test('scripted: rollback path; the database turns into a WAL database, commits, 
   assertCommitted(world, result);
 });
 
+test('guard pair: rollback path; the database turns into a WAL database and a checkpoint stops half done before the read starts', async () => {
+  // The bytes read are stable and no journal is live, but they are the database file in the middle
+  // of a checkpoint: page 2 of the WAL commit copied, page 3 not. Only a check that sees WAL mode
+  // ('a WAL appeared during the read', or bytes that say WAL: each covers the other) sends the
+  // reader down the WAL path. npm run mutate -- --together 5,7 disables both.
+  const world = guardWorld(MODE_SWITCH, { mode: 'delete', initialPages: 3 });
+  const { writer } = world;
+  const WAL_STAT = /^after stat\(\/data\/app\.db-wal\)/;
+  const result = await scriptedRead(world, [
+    { at: WAL_STAT, note: '(the fingerprint found no -wal)' },
+    { at: WAL_STAT, note: 'no -wal: the reader will read the header to choose its path' },
+    {
+      at: /^after readSync\(fd\d+, 100 @0\)/,
+      note: 'the header says rollback (1/1): the reader takes its rollback path; meanwhile journal_mode=WAL commits, a connection opens and commits pages 2 and 3, and a checkpoint copies page 2 and stops',
+      run: () => {
+        writer.perform('toWal');
+        writer.perform('open');
+        writer.perform('commit', { pages: [2, 3] });
+        writer.begin('checkpoint', { full: true });
+        writer.stepUntil(/db page 2/);
+      },
+    },
+  ]);
+  assertCommitted(world, result);
+});
+
 test('scripted: an ImageFileSystem whose methods need their `this` (a plain class instance)', async () => {
   const world = makeWorld(1, WAL_OPEN, 60_000, { mode: 'wal', initialPages: 1, boundFs: false });
   const { writer } = world;
