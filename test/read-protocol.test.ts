@@ -4,7 +4,12 @@
  * A simulated SQLite writer (test/support/sim-writer.ts) changes an in-memory file system
  * (test/support/sim-fs.ts) one file write at a time; a seeded scheduler lets it move before and
  * after every call readImage / readFingerprint make, and in the middle of a `read`. Everything,
- * including the reader's backoff (a fake clock), follows from the seed.
+ * including the reader's backoff (a fake clock), follows from the seed. Each seed runs several
+ * schedules (SIM_SCHEDULES, default 4): the same writer history and reads, interleaved by forks
+ * of the scheduler's stream; each profile checks that most of them interleaved differently (a
+ * hash of the whole trace). The writer models VACUUM, page-size changes, rename-replace (also
+ * while a WAL connection is open) and sparse databases past 1 GiB and 4 GiB; a statistics test
+ * checks that each of them happens, also inside reads.
  *
  * Checked for every image readImage returns: it equals exactly one committed state byte for byte
  * (so no torn image and no uncommitted page), that state is not older than the newest one
@@ -16,7 +21,7 @@
  * Bugs the simulation found and that were fixed (see BUG_* below) are reproduced by scripted
  * interleavings at the end of the file, which now guard against their return.
  *
- * Replay one seed with its whole trace: SIM_PROFILE=<profile key> SIM_SEED=<seed>; run more
+ * Replay one seed with its whole trace: SIM_PROFILE=<profile key> SIM_SEED=<seed> SIM_SCHEDULE=<k>; run more
  * seeds with SIM_SEEDS=<count>; SIM_VERBOSE=1 prints the per-profile statistics. The failure
  * message of every check prints the seed, the setup, the replay command and the trace.
  */
