@@ -155,7 +155,8 @@ const EVERYTHING: Profile = {
   knownBug: `${BUG_ROLLBACK_ABA} ${BUG_MODE_SWITCH} ${BUG_WAL_STABILITY}`,
 };
 
-const LARGE_WEIGHTS: Partial<Record<OpKind, number>> = { commit: 40, abort: 5, checkpoint: 15, truncateCheckpoint: 4, readMark: 2, close: 6, open: 10, spillRollback: 8, idle: 10 };
+// Few checkpoints: a commit that grows the database across the lock-byte page stays in the WAL for a while.
+const LARGE_WEIGHTS: Partial<Record<OpKind, number>> = { commit: 40, abort: 5, checkpoint: 4, truncateCheckpoint: 2, readMark: 2, close: 2, open: 10, spillRollback: 8, idle: 10 };
 
 const LARGE_1G: Profile = {
   key: 'large-1g',
@@ -318,6 +319,8 @@ interface Tally {
   past4GiB: number;
   /** Commits that grew a database across the lock-byte page. */
   lockPageCrossings: number;
+  /** WAL images that hold the lock-byte page while the database file read ended before it (the fold grew it). */
+  lockPageFolds: number;
   /** `seed/schedule` of each failing run. */
   failedSeeds: string[];
   firstFailure?: string;
@@ -341,6 +344,7 @@ function newTally(): Tally {
     past1GiB: 0,
     past4GiB: 0,
     lockPageCrossings: 0,
+    lockPageFolds: 0,
     failedSeeds: [],
     leakedDescriptors: 0,
     leakSeeds: new Set(),
@@ -407,6 +411,8 @@ async function simulateReads(seed: number, profile: Profile, granularityNs: bigi
     for (const kind of writer.recentKinds) tally.insideRead[kind]++;
     if (image.bytes.length > 2 ** 30) tally.past1GiB++;
     if (image.bytes.length > 2 ** 32) tally.past4GiB++;
+    // The version names the size of the database file read: 'w:<ino>:<size>:...'.
+    if (image.mode === 'wal' && Number(image.version.split(':')[2]) <= 2 ** 30 && image.bytes.length > 2 ** 30) tally.lockPageFolds++;
     if (scheduler.steps > stepsBefore) tally.contended++;
     tally.retries += world.clock.sleeps - sleepsBefore;
 
@@ -511,7 +517,7 @@ function summarise(profile: Profile, tally: Tally): string {
   return (
     `${profile.key}: ${tally.seeds} seeds, ${tally.distinctSchedules} distinct of ${tally.schedules} schedules, ${tally.reads} reads (${tally.contended} with writer steps inside, ${tally.retries} retries), ` +
     `${tally.writerSteps} writer steps at scheduling points, ${tally.commits} commits; operations: ${ops}; ` +
-    (profile.large === undefined ? '' : `${tally.past1GiB} images past 1 GiB, ${tally.past4GiB} past 4 GiB, ${tally.lockPageCrossings} commits across the lock-byte page; `) +
+    (profile.large === undefined ? '' : `${tally.past1GiB} images past 1 GiB, ${tally.past4GiB} past 4 GiB, ${tally.lockPageCrossings} commits across the lock-byte page, ${tally.lockPageFolds} WAL folds across it; `) +
     `${tally.failedSeeds.length} failing schedules; ${tally.leakedDescriptors} descriptors leaked in ${tally.leakSeeds.size} schedules`
   );
 }
@@ -587,13 +593,18 @@ test('simulation statistics: VACUUM, page-size changes, rename-replace (also wit
       runs.push(tally);
     }
   }
-  const large = { past1GiB: 0, past4GiB: 0, lockPageCrossings: 0 };
+  const large = { past1GiB: 0, past4GiB: 0, lockPageCrossings: 0, lockPageFolds: 0 };
   for (const tally of runs) {
     large.past1GiB += tally.past1GiB;
     large.past4GiB += tally.past4GiB;
     large.lockPageCrossings += tally.lockPageCrossings;
+    large.lockPageFolds += tally.lockPageFolds;
   }
-  report(t, `large files: ${large.past1GiB} images past 1 GiB, ${large.past4GiB} past 4 GiB, ${large.lockPageCrossings} commits across the lock-byte page (counted per schedule)`);
+  report(
+    t,
+    `large files: ${large.past1GiB} images past 1 GiB, ${large.past4GiB} past 4 GiB, ${large.lockPageCrossings} commits across the lock-byte page (counted per schedule), ` +
+      `${large.lockPageFolds} images whose WAL fold grew the database file read across it`,
+  );
   const started = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
   const inside = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
   for (const tally of runs) {
@@ -607,6 +618,8 @@ test('simulation statistics: VACUUM, page-size changes, rename-replace (also wit
   if (ONLY_SEED !== undefined || ONLY_PROFILE !== undefined || ONLY_GRANULARITY !== undefined || SEEDS < 24) return;
   assert.ok(large.past1GiB >= 10, `only ${large.past1GiB} images past 1 GiB`);
   assert.ok(large.lockPageCrossings >= 2, `only ${large.lockPageCrossings} commits grew a database across the lock-byte page`);
+  // The fold must zero-fill the lock-byte page in memory that allocate() did not zero.
+  assert.ok(large.lockPageFolds >= 2, `only ${large.lockPageFolds} WAL folds grew a database file read below the lock-byte page across it`);
   if (BEYOND_4GIB && tallies.has(`${LARGE_4G.key}@${GRANULARITIES[3]!.label}`)) assert.ok(large.past4GiB >= 2, `only ${large.past4GiB} images past 4 GiB`);
   for (const [kind, floor] of Object.entries(REQUIRED_EVENTS) as [OpKind, number][]) {
     assert.ok(started[kind] >= floor, `${kind}: started ${started[kind]} times, fewer than ${floor}`);

@@ -12,10 +12,11 @@
  * first, as on ext4) only when it has neither a name nor a descriptor; every write and truncate
  * advances mtime and ctime, a rename or unlink advances ctime; reads past the end are short.
  * Files are sparse: content lives in 64 KiB chunks, and a chunk never written reads as zeros, so
- * a database past 1 GiB or 4 GiB costs only the pages written. A read into an array this file
- * system allocated, at or past the furthest point read into it so far, skips the zero-filling
- * (the array is still zero there), so the reader's allocation of a large image stays untouched,
- * and the operating system leaves its memory uncommitted.
+ * a database past 1 GiB or 4 GiB costs only the pages written. `allocate` hands out memory that
+ * is not zeroed, like `Buffer.allocUnsafeSlow`: a small array is filled with garbage; a large one
+ * gets garbage only in some chunks (every 16 MiB, the one holding byte offset 2^30, the last two),
+ * and a read into it at or past the furthest point read so far zero-fills only those, so its other
+ * memory stays untouched and the operating system leaves it uncommitted.
  *
  * Time: a clock in nanoseconds that every writer change advances by 1 µs, every reader call by
  * 100 ns, and {@link SimFs.advance} by any amount (the reader's backoff, quiet spells). `stat`
@@ -127,6 +128,11 @@ export class Trace {
 
 /** Bytes per chunk of file content (at least the largest page size). */
 const CHUNK = 1 << 16;
+/** What unzeroed memory from `allocate` holds; arrays up to the limit are filled with it whole. */
+const GARBAGE = 0xa5;
+const GARBAGE_WHOLE_LIMIT = 64 << 20;
+/** In a larger array, one chunk in this many (16 MiB apart) holds garbage. */
+const GARBAGE_STRIDE = 256;
 
 interface Inode {
   readonly ino: bigint;
@@ -169,8 +175,11 @@ export class SimFs implements ImageFileSystem {
   readonly #names = new Map<string, bigint>();
   readonly #fds = new Map<number, bigint>();
   #nextFd = 3;
-  /** Arrays from {@link SimFs.allocate}: how far (in bytes of their buffer) reads have filled them. */
-  readonly #fresh = new WeakMap<ArrayBufferLike, number>();
+  /**
+   * Large arrays from {@link SimFs.allocate}: how far (in bytes of their buffer) reads have filled
+   * them, and which 64 KiB chunks of the buffer hold garbage (the others are still zero).
+   */
+  readonly #fresh = new WeakMap<ArrayBufferLike, { filled: number; readonly garbage: ReadonlySet<number> }>();
 
   /**
    * With `bound` (the default) every ImageFileSystem method is bound to this instance, so it
@@ -264,7 +273,15 @@ export class SimFs implements ImageFileSystem {
   allocate(size: number): Uint8Array {
     return this.#call(`allocate(${size})`, () => {
       const array = new Uint8Array(size);
-      this.#fresh.set(array.buffer, 0);
+      if (size <= GARBAGE_WHOLE_LIMIT) {
+        array.fill(GARBAGE);
+        return array;
+      }
+      const chunks = Math.ceil(size / CHUNK);
+      const garbage = new Set<number>([2 ** 30 / CHUNK, chunks - 2, chunks - 1]);
+      for (let index = 0; index < chunks; index += GARBAGE_STRIDE) garbage.add(index);
+      for (const index of garbage) if (index >= 0 && index < chunks) array.fill(GARBAGE, index * CHUNK, Math.min(size, (index + 1) * CHUNK));
+      this.#fresh.set(array.buffer, { filled: 0, garbage });
       return array;
     });
   }
@@ -423,10 +440,10 @@ export class SimFs implements ImageFileSystem {
   /** Copies `n` bytes of the file from `position` into `into` at `offset`; absent chunks are zeros. */
   #copyOut(node: Inode, position: number, into: Uint8Array, offset: number, n: number): void {
     const start = into.byteOffset + offset;
-    const filled = this.#fresh.get(into.buffer);
-    // An allocation never read into past `filled` is still all zeros there.
-    const zeroed = filled !== undefined && start >= filled;
-    if (filled !== undefined) this.#fresh.set(into.buffer, Math.max(filled, start + n));
+    const fresh = this.#fresh.get(into.buffer);
+    // A large allocation never read into past `filled` is zero there, but for its garbage chunks.
+    const zeroed = fresh !== undefined && start >= fresh.filled;
+    if (fresh !== undefined) fresh.filled = Math.max(fresh.filled, start + n);
     for (let done = 0; done < n; ) {
       const at = position + done;
       const index = Math.floor(at / CHUNK);
@@ -434,7 +451,9 @@ export class SimFs implements ImageFileSystem {
       const m = Math.min(CHUNK - within, n - done);
       const chunk = node.chunks.get(index);
       if (chunk !== undefined) into.set(chunk.subarray(within, within + m), offset + done);
-      else if (!zeroed) into.fill(0, offset + done, offset + done + m);
+      else if (!zeroed || fresh.garbage.has(Math.floor((start + done) / CHUNK)) || fresh.garbage.has(Math.floor((start + done + m - 1) / CHUNK))) {
+        into.fill(0, offset + done, offset + done + m);
+      }
       done += m;
     }
   }
