@@ -6,6 +6,7 @@
  *   npm run mutate -- --list             # only list the mutants
  *   npm run mutate -- --only 3,7         # run mutants 3 and 7
  *   npm run mutate -- --jobs 1 --test test/read-protocol.test.ts
+ *   npm run mutate -- --together 5,7       # one mutant with guards 5 and 7 both disabled
  *
  * A guard is a statement that ends an attempt early: `return new Retry(…)` (the writer moved:
  * read again) and `throw new PipelineFailure(…)` (the bytes are bad). Each mutant replaces one of
@@ -23,6 +24,8 @@ interface Mutant {
   readonly id: number;
   readonly file: string;
   readonly line: number;
+  /** Offset of the guard statement in the file. */
+  readonly start: number;
   readonly original: string;
   readonly mutated: string;
   readonly label: string;
@@ -55,6 +58,29 @@ function callEnd(text: string, start: number): number {
   throw new Error(`unbalanced call at ${start}`);
 }
 
+/**
+ * One mutant with all of `parts` disabled (they must be in one file): for guards that each cover
+ * the other, so that either alone survives and the pair must not.
+ */
+function combine(parts: readonly Mutant[]): Mutant {
+  const file = parts[0]!.file;
+  if (parts.some((part) => part.file !== file)) throw new Error('--together needs mutants of one file');
+  let text = fs.readFileSync(path.join(ROOT, file), 'utf8');
+  // From the end of the file backwards, so that earlier offsets stay valid.
+  for (const part of [...parts].sort((a, b) => b.start - a.start)) {
+    text = text.slice(0, part.start) + 'void 0;' + text.slice(part.start + part.original.length);
+  }
+  return {
+    id: parts[0]!.id,
+    file,
+    line: parts[0]!.line,
+    start: parts[0]!.start,
+    original: parts.map((part) => part.original).join(' + '),
+    mutated: text,
+    label: `together: ${parts.map((part) => `#${part.id} (${part.label})`).join(' and ')}`,
+  };
+}
+
 function findMutants(files: readonly string[]): Mutant[] {
   const mutants: Mutant[] = [];
   for (const file of files) {
@@ -71,6 +97,7 @@ function findMutants(files: readonly string[]): Mutant[] {
         id: mutants.length + 1,
         file,
         line,
+        start,
         original,
         // A no-op in statement position, also as the body of an `if` without braces.
         mutated: text.slice(0, start) + 'void 0;' + text.slice(statementEnd),
@@ -126,6 +153,8 @@ async function main(): Promise<void> {
     return;
   }
   if (only !== undefined) mutants = mutants.filter((mutant) => only.includes(mutant.id));
+  const together = argument('--together')?.split(',').map(Number);
+  if (together !== undefined) mutants = [combine(mutants.filter((mutant) => together.includes(mutant.id)))];
   console.log(`${mutants.length} mutants of ${files.join(', ')}; tests: ${tests.join(' ')}; ${jobs} at a time`);
   const survivors: Mutant[] = [];
   let next = 0;

@@ -254,7 +254,8 @@ async function readRollbackMode(
     // (SQLite writes frames once page 1 says WAL, which the stat and content checks would see, or a
     // tool put it there during the call). Bytes that say WAL (2/2) with no -wal at the check above
     // are a WAL database's whole state: a checkpoint runs only while its -wal exists, and one that
-    // finished after the read wrote the file. Both send the next attempt down the WAL path.
+    // finished after the read wrote the file. Both send the next attempt down the WAL path. Without
+    // both, a checkpoint stopped half done before the read passes every check (test 'guard pair').
     if (marksWal(bytes.pages[0] ?? new Uint8Array(0))) return new Retry('the database is in WAL mode now');
     const settled = !isRacy(before, clock);
     // Equal stats prove nothing about a file written within the racy window (a transaction that
@@ -352,7 +353,9 @@ async function readWalMode(
   if (headerBefore === undefined && journalActive(path, fs)) return new Retry('a rollback journal became active');
   // Also covers the fstat right after the database read ('the database file changed while no WAL
   // protected it' there): on one inode file times and ctime only move forward, so a stat that
-  // differed then differs now, and a replaced file has another inode number. Also covers 'a
+  // differed then differs now, and a replaced file has another inode number (or, the descriptor
+  // being closed, the freed number reused by a file created after the change: a later ctime, or
+  // within one tick of the racy window, the content check below). Also covers 'a
   // checkpoint ran during the read' (the -shm check above) with the content check below: a
   // checkpoint that tore the read writes the file after it (it copies pages and never puts an old
   // one back), and one with pages left to copy still has its WAL header, which the salts check sees.

@@ -11,6 +11,12 @@
  * its inode after a rename or unlink, and the inode is freed (its number reusable, lowest free
  * first, as on ext4) only when it has neither a name nor a descriptor; every write and truncate
  * advances mtime and ctime, a rename or unlink advances ctime; reads past the end are short.
+ * Files are sparse: content lives in 64 KiB chunks, and a chunk never written reads as zeros, so
+ * a database past 1 GiB or 4 GiB costs only the pages written. `allocate` hands out memory that
+ * is not zeroed, like `Buffer.allocUnsafeSlow`: a small array is filled with garbage; a large one
+ * gets garbage only in some chunks (every 16 MiB, the one holding byte offset 2^30, the last two),
+ * and a read into it at or past the furthest point read so far zero-fills only those, so its other
+ * memory stays untouched and the operating system leaves it uncommitted.
  *
  * Time: a clock in nanoseconds that every writer change advances by 1 µs, every reader call by
  * 100 ns, and {@link SimFs.advance} by any amount (the reader's backoff, quiet spells). `stat`
@@ -120,9 +126,18 @@ export class Trace {
 // File system
 // ---------------------------------------------------------------------------------------------
 
+/** Bytes per chunk of file content (at least the largest page size). */
+const CHUNK = 1 << 16;
+/** What unzeroed memory from `allocate` holds; arrays up to the limit are filled with it whole. */
+const GARBAGE = 0xa5;
+const GARBAGE_WHOLE_LIMIT = 64 << 20;
+/** In a larger array, one chunk in this many (16 MiB apart) holds garbage. */
+const GARBAGE_STRIDE = 256;
+
 interface Inode {
   readonly ino: bigint;
-  data: Uint8Array;
+  /** Chunk index → content; an absent chunk is zeros. */
+  chunks: Map<number, Uint8Array>;
   size: number;
   mtimeNs: bigint;
   ctimeNs: bigint;
@@ -160,6 +175,11 @@ export class SimFs implements ImageFileSystem {
   readonly #names = new Map<string, bigint>();
   readonly #fds = new Map<number, bigint>();
   #nextFd = 3;
+  /**
+   * Large arrays from {@link SimFs.allocate}: how far (in bytes of their buffer) reads have filled
+   * them, and which 64 KiB chunks of the buffer hold garbage (the others are still zero).
+   */
+  readonly #fresh = new WeakMap<ArrayBufferLike, { filled: number; readonly garbage: ReadonlySet<number> }>();
 
   /**
    * With `bound` (the default) every ImageFileSystem method is bound to this instance, so it
@@ -217,7 +237,7 @@ export class SimFs implements ImageFileSystem {
     return this.#call(`readSync(fd${fd}, ${length} @${position})`, () => {
       const node = this.#byFd(fd, 'read');
       const n = Math.max(0, Math.min(length, node.size - position));
-      into.set(node.data.subarray(position, position + n), offset);
+      this.#copyOut(node, position, into, offset, n);
       return n;
     }, String);
   }
@@ -238,7 +258,7 @@ export class SimFs implements ImageFileSystem {
             }
             const at = position + done;
             const n = Math.max(0, Math.min(pieces[i]!, node.size - at));
-            into.set(node.data.subarray(at, at + n), offset + done);
+            this.#copyOut(node, at, into, offset + done, n);
             done += n;
             if (n < pieces[i]!) break;
           }
@@ -251,7 +271,19 @@ export class SimFs implements ImageFileSystem {
   }
 
   allocate(size: number): Uint8Array {
-    return this.#call(`allocate(${size})`, () => new Uint8Array(size));
+    return this.#call(`allocate(${size})`, () => {
+      const array = new Uint8Array(size);
+      if (size <= GARBAGE_WHOLE_LIMIT) {
+        array.fill(GARBAGE);
+        return array;
+      }
+      const chunks = Math.ceil(size / CHUNK);
+      const garbage = new Set<number>([2 ** 30 / CHUNK, chunks - 2, chunks - 1]);
+      for (let index = 0; index < chunks; index += GARBAGE_STRIDE) garbage.add(index);
+      for (const index of garbage) if (index >= 0 && index < chunks) array.fill(GARBAGE, index * CHUNK, Math.min(size, (index + 1) * CHUNK));
+      this.#fresh.set(array.buffer, { filled: 0, garbage });
+      return array;
+    });
   }
 
   /** The file clock; not a scheduling point (reading a clock is no file operation). */
@@ -283,7 +315,10 @@ export class SimFs implements ImageFileSystem {
   /** The whole content of the file at `path` (a copy), or `undefined`. */
   contents(path: string): Uint8Array | undefined {
     const node = this.#lookup(path);
-    return node === undefined ? undefined : node.data.slice(0, node.size);
+    if (node === undefined) return undefined;
+    const bytes = new Uint8Array(node.size);
+    this.#copyOut(node, 0, bytes, 0, node.size);
+    return bytes;
   }
 
   /** Creates an empty file at `path` if there is none (`O_CREAT`). */
@@ -292,7 +327,7 @@ export class SimFs implements ImageFileSystem {
     this.#changed(path);
     const now = this.#tick();
     const ino = this.#freeIno();
-    this.#inodes.set(ino, { ino, data: new Uint8Array(0), size: 0, mtimeNs: now, ctimeNs: now, links: 1, opens: 0 });
+    this.#inodes.set(ino, { ino, chunks: new Map(), size: 0, mtimeNs: now, ctimeNs: now, links: 1, opens: 0 });
     this.#names.set(path, ino);
   }
 
@@ -301,8 +336,15 @@ export class SimFs implements ImageFileSystem {
     this.#changed(path);
     const node = this.#mustLookup(path);
     const end = position + bytes.length;
-    this.#reserve(node, end);
-    node.data.set(bytes, position);
+    for (let at = position; at < end; ) {
+      const index = Math.floor(at / CHUNK);
+      const within = at - index * CHUNK;
+      const n = Math.min(CHUNK - within, end - at);
+      let chunk = node.chunks.get(index);
+      if (chunk === undefined) node.chunks.set(index, (chunk = new Uint8Array(CHUNK)));
+      chunk.set(bytes.subarray(at - position, at - position + n), within);
+      at += n;
+    }
     node.size = Math.max(node.size, end);
     node.mtimeNs = node.ctimeNs = this.#tick();
   }
@@ -311,8 +353,11 @@ export class SimFs implements ImageFileSystem {
   truncate(path: string, size: number): void {
     this.#changed(path);
     const node = this.#mustLookup(path);
-    this.#reserve(node, size);
-    if (size < node.size) node.data.fill(0, size, node.size);
+    if (size < node.size) {
+      // What is cut off reads as zeros if the file grows again.
+      for (const index of [...node.chunks.keys()]) if (index * CHUNK >= size) node.chunks.delete(index);
+      node.chunks.get(Math.floor(size / CHUNK))?.fill(0, size % CHUNK);
+    }
     node.size = size;
     node.mtimeNs = node.ctimeNs = this.#tick();
   }
@@ -392,11 +437,25 @@ export class SimFs implements ImageFileSystem {
     return this.#inodes.get(ino)!;
   }
 
-  #reserve(node: Inode, size: number): void {
-    if (node.data.length >= size) return;
-    const grown = new Uint8Array(Math.max(size, node.data.length * 2, 64));
-    grown.set(node.data.subarray(0, node.size));
-    node.data = grown;
+  /** Copies `n` bytes of the file from `position` into `into` at `offset`; absent chunks are zeros. */
+  #copyOut(node: Inode, position: number, into: Uint8Array, offset: number, n: number): void {
+    const start = into.byteOffset + offset;
+    const fresh = this.#fresh.get(into.buffer);
+    // A large allocation never read into past `filled` is zero there, but for its garbage chunks.
+    const zeroed = fresh !== undefined && start >= fresh.filled;
+    if (fresh !== undefined) fresh.filled = Math.max(fresh.filled, start + n);
+    for (let done = 0; done < n; ) {
+      const at = position + done;
+      const index = Math.floor(at / CHUNK);
+      const within = at - index * CHUNK;
+      const m = Math.min(CHUNK - within, n - done);
+      const chunk = node.chunks.get(index);
+      if (chunk !== undefined) into.set(chunk.subarray(within, within + m), offset + done);
+      else if (!zeroed || fresh.garbage.has(Math.floor((start + done) / CHUNK)) || fresh.garbage.has(Math.floor((start + done + m - 1) / CHUNK))) {
+        into.fill(0, offset + done, offset + done + m);
+      }
+      done += m;
+    }
   }
 
   #freeIno(): bigint {

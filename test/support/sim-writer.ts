@@ -34,14 +34,39 @@
  *   file and then rolls back (ROLLBACK after a cache spill, or crash recovery of a hot journal)
  *   writes some pages, then plays the journal back: truncate to the original size, restore every
  *   page, deactivate the journal.
- * - Rename-replace: a complete new database written to a temporary file and renamed over the
- *   database path (only while no connection is open).
+ * - Rename-replace: a complete new database (sometimes of another page size) written to a
+ *   temporary file and renamed over the database path while no connection is open.
+ * - Rename-replace while a WAL connection is open (`renameReplaceOpen`): the deploy script runs
+ *   `PRAGMA wal_checkpoint(TRUNCATE)` through the open connection, then renames a new WAL-mode
+ *   database over the path. The connection keeps the old inode open, and its `-wal` (now 0 bytes)
+ *   and `-shm` stay at their paths beside the new file. SQLite then refuses nothing in WAL mode, but
+ *   a commit through the moved connection would put its frames beside a database they do not
+ *   belong to (sqlite.org/howtocorrupt.html, "unlinking or renaming a database file while in use"):
+ *   no committed state of the file at the path exists then, so the model lets the moved
+ *   connection only move read marks and close. Its close neither checkpoints nor deletes `-wal`
+ *   and `-shm` (sqlite3PagerClose skips both once databaseIsUnmoved fails); the next connection
+ *   opens the new file with the 0-byte `-wal` still there.
+ * - VACUUM: every page rewritten (and the file usually shorter). In rollback mode one journalled
+ *   transaction that writes every page and truncates the file; in WAL mode one transaction whose
+ *   frames hold every page, with a commit size below the file's (the file shrinks at the
+ *   checkpoint that copies everything).
+ * - Page-size change (`pageSize`): `PRAGMA page_size=N; VACUUM` in a rollback mode (SQLite ignores
+ *   it in WAL mode: a WAL database changes its page size only after a journal_mode change, which
+ *   the mode-switching profiles do). Like backup.c copying into a file of another page size, the
+ *   journal keeps every original page at the old size, the new image is written over the file at
+ *   the new size, the file is truncated to it, then the journal is deactivated.
  * - Quiet spells (`idle`): a step that writes nothing, so a database whose last connection
  *   closed stays closed for a while, as with writers that come and go.
+ * - Large sparse databases (`initialPresent`): a page count past 1 GiB or 4 GiB of which only a
+ *   few pages hold data; every other page reads as zeros, and so does the lock-byte page (the one
+ *   holding byte offset 2^30), which SQLite never writes: a database that grows across it skips
+ *   it (btree.c allocates the next page instead), so the page count never ends on it. Commits
+ *   write only pages that hold data and new ones at the end.
  * - journal_mode changes: rollback → WAL (a journalled transaction that writes page 1 with
  *   versions 2/2) and WAL → rollback (checkpoint, delete `-shm` and `-wal`, then a journalled
  *   transaction that writes page 1 with versions 1/1).
  */
+import { Buffer } from 'node:buffer';
 import type { Rng, Steppable, SimFs, Trace } from './sim-fs.ts';
 import { type ChecksumPair, WalBuilder, walChecksum } from './wal-bytes.ts';
 
@@ -59,6 +84,9 @@ export type OpKind =
   | 'toWal'
   | 'toRollback'
   | 'spillRollback'
+  | 'vacuum'
+  | 'pageSize'
+  | 'renameReplaceOpen'
   | 'idle';
 
 export const OP_KINDS: readonly OpKind[] = [
@@ -73,6 +101,9 @@ export const OP_KINDS: readonly OpKind[] = [
   'toWal',
   'toRollback',
   'spillRollback',
+  'vacuum',
+  'pageSize',
+  'renameReplaceOpen',
   'idle',
 ];
 
@@ -88,6 +119,11 @@ export interface WriterConfig {
   /** Journal modes that rename-replace and journal_mode changes may switch to (default: none). */
   readonly switchModes?: readonly JournalMode[];
   readonly bigEndianChecksums: boolean;
+  /**
+   * A sparse database: only these pages of the initial ones hold data, the rest read as zeros
+   * (default: every page). Then VACUUM, page-size changes, rename-replace and mode changes are off.
+   */
+  readonly initialPresent?: readonly number[];
 }
 
 /** Fixes what a transaction writes (scripted scenarios). */
@@ -103,8 +139,24 @@ export interface CommittedState {
   /** Position in {@link SimWriter.states}. */
   readonly index: number;
   readonly label: string;
-  /** The whole database image, header bytes 18–19 set to 1 (as readImage returns it). */
+  /** Bytes in the image. */
+  readonly size: number;
+  readonly pageSize: number;
+  /** The pages (a sparse array: a hole is a page of zeros), page 1 with header bytes 18–19 set to 1. */
+  readonly pages: readonly Uint8Array[];
+  /**
+   * The whole database image, header bytes 18–19 set to 1 (as readImage returns it). Only for
+   * images up to {@link WHOLE_IMAGE_LIMIT} bytes; larger ones are compared page by page.
+   */
   readonly image: Uint8Array;
+}
+
+/** Images larger than this are kept as pages only. */
+export const WHOLE_IMAGE_LIMIT = 64 << 20;
+
+/** The page that holds byte offset 2^30 (SQLite's PENDING_BYTE page), which SQLite never writes. */
+export function lockBytePage(pageSize: number): number {
+  return Math.floor(2 ** 30 / pageSize) + 1;
 }
 
 const ROLLBACK_MODES: readonly JournalMode[] = ['delete', 'truncate', 'persist'];
@@ -215,13 +267,46 @@ export function describeImage(bytes: Uint8Array, pageSize: number): string {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const pages = Math.floor(bytes.length / pageSize);
   const tags: string[] = [];
+  const lock = lockBytePage(pageSize);
+  // A large image: the first pages, the ones around the lock-byte page, and the last ones.
+  const shown = pages <= 64 ? undefined : new Set([0, 1, 2, 3, lock - 3, lock - 2, lock - 1, lock, pages - 3, pages - 2, pages - 1]);
   for (let p = 0; p < pages; p++) {
+    if (shown !== undefined && !shown.has(p)) {
+      if (shown.has(p - 1)) tags.push('...');
+      continue;
+    }
     const at = p * pageSize + (p === 0 ? 104 : 0);
     tags.push(`p${p + 1}=s${view.getUint32(at)}${view.getUint32(at + 4) === p + 1 ? '' : `!p${view.getUint32(at + 4)}`}`);
   }
   const counter = bytes.length >= 28 ? view.getUint32(24) : -1;
   const headerPages = bytes.length >= 32 ? view.getUint32(28) : -1;
   return `${pages} pages${bytes.length % pageSize === 0 ? '' : ` + ${bytes.length % pageSize} bytes`}, counter ${counter}, header pages ${headerPages}, [${tags.join(' ')}]`;
+}
+
+const ZEROS = new Uint8Array(1 << 22);
+
+/** Whether bytes [from, to) of `bytes` are all zero (compared natively, in 4 MiB pieces). */
+function isZero(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let at = from; at < to; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, to - at);
+    if (Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset + at, n), Buffer.from(ZEROS.buffer, 0, n)) !== 0) return false;
+  }
+  return true;
+}
+
+/** Whether `bytes` is exactly the image of `pages` (holes are zeros) cut to `size` bytes. */
+function matchesPages(bytes: Uint8Array, size: number, pageSize: number, pages: readonly Uint8Array[]): boolean {
+  if (bytes.length !== size) return false;
+  let end = 0;
+  let equal = true;
+  pages.forEach((page, i) => {
+    if (!equal) return;
+    const at = i * pageSize;
+    const n = Math.min(pageSize, size - at);
+    equal = isZero(bytes, end, at) && Buffer.compare(Buffer.from(bytes.buffer, bytes.byteOffset + at, n), Buffer.from(page.buffer, page.byteOffset, n)) === 0;
+    end = at + n;
+  });
+  return equal && isZero(bytes, end, size);
 }
 
 function hashBytes(bytes: Uint8Array): string {
@@ -236,6 +321,18 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+function samePages(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  let same = true;
+  a.forEach((page, i) => {
+    if (same && (b[i] === undefined || !equalBytes(page, b[i]))) same = false;
+  });
+  b.forEach((_, i) => {
+    if (a[i] === undefined) same = false;
+  });
+  return same;
+}
+
 function u32(value: number, littleEndian = false): Uint8Array {
   const bytes = new Uint8Array(4);
   new DataView(bytes.buffer).setUint32(0, value >>> 0, littleEndian);
@@ -248,6 +345,8 @@ export class SimWriter implements Steppable {
   readonly states: CommittedState[] = [];
   /** How many operations of each kind were started. */
   readonly opCounts = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  /** Commits that grew the database across the lock-byte page (from below it to past it). */
+  lockPageCrossings = 0;
   /** Kinds of operation that took a step since the caller last cleared it. */
   readonly recentKinds = new Set<OpKind>();
   mode: JournalMode;
@@ -256,7 +355,7 @@ export class SimWriter implements Steppable {
   readonly #rng: Rng;
   readonly #trace: Trace;
   readonly #config: WriterConfig;
-  readonly #pageSize: number;
+  #pageSize: number;
   readonly #path: string;
   readonly #walPath: string;
   readonly #shmPath: string;
@@ -272,6 +371,8 @@ export class SimWriter implements Steppable {
   #counter = 1;
   #seq = 0;
   #conn = false;
+  /** The open connection's database was renamed over (see renameReplaceOpen). */
+  #moved = false;
   #wal: WalState = freshWal();
   #shm: ShmHeader = freshShm();
 
@@ -290,15 +391,22 @@ export class SimWriter implements Steppable {
     if (config.mode === 'wal' && config.initialPages === 0) throw new Error('a WAL database starts with at least one page');
 
     const version = config.mode === 'wal' ? 2 : 1;
-    for (let p = 1; p <= config.initialPages; p++) {
+    const present = config.initialPresent ?? Array.from({ length: config.initialPages }, (_, i) => i + 1);
+    this.#pages.length = config.initialPages;
+    for (const p of present) {
       const page = patternPage(this.#pageSize, 0, p);
       if (p === 1) writeDbHeader(page, this.#pageSize, version, this.#counter, config.initialPages);
-      this.#pages.push(page);
+      this.#pages[p - 1] = page;
     }
     fs.create(this.#path);
-    if (this.#pages.length > 0) fs.write(this.#path, 0, this.#image(false));
+    if (config.initialPresent === undefined) {
+      if (this.#pages.length > 0) fs.write(this.#path, 0, this.#image(false));
+    } else {
+      this.#pages.forEach((page, i) => fs.write(this.#path, i * this.#pageSize, page));
+      fs.truncate(this.#path, config.initialPages * this.#pageSize);
+    }
     this.#record(`initial ${config.mode} database, ${config.initialPages} pages`);
-    trace.log(`W initial ${config.mode} database: ${describeImage(this.states[0]!.image, this.#pageSize)}`);
+    trace.log(`W initial ${config.mode} database: ${this.#describeState(this.states[0]!)}`);
   }
 
   get idle(): boolean {
@@ -370,6 +478,13 @@ export class SimWriter implements Steppable {
 
   /** The committed state whose image equals `bytes`, if any. */
   find(bytes: Uint8Array): CommittedState | undefined {
+    if (bytes.length > WHOLE_IMAGE_LIMIT) {
+      for (let i = this.states.length - 1; i >= 0; i--) {
+        const state = this.states[i]!;
+        if (matchesPages(bytes, state.size, state.pageSize, state.pages)) return state;
+      }
+      return undefined;
+    }
     for (const index of this.#byHash.get(hashBytes(bytes)) ?? []) {
       const state = this.states[index]!;
       if (equalBytes(state.image, bytes)) return state;
@@ -379,11 +494,24 @@ export class SimWriter implements Steppable {
 
   /** Whether `bytes` is the current committed state. */
   equalsLatest(bytes: Uint8Array): boolean {
-    return equalBytes(bytes, this.latest.image);
+    const latest = this.latest;
+    return matchesPages(bytes, latest.size, latest.pageSize, latest.pages);
   }
 
   describe(bytes: Uint8Array): string {
     return describeImage(bytes, this.#pageSize);
+  }
+
+  /** {@link describe} for a committed state (large ones are never built whole). */
+  describeState(state: CommittedState): string {
+    return this.#describeState(state);
+  }
+
+  #describeState(state: CommittedState): string {
+    if (state.size <= WHOLE_IMAGE_LIMIT) return describeImage(state.image, state.pageSize);
+    const tags: string[] = [];
+    state.pages.forEach((page, i) => tags.push(`p${i + 1}=s${new DataView(page.buffer, page.byteOffset).getUint32(i === 0 ? 104 : 0)}`));
+    return `${state.size / state.pageSize} pages of ${state.pageSize} (sparse; pages holding data: [${tags.join(' ')}])`;
   }
 
   /** A line on where the files are: mode, connection, WAL counters. */
@@ -411,26 +539,36 @@ export class SimWriter implements Steppable {
   #applies(kind: OpKind): boolean {
     const wal = this.mode === 'wal';
     const switchModes = this.#config.switchModes ?? [];
+    const sparse = this.#config.initialPresent !== undefined;
+    if (sparse && ['vacuum', 'pageSize', 'renameReplace', 'renameReplaceOpen', 'toWal', 'toRollback'].includes(kind)) return false;
     switch (kind) {
       case 'open':
         return wal && !this.#conn;
       case 'commit':
-        return !wal || this.#conn;
-      case 'abort':
-      case 'truncateCheckpoint':
+        return !wal || (this.#conn && !this.#moved);
       case 'close':
       case 'readMark':
         return wal && this.#conn;
+      case 'abort':
+      case 'truncateCheckpoint':
+      case 'renameReplaceOpen':
+        return wal && this.#conn && !this.#moved;
       case 'checkpoint':
-        return wal && this.#conn && this.#wal.nBackfill < this.#wal.mxFrame;
+        return wal && this.#conn && !this.#moved && this.#wal.nBackfill < this.#wal.mxFrame;
       case 'renameReplace':
-        return !wal || !this.#conn;
+        // Not beside the 0-byte -wal a moved connection left: the next connection opens (and its
+        // close deletes it) first, as SQLite opens any database with a -wal in WAL mode.
+        return !wal || (!this.#conn && !this.#fs.exists(this.#walPath));
       case 'toWal':
         return !wal && this.#pages.length > 0 && switchModes.includes('wal');
       case 'toRollback':
-        return wal && this.#conn && switchModes.some((m) => m !== 'wal');
+        return wal && this.#conn && !this.#moved && switchModes.some((m) => m !== 'wal');
       case 'spillRollback':
         return !wal;
+      case 'vacuum':
+        return this.#pages.length > 0 && (!wal || (this.#conn && !this.#moved));
+      case 'pageSize':
+        return !wal && this.#pages.length > 0;
       case 'idle':
         return true;
     }
@@ -459,6 +597,15 @@ export class SimWriter implements Steppable {
         return this.#openSteps(op(''));
       case 'commit':
         return this.mode === 'wal' ? this.#walTransactionSteps(op, true, hints) : this.#rollbackCommitSteps(op, this.#planContent(this.mode, hints));
+      case 'vacuum': {
+        const content = this.#vacuumContent(this.mode === 'wal' ? 2 : 1, this.#pageSize);
+        const vacuum = (detail: string): OpInfo => op(`VACUUM ${detail}`);
+        return this.mode === 'wal' ? this.#walTransactionSteps(vacuum, true, hints, content) : this.#rollbackCommitSteps(vacuum, content, this.mode, `VACUUM s${content.seq} (${content.nPages} pages)`);
+      }
+      case 'pageSize':
+        return this.#pageSizeSteps(op);
+      case 'renameReplaceOpen':
+        return this.#renameReplaceOpenSteps(op);
       case 'abort':
         return this.#walTransactionSteps(op, false, hints);
       case 'checkpoint':
@@ -466,7 +613,7 @@ export class SimWriter implements Steppable {
       case 'truncateCheckpoint':
         return this.#truncateCheckpointSteps(op('TRUNCATE'));
       case 'close':
-        return this.#closeSteps(op('last connection'));
+        return this.#moved ? this.#movedCloseSteps(op('moved connection')) : this.#closeSteps(op('last connection'));
       case 'readMark': {
         const info = op('');
         return [
@@ -501,22 +648,29 @@ export class SimWriter implements Steppable {
     const seq = ++this.#seq;
     const rng = this.#rng;
     const n0 = this.#pages.length;
+    const sparse = this.#config.initialPresent !== undefined;
+    const lock = lockBytePage(this.#pageSize);
     let n: number;
     if (hints.pages !== undefined) n = Math.max(n0, ...hints.pages);
     else if (n0 === 0) n = rng.between(1, 3);
-    else {
+    else if (sparse) {
+      // Grows at the end (never shrinks: only VACUUM and auto-vacuum do), skipping the lock-byte page.
+      n = rng.chance(0.6) ? n0 : n0 + rng.between(1, 2);
+      if (n === lock) n++;
+    } else {
       const r = rng.float();
       n = r < 0.6 ? n0 : r < 0.85 ? Math.min(this.#config.maxPages, n0 + rng.between(1, 2)) : Math.max(1, n0 - 1);
     }
     const chosen = new Set<number>(hints.pages);
     if (hints.pages === undefined) {
-      for (let p = n0 + 1; p <= n; p++) chosen.add(p);
-      for (let p = 1; p <= Math.min(n0, n); p++) if (rng.chance(0.35)) chosen.add(p);
+      for (let p = n0 + 1; p <= n; p++) if (p !== lock) chosen.add(p);
+      if (sparse) this.#pages.forEach((_, i) => void (rng.chance(0.35) && chosen.add(i + 1)));
+      else for (let p = 1; p <= Math.min(n0, n); p++) if (rng.chance(0.35)) chosen.add(p);
     }
     // Rollback mode: every commit rewrites page 1 (change counter). WAL mode: page 1 is in the
     // transaction when the page count changes (header bytes 28-31), or when the b-tree touches it.
     if (mode !== 'wal' || n !== n0 || (hints.pages === undefined && rng.chance(0.4))) chosen.add(1);
-    if (chosen.size === 0) chosen.add(rng.between(1, n));
+    if (chosen.size === 0) chosen.add(sparse ? 1 : rng.between(1, n));
     const counter = chosen.has(1) ? this.#counter + 1 : this.#counter;
     const writes: [number, Uint8Array][] = [];
     for (const p of [...chosen].sort((a, b) => a - b)) {
@@ -526,6 +680,30 @@ export class SimWriter implements Steppable {
     }
     const pages = this.#pages.slice(0, n);
     for (const [p, page] of writes) pages[p - 1] = page;
+    pages.length = n;
+    return { seq, nPages: n, writes, counter, pages };
+  }
+
+  /**
+   * VACUUM: every page of the database rewritten (new content, so every page differs from
+   * before), the page count the same or smaller (freelist pages dropped), at `pageSize`.
+   */
+  #vacuumContent(version: 1 | 2, pageSize: number): Content {
+    const seq = ++this.#seq;
+    const n0 = this.#pages.length;
+    const bytes0 = n0 * this.#pageSize;
+    // At another page size, about the same number of bytes.
+    const same = pageSize === this.#pageSize ? n0 : Math.min(this.#config.maxPages, Math.max(1, Math.round(bytes0 / pageSize)));
+    const n = Math.max(1, same - this.#rng.int(Math.min(3, same)));
+    const counter = this.#counter + 1;
+    const pages: Uint8Array[] = [];
+    const writes: [number, Uint8Array][] = [];
+    for (let p = 1; p <= n; p++) {
+      const page = patternPage(pageSize, seq, p);
+      if (p === 1) writeDbHeader(page, pageSize, version, counter, n);
+      pages.push(page);
+      writes.push([p, page]);
+    }
     return { seq, nPages: n, writes, counter, pages };
   }
 
@@ -550,9 +728,32 @@ export class SimWriter implements Steppable {
   }
 
   #record(label: string): void {
-    const image = this.#image(true);
     const index = this.states.length;
-    this.states.push({ index, label, image });
+    const size = this.#pages.length * this.#pageSize;
+    const pageSize = this.#pageSize;
+    if (size > WHOLE_IMAGE_LIMIT) {
+      const pages = this.#pages.slice();
+      const page1 = pages[0]!.slice();
+      page1[18] = page1[19] = 1;
+      pages[0] = page1;
+      if (this.states.some((state) => state.size === size && state.pageSize === pageSize && samePages(state.pages, pages))) {
+        throw new Error(`simulator bug: state #${index} repeats an earlier state`);
+      }
+      this.states.push({
+        index,
+        label,
+        size,
+        pageSize,
+        pages,
+        get image(): Uint8Array {
+          throw new Error(`state #${index} is ${size} bytes: compare it page by page`);
+        },
+      });
+      return;
+    }
+    const image = this.#image(true);
+    const pages = Array.from({ length: this.#pages.length }, (_, i) => image.subarray(i * pageSize, (i + 1) * pageSize));
+    this.states.push({ index, label, size, pageSize, pages, image });
     const key = hashBytes(image);
     const list = this.#byHash.get(key);
     // Every state must be unique, so that an image equals exactly one of them.
@@ -562,10 +763,12 @@ export class SimWriter implements Steppable {
   }
 
   #adopt(content: Content, label: string): string {
+    const lock = lockBytePage(this.#pageSize);
+    if (this.#pages.length < lock && content.pages.length > lock) this.lockPageCrossings++;
     this.#pages = content.pages;
     this.#counter = content.counter;
     this.#record(label);
-    return `COMMITTED state #${this.states.length - 1} (${label}): ${this.describe(this.latest.image)}`;
+    return `COMMITTED state #${this.states.length - 1} (${label}): ${this.#describeState(this.latest)}`;
   }
 
   // ---- rollback journal -----------------------------------------------------------------------
@@ -775,11 +978,11 @@ export class SimWriter implements Steppable {
     ];
   }
 
-  #walTransactionSteps(opOf: (detail: string) => OpInfo, commit: boolean, hints: PlanHints): Step[] {
+  #walTransactionSteps(opOf: (detail: string) => OpInfo, commit: boolean, hints: PlanHints, planned?: Content): Step[] {
     const rng = this.#rng;
     const fs = this.#fs;
     const wal = this.#wal;
-    const content = this.#planContent('wal', hints);
+    const content = planned ?? this.#planContent('wal', hints);
     const op = opOf(`seq ${content.seq}${commit ? '' : ' (rolls back)'}`);
     const steps: Step[] = [];
     const restart = wal.mxFrame > 0 && wal.nBackfill === wal.mxFrame && rng.chance(0.75);
@@ -945,12 +1148,13 @@ export class SimWriter implements Steppable {
 
   // ---- whole-file replacement and journal-mode changes ----------------------------------------
 
-  #renameReplaceSteps(opOf: (detail: string) => OpInfo): Step[] {
+  #renameReplaceSteps(opOf: (detail: string) => OpInfo, forceMode?: JournalMode, after?: () => void): Step[] {
     const rng = this.#rng;
     const fs = this.#fs;
-    const ps = this.#pageSize;
+    // A restore of another database: sometimes another page size.
+    const ps = rng.chance(0.25) ? this.#otherPageSize() : this.#pageSize;
     const switchModes = this.#config.switchModes ?? [];
-    const mode = switchModes.length > 0 && rng.chance(0.5) ? rng.pick(switchModes) : this.mode;
+    const mode = forceMode ?? (switchModes.length > 0 && rng.chance(0.5) ? rng.pick(switchModes) : this.mode);
     const seq = ++this.#seq;
     const n = this.#pages.length > 0 && rng.chance(0.4) ? this.#pages.length : rng.between(1, this.#config.maxPages);
     // Sometimes the same change counter and size as the file it replaces.
@@ -961,7 +1165,7 @@ export class SimWriter implements Steppable {
       if (p === 1) writeDbHeader(page, ps, mode === 'wal' ? 2 : 1, counter, n);
       pages.push(page);
     }
-    const op = opOf(`-> ${mode} seq ${seq}`);
+    const op = opOf(`-> ${mode} seq ${seq}${ps === this.#pageSize ? '' : `, page size ${ps}`}`);
     const steps: Step[] = [
       {
         op,
@@ -979,9 +1183,73 @@ export class SimWriter implements Steppable {
       run: () => {
         fs.rename(this.#tempPath, this.#path);
         this.mode = mode;
-        this.#conn = false;
-        this.#wal = freshWal();
+        this.#pageSize = ps;
+        if (after === undefined) {
+          this.#conn = false;
+          this.#wal = freshWal();
+        } else after();
         return `rename temp over db; ${this.#adopt({ seq, nPages: n, writes: [], counter, pages }, `rename-replace s${seq} (${mode})`)}`;
+      },
+    });
+    return steps;
+  }
+
+  /**
+   * Rename-replace while a WAL connection is open: a TRUNCATE checkpoint through that connection,
+   * a new WAL-mode database written to a temporary file (sometimes at another page size), renamed
+   * over the path. The connection stays open on the old inode (see the module comment).
+   */
+  #renameReplaceOpenSteps(opOf: (detail: string) => OpInfo): Step[] {
+    const op = opOf('while a WAL connection is open');
+    const checkpoint = this.#truncateCheckpointSteps(op);
+    return [...checkpoint, ...this.#renameReplaceSteps(() => op, 'wal', () => (this.#moved = true))];
+  }
+
+  /** sqlite3PagerClose on a moved database: no checkpoint, and -wal and -shm stay where they are. */
+  #movedCloseSteps(op: OpInfo): Step[] {
+    return [
+      {
+        op,
+        run: () => {
+          this.#conn = false;
+          this.#moved = false;
+          this.#wal = freshWal();
+          return 'close the moved connection: no checkpoint; -wal and -shm stay beside the new file';
+        },
+      },
+    ];
+  }
+
+  /** A page size other than the current one; 65536 rarely (its states are large to compare). */
+  #otherPageSize(): number {
+    const sizes = (this.#rng.chance(0.1) ? [65536] : [512, 1024, 4096]).filter((size) => size !== this.#pageSize);
+    return sizes.length > 0 ? this.#rng.pick(sizes) : 1024;
+  }
+
+  /**
+   * PRAGMA page_size=N; VACUUM (rollback mode): every original page journalled at the old size,
+   * the new image written at the new size, the file truncated to it, the journal deactivated.
+   */
+  #pageSizeSteps(opOf: (detail: string) => OpInfo): Step[] {
+    const pageSize = this.#otherPageSize();
+    const content = this.#vacuumContent(1, pageSize);
+    const op = opOf(`page_size ${this.#pageSize} -> ${pageSize}, VACUUM s${content.seq}`);
+    const fs = this.#fs;
+    const n0 = this.#pages.length;
+    const mode = this.mode;
+    const steps = this.#journalSteps(op, Array.from({ length: n0 }, (_, i) => i + 1));
+    for (const [p, page] of content.writes) {
+      steps.push({ op, run: () => (fs.write(this.#path, (p - 1) * pageSize, page), `db page ${p} <- s${content.seq} (page size ${pageSize})`) });
+    }
+    const size = content.nPages * pageSize;
+    if (size < n0 * this.#pageSize) steps.push({ op, run: () => (fs.truncate(this.#path, size), `truncate db to ${content.nPages} pages of ${pageSize}`) });
+    steps.push({
+      op,
+      tag: 'finalize',
+      run: () => {
+        const what = this.#deactivate(mode);
+        this.#pageSize = pageSize;
+        return `${what}; ${this.#adopt(content, `page_size ${pageSize} VACUUM s${content.seq}`)}`;
       },
     });
     return steps;
