@@ -2,6 +2,7 @@
  * Draws the benchmark charts from the raw JSON results, as hand-written SVG (no chart library):
  *
  *   bench/results/reload-time.svg  full reload time against database size (from reload.json)
+ *   bench/results/reload-by-size.svg  reload after a one-row commit, WAL and rollback, 10 MiB to 2 GiB (from incremental.json)
  *   bench/results/lookups.svg      point lookups per second (from query.json)
  *
  * Run: npm run bench:charts (after bench:reload and bench:query; a missing input skips its chart).
@@ -84,20 +85,31 @@ function rate(perSecond: number): string {
   return perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)} M/s` : `${(perSecond / 1e3).toFixed(0)} k/s`;
 }
 
-function reloadChart(data: ReloadJson): string {
+/** One line of a log–log chart: a value in milliseconds at each size in MiB. */
+interface Series {
+  readonly name: string;
+  readonly color: string;
+  readonly dash: string;
+  /** Drawn thicker: the line the chart is about. */
+  readonly main?: boolean;
+  readonly points: readonly (readonly [mib: number, ms: number])[];
+}
+
+interface LogLogChart {
+  readonly title: string;
+  readonly subtitle: string;
+  readonly xLabel: string;
+  /** In the legend's order, top to bottom. */
+  readonly series: readonly Series[];
+}
+
+/** Time against database size, both axes logarithmic, with a value label at every point. */
+function logLogChart(chart: LogLogChart): string {
   const width = 800;
   const height = 480;
   const plot = { left: 78, right: width - 236, top: 62, bottom: height - 64 };
-  const series = [
-    { name: 'SQL dump + replay into sql.js (the old way)', color: '#d62728', dash: '', value: (s: ReloadJson['sizes'][number]) => s.dumpPlusReplay },
-    { name: 'better-sqlite3: read + deserialize + query', color: '#ff7f0e', dash: '', value: (s: ReloadJson['sizes'][number]) => s.betterSqlite3Deserialize.median },
-    { name: 'fs.promises.readFile (floor)', color: '#7f7f7f', dash: '6 4', value: (s: ReloadJson['sizes'][number]) => s.readFile.median },
-    { name: 'dbcache reload', color: '#1f77b4', dash: '', value: (s: ReloadJson['sizes'][number]) => s.dbcacheReload.median },
-  ];
-  // Positions on the x axis: the nominal sizes (a "100 MiB" file is a few KiB over 100 MiB).
-  const mibOf = (s: ReloadJson['sizes'][number]) => s.targetBytes / 2 ** 20;
-  const sizes = data.sizes.map(mibOf);
-  const values = data.sizes.flatMap((s) => series.map((line) => line.value(s)));
+  const sizes = chart.series.flatMap((line) => line.points.map(([mib]) => mib));
+  const values = chart.series.flatMap((line) => line.points.map(([, ms]) => ms));
   const xMin = Math.floor(Math.log10(Math.min(...sizes)));
   const xMax = Math.ceil(Math.log10(Math.max(...sizes)));
   const yMin = Math.floor(Math.log10(Math.min(...values)));
@@ -108,8 +120,8 @@ function reloadChart(data: ReloadJson): string {
   const x = (mib: number) => plot.left + ((Math.log10(mib) - xFrom) / (xTo - xFrom)) * (plot.right - plot.left);
   const y = (ms: number) => plot.bottom - ((Math.log10(ms) - yMin) / Math.max(1, yMax - yMin)) * (plot.bottom - plot.top);
   const body: string[] = [];
-  body.push(text(plot.left, 26, 'Full reload time against database size (median, log–log)', 'font-size="16" font-weight="600" fill="#222"'));
-  body.push(text(plot.left, 45, `${data.machine.cpu}, ${data.machine.cores} vCPUs, Node ${data.machine.node}; lower is better`, 'font-size="12" fill="#555"'));
+  body.push(text(plot.left, 26, chart.title, 'font-size="16" font-weight="600" fill="#222"'));
+  body.push(text(plot.left, 45, chart.subtitle, 'font-size="12" fill="#555"'));
   // Grid and axes: a line per decade, minor lines at 2× and 5×.
   for (let d = yMin; d <= yMax; d++) {
     for (const m of [1, 2, 5]) {
@@ -126,38 +138,84 @@ function reloadChart(data: ReloadJson): string {
     body.push(text(xx, plot.bottom + 20, `${10 ** d} MiB`, 'text-anchor="middle" font-size="12" fill="#333"'));
   }
   body.push(`<rect x="${plot.left}" y="${plot.top}" width="${plot.right - plot.left}" height="${plot.bottom - plot.top}" fill="none" stroke="#888"/>`);
-  body.push(text((plot.left + plot.right) / 2, height - 18, 'database size (rows with ~1 KB blobs, rollback journal)', 'text-anchor="middle" font-size="12" fill="#333"'));
+  body.push(text((plot.left + plot.right) / 2, height - 18, chart.xLabel, 'text-anchor="middle" font-size="12" fill="#333"'));
   body.push(text(18, (plot.top + plot.bottom) / 2, 'time per reload', `text-anchor="middle" font-size="12" fill="#333" transform="rotate(-90 18 ${(plot.top + plot.bottom) / 2})"`));
-  for (const line of series) {
-    const points = data.sizes.map((s) => [x(mibOf(s)), y(line.value(s))] as const);
-    const width_ = line.name === 'dbcache reload' ? 3.5 : 2;
+  for (const line of chart.series) {
+    const points = line.points.map(([mib, ms]) => [x(mib), y(ms)] as const);
     body.push(
-      `<polyline points="${points.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}" fill="none" stroke="${line.color}" stroke-width="${width_}"${line.dash ? ` stroke-dasharray="${line.dash}"` : ''}/>`,
+      `<polyline points="${points.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}" fill="none" stroke="${line.color}" stroke-width="${line.main ? 3.5 : 2}"${line.dash ? ` stroke-dasharray="${line.dash}"` : ''}/>`,
     );
     for (const [a, b] of points) body.push(`<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="4" fill="${line.color}"/>`);
   }
   // Value labels right of the markers, pushed apart where lines meet.
-  data.sizes.forEach((s, i) => {
-    const labels = series.map((line) => ({ y: y(line.value(s)) + 4, label: duration(line.value(s)), color: line.color })).sort((a, b) => a.y - b.y);
+  for (const mib of [...new Set(sizes)]) {
+    const labels = chart.series
+      .flatMap((line) => line.points.filter(([at]) => at === mib).map(([, ms]) => ({ y: y(ms) + 4, label: duration(ms), color: line.color })))
+      .sort((a, b) => a.y - b.y);
     for (let j = 1; j < labels.length; j++) labels[j]!.y = Math.max(labels[j]!.y, labels[j - 1]!.y + 13);
-    for (const l of labels) body.push(text(x(mibOf(s)) + 8, l.y, l.label, `font-size="11" font-weight="600" fill="${l.color}" stroke="#ffffff" stroke-width="3" paint-order="stroke"`));
-  });
-  // Legend, right of the plot, top to bottom in the order the lines usually stack.
+    for (const l of labels) body.push(text(x(mib) + 8, l.y, l.label, `font-size="11" font-weight="600" fill="${l.color}" stroke="#ffffff" stroke-width="3" paint-order="stroke"`));
+  }
+  // Legend, right of the plot.
   const lx = plot.right + 18;
-  series.forEach((line, i) => {
+  chart.series.forEach((line, i) => {
     const ly = plot.top + 14 + i * 44;
-    body.push(`<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${line.color}" stroke-width="${line.name === 'dbcache reload' ? 3.5 : 2}"${line.dash ? ` stroke-dasharray="${line.dash}"` : ''}/>`);
-    const words = line.name.split(' ');
+    body.push(`<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${line.color}" stroke-width="${line.main ? 3.5 : 2}"${line.dash ? ` stroke-dasharray="${line.dash}"` : ''}/>`);
     let first = '';
     let second = '';
-    for (const word of words) {
+    for (const word of line.name.split(' ')) {
       if (second === '' && `${first} ${word}`.trim().length <= 24) first = `${first} ${word}`.trim();
       else second = `${second} ${word}`.trim();
     }
     body.push(text(lx + 32, ly + 4, first, 'font-size="12" fill="#222"'));
     if (second !== '') body.push(text(lx + 32, ly + 20, second, 'font-size="12" fill="#222"'));
   });
-  return document(width, height, 'Full reload time against database size', body);
+  return document(width, height, chart.title, body);
+}
+
+function machineLine(machine: { cpu: string; cores: number; node: string }): string {
+  return `${machine.cpu}, ${machine.cores} vCPUs, Node ${machine.node}; lower is better`;
+}
+
+function reloadChart(data: ReloadJson): string {
+  // Positions on the x axis: the nominal sizes (a "100 MiB" file is a few KiB over 100 MiB).
+  const line = (name: string, color: string, dash: string, value: (s: ReloadJson['sizes'][number]) => number, main = false): Series => ({
+    name,
+    color,
+    dash,
+    main,
+    points: data.sizes.map((s) => [s.targetBytes / 2 ** 20, value(s)] as const),
+  });
+  return logLogChart({
+    title: 'Full reload time against database size (median, log–log)',
+    subtitle: machineLine(data.machine),
+    xLabel: 'database size (rows with ~1 KB blobs, rollback journal)',
+    series: [
+      line('SQL dump + replay into sql.js (the old way)', '#d62728', '', (s) => s.dumpPlusReplay),
+      line('better-sqlite3: read + deserialize + query', '#ff7f0e', '', (s) => s.betterSqlite3Deserialize.median),
+      line('fs.promises.readFile (floor)', '#7f7f7f', '6 4', (s) => s.readFile.median),
+      line('dbcache reload', '#1f77b4', '', (s) => s.dbcacheReload.median, true),
+    ],
+  });
+}
+
+interface IncrementalJson {
+  wal: { targetBytes: number; reloadMs: number; readMs: number }[];
+  rollback: { targetBytes: number; reloadMs: number; readMs: number }[];
+}
+
+/** Reload after a one-row commit against size: flat in WAL mode, the file's size in rollback mode. */
+function reloadBySizeChart(data: IncrementalJson, machine: ReloadJson['machine']): string {
+  const points = (rows: IncrementalJson['wal'], value: (row: IncrementalJson['wal'][number]) => number) => rows.map((row) => [row.targetBytes / 2 ** 20, value(row)] as const);
+  return logLogChart({
+    title: 'Reload after a one-row commit against database size (median, log–log)',
+    subtitle: machineLine(machine),
+    xLabel: 'database size (rows with ~1 KB blobs; writer connection open)',
+    series: [
+      { name: 'rollback journal: dbcache reload', color: '#ff7f0e', dash: '', points: points(data.rollback, (row) => row.reloadMs) },
+      { name: 'reading the whole file (floor of a full read)', color: '#7f7f7f', dash: '6 4', points: points(data.wal, (row) => row.readMs) },
+      { name: 'WAL: dbcache reload (applies the new frames)', color: '#1f77b4', dash: '', main: true, points: points(data.wal, (row) => row.reloadMs) },
+    ],
+  });
 }
 
 interface Bar {
@@ -284,5 +342,7 @@ function write(name: string, svg: string): void {
 
 const reload = readJson<ReloadJson>('reload.json');
 if (reload !== undefined) write('reload-time.svg', reloadChart(reload));
+const incremental = readJson<IncrementalJson>('incremental.json');
+if (incremental !== undefined && reload !== undefined) write('reload-by-size.svg', reloadBySizeChart(incremental, reload.machine));
 const query = readJson<QueryJson>('query.json');
 if (query !== undefined) write('lookups.svg', lookupsChart(query));

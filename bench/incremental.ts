@@ -2,10 +2,12 @@
  * Reload after a one-row commit, by database size, with the writer's connection open (issue 11):
  * in WAL mode a reload reads the WAL and applies the new frames' pages (the database file is not
  * read), so its cost follows the commit, not the database. Side by side in one run: the time to
- * read the whole file in one `fs.read` (the floor of a full reload). Also the peak RSS of a fresh
- * process that keeps the previous version leased across reloads, WAL and rollback.
+ * read the whole file in one `fs.read` (the floor of a full reload). The same in rollback mode,
+ * where every reload reads the whole file. Also the peak RSS of a fresh process that keeps the
+ * previous version leased across reloads, WAL and rollback.
  *
- * Run: npm run bench:incremental (BENCH_INC_SIZES=10,100,1024 in MiB; BENCH_QUICK=1 fewer reps).
+ * Run: npm run bench:incremental (sizes 10, 100, 1024 and 2048 MiB, BENCH_INC_SIZES=10,100 picks others;
+ * BENCH_QUICK=1: fewer reps, up to 1 GiB).
  * Prints markdown and writes bench/results/incremental.md and .json (for bench/report.ts).
  */
 import { execFileSync } from 'node:child_process';
@@ -22,7 +24,9 @@ import { collect, median, mib, ms, percentile, ratio, table, verdict } from './s
 
 const MiB = 2 ** 20;
 const quick = process.env.BENCH_QUICK === '1';
-const SIZES = (process.env.BENCH_INC_SIZES ?? '10,100,1024').split(',').map((mibs) => Number(mibs) * MiB);
+const SIZES = (process.env.BENCH_INC_SIZES ?? (quick ? '10,100,1024' : '10,100,1024,2048')).split(',').map((mibs) => Number(mibs) * MiB);
+/** Rollback reloads read the whole file (twice inside the racy window): fewer of them. */
+const ROLLBACK_REPS = quick ? 3 : 8;
 const REPS = quick ? 10 : 40;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -67,6 +71,8 @@ async function readInOneCall(file: string): Promise<number> {
 }
 
 interface Row {
+  /** The size asked for (the x axis of the chart) and the file's actual size. */
+  target: number;
   size: number;
   reloadMs: number[];
   readMs: number[];
@@ -76,8 +82,28 @@ interface Row {
   freshMs: number[];
 }
 
-async function timeWal(file: string, size: number): Promise<Row> {
+async function timeWal(file: string, target: number, size: number): Promise<Row> {
   const writer = writerOf(file, 'wal');
+  try {
+    const row = await timeReloads(file, target, size, writer, REPS);
+    return { ...row, freshMs: await freshness(file, writer) };
+  } finally {
+    writer.close();
+  }
+}
+
+/** Rollback mode: every reload reads the file in full (the line page sharing does not flatten). */
+async function timeRollback(file: string, target: number, size: number): Promise<Row> {
+  const writer = writerOf(file, 'delete');
+  try {
+    return await timeReloads(file, target, size, writer, ROLLBACK_REPS);
+  } finally {
+    writer.close();
+  }
+}
+
+/** `reps` × (one-row commit, timed reload), with a timed read of the whole file every fourth time. */
+async function timeReloads(file: string, target: number, size: number, writer: { commit(): void }, reps: number): Promise<Row> {
   writer.commit();
   await age(file);
   const cache = await openDbCache(file, { watch: false });
@@ -89,7 +115,7 @@ async function timeWal(file: string, size: number): Promise<Row> {
     const before = cache.stats();
     const reloadMs: number[] = [];
     const readMs: number[] = [];
-    for (let i = 0; i < REPS; i++) {
+    for (let i = 0; i < reps; i++) {
       writer.commit();
       collect();
       let started = performance.now();
@@ -103,11 +129,9 @@ async function timeWal(file: string, size: number): Promise<Row> {
       }
     }
     const after = cache.stats();
-    await cache.close();
-    return { size, reloadMs, readMs, incremental: after.incrementalReloads - before.incrementalReloads, reloads: after.reloads - before.reloads, freshMs: await freshness(file, writer) };
+    return { target, size, reloadMs, readMs, incremental: after.incrementalReloads - before.incrementalReloads, reloads: after.reloads - before.reloads, freshMs: [] };
   } finally {
     await cache.close();
-    writer.close();
   }
 }
 
@@ -170,6 +194,7 @@ async function child(file: string, mode: JournalMode): Promise<void> {
 async function main(): Promise<void> {
   const { dir, cleanup } = tempDir('incremental');
   const rows: Row[] = [];
+  const rollback: Row[] = [];
   const memory: string[][] = [];
   const peaks: { fileBytes: number; mode: JournalMode; peak: number; base: number }[] = [];
   try {
@@ -177,7 +202,8 @@ async function main(): Promise<void> {
       for (const mode of ['wal', 'delete'] as const) {
         const file = path.join(dir, `inc-${target / MiB}-${mode}.db`);
         const size = createDatabase(file, target, mode);
-        if (mode === 'wal') rows.push(await timeWal(file, size));
+        if (mode === 'wal') rows.push(await timeWal(file, target, size));
+        else rollback.push(await timeRollback(file, target, size));
         const { peak, base } = peakRss(file, mode);
         memory.push([mib(size), mode === 'wal' ? 'WAL' : 'rollback', mib(peak), ratio(peak / size), ratio((peak - base) / size), verdict(peak / size <= 1.3)]);
         peaks.push({ fileBytes: size, mode, peak, base });
@@ -209,6 +235,13 @@ async function main(): Promise<void> {
       ]),
     ),
     '',
+    `Rollback mode (DELETE journal), ${ROLLBACK_REPS} reloads per size after one-row commits: each reads the whole file, twice when the commit is inside the racy window (always, here).`,
+    '',
+    table(
+      ['database', 'reload p50', 'reload max', 'read file p50', 'ratio'],
+      rollback.map((row) => [mib(row.size), ms(median(row.reloadMs)), ms(Math.max(...row.reloadMs)), ms(median(row.readMs)), ratio(median(row.reloadMs) / median(row.readMs))]),
+    ),
+    '',
     'Peak RSS of a fresh process (VmHWM): open, then 5 reloads after one-row commits with the previous version leased each time.',
     '',
     table(['database', 'mode', 'peak RSS', 'peak / database', '(peak − before open) / database', 'budget ≤ 1.3×'], memory),
@@ -218,12 +251,14 @@ async function main(): Promise<void> {
   saveReport('incremental', markdown);
   saveJson('incremental', {
     wal: rows.map((row) => ({
+      targetBytes: row.target,
       fileBytes: row.size,
       reloadMs: median(row.reloadMs),
       readMs: median(row.readMs),
       visibleP50: median(row.freshMs),
       visibleP99: percentile(row.freshMs, 99),
     })),
+    rollback: rollback.map((row) => ({ targetBytes: row.target, fileBytes: row.size, reloadMs: median(row.reloadMs), readMs: median(row.readMs) })),
     memory: peaks,
   });
 }
