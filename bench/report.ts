@@ -82,16 +82,19 @@ function main(): void {
     rows.push([`full reload, ${size.label}, vs better-sqlite3 read + deserialize`, '≤ 0.7×', ratio(value), value <= 0.7 ? 'met' : '**not met**']);
   }
   const incremental = JSON.parse(fs.readFileSync(path.join(results, 'incremental.json'), 'utf8')) as Incremental;
-  const largestWal = incremental.wal.at(-1);
-  if (largestWal !== undefined) {
-    const size = mib(largestWal.fileBytes);
-    const value = largestWal.reloadMs / largestWal.readMs;
+  // The budgets name a 1 GiB database: the row nearest to it (larger sizes are in the tables).
+  const nearestGiB = <T extends { readonly fileBytes: number }>(rows: readonly T[]): T | undefined =>
+    rows.reduce<T | undefined>((best, row) => (best === undefined || Math.abs(Math.log2(row.fileBytes / 2 ** 30)) < Math.abs(Math.log2(best.fileBytes / 2 ** 30)) ? row : best), undefined);
+  const gibWal = nearestGiB(incremental.wal);
+  if (gibWal !== undefined) {
+    const size = mib(gibWal.fileBytes);
+    const value = gibWal.reloadMs / gibWal.readMs;
     rows.push([`reload after a one-row commit, ${size}, WAL, writer open, vs reading the file`, '≤ 0.02×', value < 0.1 ? `${value.toFixed(3)}×` : ratio(value), value <= 0.02 ? 'met' : '**not met**']);
-    const fresh = largestWal.visibleP50 <= 15 && largestWal.visibleP99 <= 50;
-    rows.push([`commit → visible with watch on, ${size}, WAL (p50 / p99)`, '≤ 15 / 50 ms', `${largestWal.visibleP50.toFixed(1)} / ${largestWal.visibleP99.toFixed(1)} ms`, fresh ? 'met' : '**not met**']);
+    const fresh = gibWal.visibleP50 <= 15 && gibWal.visibleP99 <= 50;
+    rows.push([`commit → visible with watch on, ${size}, WAL (p50 / p99)`, '≤ 15 / 50 ms', `${gibWal.visibleP50.toFixed(1)} / ${gibWal.visibleP99.toFixed(1)} ms`, fresh ? 'met' : '**not met**']);
   }
-  const largestBytes = Math.max(...incremental.memory.map((row) => row.fileBytes));
-  for (const row of incremental.memory.filter((r) => r.fileBytes === largestBytes)) {
+  const gibBytes = nearestGiB(incremental.memory)?.fileBytes;
+  for (const row of incremental.memory.filter((r) => gibBytes !== undefined && Math.abs(r.fileBytes / gibBytes - 1) < 0.05)) {
     const value = row.peak / row.fileBytes;
     rows.push([`peak RSS, previous version leased, ${mib(row.fileBytes)}, ${row.mode === 'wal' ? 'WAL' : 'rollback'}, vs the database`, '≤ 1.3×', ratio(value), value <= 1.3 ? 'met' : '**not met**']);
   }
