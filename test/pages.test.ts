@@ -129,7 +129,10 @@ test('PagedStorage: where a page lies is learnt at its first read, and forgotten
   // Only pages 3 and 20 stay: their slabs are sparse once the full table goes.
   const full = new PageImage(PS, 32 * PS, pages.slice());
   store.track(full);
-  const storage = new PagedStorage(new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]), store);
+  // As in a cache: the live image and its version's storage are both tracked and share one array.
+  const image = new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]);
+  store.track(image);
+  const storage = new PagedStorage(image, store);
   storage.slice(0, 2 * PS);
   const read = (page: number): Uint8Array => storage.subarray(page * PS, (page + 1) * PS);
   assert.equal(read(0)[0], 4);

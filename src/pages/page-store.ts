@@ -175,14 +175,15 @@ export class PageStore {
     }
     if (sparse.size > 0) {
       const copies = new Map<ArrayBufferLike, Map<number, Uint8Array>>();
+      // Tables can share one array (a version's storage and its image): each is told it moved.
+      const touched = new Set<Uint8Array[]>();
       for (const table of this.#tables.keys()) {
         const pages = table.pages;
-        let touched = false;
         for (let i = 0; i < pages.length; i++) {
           const page = pages[i]!;
           const slab = this.#slabs.get(page.buffer);
           if (slab === undefined || !sparse.has(slab)) continue;
-          touched = true;
+          touched.add(pages);
           let moved = copies.get(page.buffer);
           if (moved === undefined) copies.set(page.buffer, (moved = new Map()));
           let copy = moved.get(page.byteOffset);
@@ -192,8 +193,8 @@ export class PageStore {
           }
           pages[i] = copy;
         }
-        if (touched) table.moved?.();
       }
+      for (const table of this.#tables.keys()) if (touched.has(table.pages)) table.moved?.();
       for (const slab of sparse) this.#slabs.delete(slab.buffer);
       this.#compacted += sparse.size;
       // The copies are not new memory in use: do not let them trigger the next scan early.
