@@ -1617,3 +1617,44 @@ test('guard: rollback, coarse file times; while the file is read, a restore rena
   assert.ok(sameBytesAs(image.bytes, committed) || sameBytesAs(image.bytes, restored), 'readImage returned page 2 of a transaction that never committed');
   assert.equal(fs.openDescriptors(), 0);
 });
+
+test('guard pair: incremental WAL read; a checkpoint, a WAL restart and new commits overwrite frames the reader has not read yet', async () => {
+  // The WAL is read in two pieces. Between them a checkpoint copies every frame into the database
+  // file and the next commits restart the WAL, overwriting the frames not read yet: their new
+  // salts end the checksum chain early, at a commit older than the call. Either the salts read
+  // again at the end ('the WAL was restarted during the read') or the database file's stat
+  // ('changed or was replaced during the read') sends the reader to a full read.
+  // npm run mutate -- --together 24,25 disables both.
+  const world = guardWorld(WAL_OPEN, { mode: 'wal', initialPages: 3 });
+  const { writer, fs } = world;
+  writer.perform('open');
+  writer.perform('commit', { pages: [2] });
+  // The database file is settled (older than the racy window): the next read may be incremental.
+  fs.advance(3_000_000_000n);
+  const first = await readImage(DB, fs, world.policy);
+  assert.ok(first.wal !== undefined, 'the first read remembers the WAL');
+  for (let i = 0; i < 4; i++) writer.perform('commit', { pages: [2, 3] });
+  const floor = writer.latest.index;
+  const frameSize = 24 + first.wal.scan.header.pageSize;
+  const firstPiece = 32 + 2 * frameSize;
+  const mark = world.trace.mark();
+  const left = script(world, [
+    {
+      at: /^inside read\(fd\d+\)/,
+      note: 'the reader has the WAL header and two frames; a full checkpoint runs, then commits restart the WAL and overwrite the frames after them',
+      run: () => {
+        writer.perform('checkpoint', { full: true });
+        for (let i = 0; i < 3; i++) writer.perform('commit', { pages: [2, 3] });
+      },
+    },
+  ]);
+  world.fs.splitRead = (length) => (length > firstPiece ? [firstPiece, length - firstPiece] : [length]);
+  const image = await readImage(DB, fs, world.policy, { wal: first.wal });
+  const context = `${world.description}\nstates: ${writer.states.map((s) => `#${s.index} ${writer.describeState(s)}`).join('; ')}\n--- trace ---\n${world.trace.since(mark)}`;
+  assert.equal(left(), 0, `the script did not run to its end:\n${context}`);
+  assert.ok(/WAL restart/.test(world.trace.since(mark)), `the commits did not restart the WAL:\n${context}`);
+  assert.equal(image.read, 'full', `the restart went unnoticed: the incremental read's image was kept\n${context}`);
+  const state = writer.find(image.bytes);
+  assert.ok(state !== undefined, `not a committed state\n${context}`);
+  assert.ok(state.index >= floor, `state #${state.index} is older than #${floor}, committed before the call (read-your-writes)\n${context}`);
+});

@@ -473,12 +473,11 @@ async function readWalIncrement(
   const scan = scanWal(walBytes, resume);
   if (scan === undefined || !sameHeader(scan.header, previous.header) || scan.committedFrames < previous.committedFrames) return undefined;
   if (!continuesFrom(walBytes, previous)) return undefined;
-  // These two checks cover each other (the mutation check finds no test that fails without both:
-  // a scripted test is still missing). A restart during the read needs a checkpoint first, which
-  // writes the database file (its stat was settled, so any write changes it); a checkpoint of a
-  // file already complete writes nothing, but then the salts change. Without both, frames
-  // overwritten after the restart end the checksum chain early: the image is a committed state,
-  // but it can miss commits made before the call (read-your-writes).
+  // These two checks cover each other (test 'guard pair: incremental WAL read'). A restart during
+  // the read needs a checkpoint first, which writes the database file (its stat was settled, so
+  // any write changes it); a checkpoint with nothing left to copy writes nothing, but then the
+  // salts change. Without both, frames overwritten after the restart end the checksum chain
+  // early: the image is a committed state, but it can miss commits made before the call.
   const walHeadAfter = readHead(fs, walPath, WAL_HEADER_SIZE);
   if (!sameSalts(header, walHeadAfter === undefined ? undefined : parseWalHeader(walHeadAfter))) {
     return new Retry('the WAL was restarted during the read');
