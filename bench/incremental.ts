@@ -16,10 +16,10 @@ import * as path from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { openDbCache } from '../src/index.ts';
-import { BetterSqlite3 } from './support/better-sqlite3.ts';
-import { createDatabase, type JournalMode } from './support/database.ts';
+import { createDatabase, type JournalMode, TinyWriter } from './support/database.ts';
 import { environment, saveJson, saveReport, tempDir } from './support/env.ts';
-import { WINDOW_MS } from './support/window.ts';
+import { readInOneCall } from './support/read-file.ts';
+import { waitOutWindow } from './support/window.ts';
 import { collect, median, mib, ms, percentile, ratio, table, verdict } from './support/stats.ts';
 
 const MiB = 2 ** 20;
@@ -30,13 +30,11 @@ const ROLLBACK_REPS = quick ? 3 : 8;
 const REPS = quick ? 10 : 40;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** A writer connection in this process that keeps the file's journal mode and commits one row per call. */
-function writerOf(file: string, mode: JournalMode): { commit(): void; close(): void } {
-  const db = new BetterSqlite3(file);
-  db.pragma(`journal_mode = ${mode}`);
-  db.pragma('synchronous = OFF');
-  const bump = db.prepare("UPDATE meta SET value = value + 1 WHERE key = 'counter'");
-  return { commit: () => void bump.run(), close: () => db.close() };
+/** A writer connection in this process, in `mode`, that commits one row per call. */
+function writerOf(file: string, mode: JournalMode): TinyWriter {
+  const writer = new TinyWriter(file);
+  writer.journalMode(mode);
+  return writer;
 }
 
 /**
@@ -44,30 +42,8 @@ function writerOf(file: string, mode: JournalMode): { commit(): void; close(): v
  * database is between checkpoints: until then a WAL reload cannot trust the file's stat and
  * reads in full. (utimes cannot age a file: it sets ctime to now.)
  */
-async function age(file: string): Promise<void> {
-  for (;;) {
-    const stat = fs.statSync(file);
-    const left = Math.max(stat.mtimeMs, stat.ctimeMs) + WINDOW_MS + 20 - Date.now();
-    if (left <= 0) return;
-    await new Promise((resolve) => setTimeout(resolve, left));
-  }
-}
-
-async function readInOneCall(file: string): Promise<number> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const bytes = Buffer.allocUnsafeSlow(size);
-    let done = 0;
-    while (done < size) {
-      const n = await new Promise<number>((resolve, reject) => fs.read(fd, bytes, done, Math.min(size - done, 1 << 30), done, (error, read) => (error ? reject(error) : resolve(read))));
-      if (n === 0) break;
-      done += n;
-    }
-    return done;
-  } finally {
-    fs.closeSync(fd);
-  }
+function age(file: string): Promise<void> {
+  return waitOutWindow(file, ['']);
 }
 
 interface Row {

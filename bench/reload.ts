@@ -21,6 +21,7 @@ import { openDbCache, type DbCache } from '../src/index.ts';
 import { BetterSqlite3 } from './support/better-sqlite3.ts';
 import { createDatabase, dumpSql, TinyWriter } from './support/database.ts';
 import { environment, machine, saveJson, saveReport, tempDir } from './support/env.ts';
+import { readInOneCall } from './support/read-file.ts';
 import { waitOutWindow } from './support/window.ts';
 import { collect, gcAvailable, max, mean, median, mib, ms, percentile, ratio, table, verdict } from './support/stats.ts';
 
@@ -61,30 +62,6 @@ interface SizeResult {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-/**
- * The tightest floor: the whole file in one asynchronous `fs.read` into a fresh buffer, which is
- * the I/O a dbcache reload does (fs.promises.readFile reads in 512 KiB steps, one thread-pool
- * round trip each).
- */
-async function readInOneCall(file: string): Promise<Buffer> {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const bytes = Buffer.allocUnsafeSlow(size);
-    let done = 0;
-    while (done < size) {
-      const n = await new Promise<number>((resolve, reject) =>
-        fs.read(fd, bytes, done, size - done, done, (error, read) => (error ? reject(error) : resolve(read))),
-      );
-      if (n === 0) break;
-      done += n;
-    }
-    return done === size ? bytes : bytes.subarray(0, done);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /**
  * No-op reloads with the file in WAL mode (the writer's connection keeps -wal and -shm, with
