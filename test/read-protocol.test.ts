@@ -1060,17 +1060,19 @@ test('scripted: PRAGMA journal_mode=DELETE, then a rollback commit, while a read
   assertCommitted(world, result);
 });
 
-test('scripted: rollback path; the database turns into a WAL database, commits, checkpoints and closes around the read', async () => {
-  const world = makeWorld(1, MODE_SWITCH, 60_000, { mode: 'delete', initialPages: 3 });
-  const { writer } = world;
+/**
+ * The first steps of both tests below: the reader finds no -wal and takes its rollback path by
+ * the header; meanwhile the file turns into a WAL database whose first commit (pages 2 and 3) a
+ * checkpoint has copied only up to page 2.
+ */
+function rollbackPathWhileTurningToWal(writer: SimWriter): ScriptEntry[] {
   const WAL_STAT = /^after stat\(\/data\/app\.db-wal\)/;
-  const COUNTER_READ = /^after readSync\(fd\d+, 4 @24\)/;
-  const result = await scriptedRead(world, [
+  return [
     { at: WAL_STAT, note: '(the fingerprint found no -wal)' },
     { at: WAL_STAT, note: 'no -wal: the reader will read the header to choose its path' },
     {
       at: /^after readSync\(fd\d+, 100 @0\)/,
-      note: 'the header says rollback (1/1): the reader takes its rollback path; meanwhile journal_mode=WAL commits, a connection opens, commits pages 2 and 3, and the checkpoint copies page 2',
+      note: 'the header says rollback (1/1): the reader takes its rollback path; meanwhile journal_mode=WAL commits, a connection opens and commits pages 2 and 3, and a checkpoint copies page 2',
       run: () => {
         writer.perform('toWal');
         writer.perform('open');
@@ -1079,6 +1081,15 @@ test('scripted: rollback path; the database turns into a WAL database, commits, 
         writer.stepUntil(/db page 2/);
       },
     },
+  ];
+}
+
+test('scripted: rollback path; the database turns into a WAL database, commits, checkpoints and closes around the read', async () => {
+  const world = makeWorld(1, MODE_SWITCH, 60_000, { mode: 'delete', initialPages: 3 });
+  const { writer } = world;
+  const COUNTER_READ = /^after readSync\(fd\d+, 4 @24\)/;
+  const result = await scriptedRead(world, [
+    ...rollbackPathWhileTurningToWal(writer),
     { at: COUNTER_READ, note: 'the reader has read the change counter (no journal follows: the writer is in WAL mode)' },
     {
       at: COUNTER_READ,
@@ -1098,23 +1109,7 @@ test('guard pair: rollback path; the database turns into a WAL database and a ch
   // ('a WAL appeared during the read', or bytes that say WAL: each covers the other) sends the
   // reader down the WAL path. npm run mutate -- --together 5,7 disables both.
   const world = guardWorld(MODE_SWITCH, { mode: 'delete', initialPages: 3 });
-  const { writer } = world;
-  const WAL_STAT = /^after stat\(\/data\/app\.db-wal\)/;
-  const result = await scriptedRead(world, [
-    { at: WAL_STAT, note: '(the fingerprint found no -wal)' },
-    { at: WAL_STAT, note: 'no -wal: the reader will read the header to choose its path' },
-    {
-      at: /^after readSync\(fd\d+, 100 @0\)/,
-      note: 'the header says rollback (1/1): the reader takes its rollback path; meanwhile journal_mode=WAL commits, a connection opens and commits pages 2 and 3, and a checkpoint copies page 2 and stops',
-      run: () => {
-        writer.perform('toWal');
-        writer.perform('open');
-        writer.perform('commit', { pages: [2, 3] });
-        writer.begin('checkpoint', { full: true });
-        writer.stepUntil(/db page 2/);
-      },
-    },
-  ]);
+  const result = await scriptedRead(world, rollbackPathWhileTurningToWal(world.writer));
   assertCommitted(world, result);
 });
 
