@@ -1,4 +1,3 @@
-import { Buffer } from 'node:buffer';
 import { PipelineFailure } from '../errors.ts';
 import { DEFAULT_RACY_WINDOW_NS, fileClockNs, type FileStat, type ImageFileSystem } from './file-system.ts';
 import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader } from './header.ts';
@@ -638,7 +637,7 @@ function trustedEnd(scan: WalScan): number {
 
 /** Whether `bytes` starts with `prefix`: the frames an earlier scan verified are still there. */
 function holds(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  return bytes.length >= prefix.length && Buffer.from(bytes.buffer, bytes.byteOffset, prefix.length).equals(prefix);
+  return bytes.length >= prefix.length && sameBytes(bytes.subarray(0, prefix.length), prefix);
 }
 
 const COMPARE_CHUNK = 1 << 20;
