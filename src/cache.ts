@@ -404,7 +404,7 @@ class Cache extends QueryMethods implements DbCache {
         // The private copy has no other connection: exclusive locking skips the lock and
         // change-counter checks that every statement would otherwise make.
         core.exec('PRAGMA locking_mode=EXCLUSIVE');
-        if (this.#options.cacheSize !== undefined) core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+        core.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
         if (this.#current === undefined) this.#noteMissingModules(core);
@@ -445,7 +445,7 @@ class Cache extends QueryMethods implements DbCache {
     else releases.push(release);
     try {
       db.exec('PRAGMA locking_mode=EXCLUSIVE');
-      if (this.#options.cacheSize !== undefined) db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
+      db.exec(`PRAGMA cache_size=-${this.#options.cacheSize}`);
       db.exec('PRAGMA query_only=1');
       seal();
       return db;

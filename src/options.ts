@@ -106,10 +106,11 @@ export interface DbCacheOptions {
   maxStatements?: number;
   /**
    * SQLite's page cache per snapshot, in KiB (`PRAGMA cache_size=-N`). Pages that miss it are
-   * copied from the image into WebAssembly memory on every read; a cache as large as the hot part
-   * of the database makes repeated lookups faster, at the cost of that much WebAssembly memory,
-   * which never shrinks once grown.
-   * @defaultValue SQLite's default, 2000 KiB
+   * copied from the image into WebAssembly memory on every read (about 1 µs per page); a cache as
+   * large as the hot part of the database makes repeated lookups faster, at the cost of up to that
+   * much WebAssembly memory per live snapshot (never more than the database), which never shrinks
+   * once grown. The default is better-sqlite3's (SQLite's own is 2000 KiB).
+   * @defaultValue `16000` (KiB)
    */
   cacheSize?: number;
   /**
@@ -140,7 +141,7 @@ export interface ResolvedOptions {
   readonly maxStatements: number;
   /** 0 when off. */
   readonly memoEntries: number;
-  readonly cacheSize: number | undefined;
+  readonly cacheSize: number;
 }
 
 function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
@@ -161,6 +162,9 @@ function number(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: n
   }
   return value;
 }
+
+/** better-sqlite3 builds SQLite with this page cache (SQLITE_DEFAULT_CACHE_SIZE=-16000); SQLite's own default is 2000. */
+const DEFAULT_CACHE_KIB = 16_000;
 
 function integer(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: number): number {
   const value = number(options, name, fallback, 1);
@@ -264,6 +268,6 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     quickCheck: boolean(options, 'quickCheck', false),
     maxStatements,
     memoEntries,
-    cacheSize: options.cacheSize === undefined ? undefined : integer(options, 'cacheSize', 2000),
+    cacheSize: integer(options, 'cacheSize', DEFAULT_CACHE_KIB),
   };
 }

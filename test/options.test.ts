@@ -64,7 +64,7 @@ describe('option names', () => {
       busyTimeoutMs: 5000,
       quickCheck: false,
       maxStatements: 256,
-      cacheSize: 2000,
+      cacheSize: 16000,
       memo: false,
     });
     assert.equal(cache.generation, 1);

@@ -337,7 +337,7 @@ describe('result memo', () => {
     await assert.rejects(openDbCache(file, { memo: 'yes' as never }), { name: 'TypeError', message: /options\.memo/ });
   });
 
-  test('cacheSize sets the page cache of every version (2000 KiB by default)', async () => {
+  test('cacheSize sets the page cache of every version (16000 KiB, better-sqlite3\'s, by default)', async () => {
     const cache = await openDbCache(file, { watch: false, cacheSize: 65536 });
     try {
       assert.deepEqual(cache.get('PRAGMA cache_size'), { cache_size: -65536 });
@@ -350,7 +350,7 @@ describe('result memo', () => {
     }
     const byDefault = await openDbCache(file, { watch: false });
     try {
-      assert.deepEqual(byDefault.get('PRAGMA cache_size'), { cache_size: -2000 });
+      assert.deepEqual(byDefault.get('PRAGMA cache_size'), { cache_size: -16000 });
     } finally {
       await byDefault.close();
     }
