@@ -39,6 +39,8 @@ const MEMO_ENTRIES = 10_000;
  * whole database. dbcache's default is better-sqlite3's, 16000 KiB.
  */
 const CACHE_SIZES_KIB = [2000, 131_072];
+/** dbcache's `cacheSize` default (checked against the cache's own PRAGMA before timing). */
+const DBCACHE_DEFAULT_CACHE_KIB = 16_000;
 
 interface Row {
   id: number;
@@ -81,9 +83,13 @@ function sqlJsPoint(id: string, label: string, stmt: SqlJsStatement): Contender 
   };
 }
 
-/** Opens `bytes` in sql.js, optionally with the exclusive locking dbcache sets on its snapshots. */
+/**
+ * Opens `bytes` in sql.js with dbcache's default page cache (so the levers compare like with like),
+ * optionally with the exclusive locking dbcache sets on its snapshots.
+ */
 function openSqlJs(SQL: { Database: new (data?: Uint8Array) => SqlJsDatabase }, bytes: Buffer, exclusive: boolean): SqlJsDatabase {
   const db = new SQL.Database(bytes);
+  db.exec(`PRAGMA cache_size=-${DBCACHE_DEFAULT_CACHE_KIB}`);
   if (exclusive) db.exec('PRAGMA locking_mode=EXCLUSIVE');
   db.exec('SELECT count(*) FROM sqlite_schema');
   return db;
@@ -158,6 +164,7 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
   const snapshot = cache.snapshot();
   try {
     const cacheSizes: Record<string, unknown> = { default: pragma(cache, 'cache_size'), betterDefault: betterMemory.pragma('cache_size', { simple: true }) };
+    if (cacheSizes.default !== -DBCACHE_DEFAULT_CACHE_KIB) throw new Error(`dbcache's default cache_size is ${String(cacheSizes.default)}, wanted -${DBCACHE_DEFAULT_CACHE_KIB}`);
     for (const [kib, c] of sized) {
       cacheSizes[`${kib}`] = pragma(c, 'cache_size');
       if (cacheSizes[`${kib}`] !== -kib) throw new Error(`cache_size is ${String(cacheSizes[`${kib}`])}, wanted -${kib}`);
