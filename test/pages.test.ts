@@ -103,12 +103,18 @@ test('PageImageBuilder: streamed chunks share the pages equal to the live versio
   assert.equal(chunks[1]!.buffer, chunks[0]!.buffer);
 });
 
-test('PageStore: compaction moves the few live pages out of sparse slabs and keeps every table equal', () => {
+/** A store of 8-page slabs holding 32 pages (page i filled with i + 1), tracked by one full table. */
+function storeOf32Pages(): { store: PageStore; pages: Uint8Array[]; table: PageImage } {
   const store = new PageStore({ slabBytes: 8 * PS });
   const pages: Uint8Array[] = [];
   for (let i = 0; i < 32; i++) pages.push(store.copyPage(new Uint8Array(PS).fill(i + 1), PS));
   const table = new PageImage(PS, 32 * PS, pages.slice());
   store.track(table);
+  return { store, pages, table };
+}
+
+test('PageStore: compaction moves the few live pages out of sparse slabs and keeps every table equal', () => {
+  const { store, pages, table } = storeOf32Pages();
   const before = table.toBytes();
   // A second table keeps every page; then goes, leaving only page 3 and 20 of the others alive.
   const kept = new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]);
@@ -123,12 +129,8 @@ test('PageStore: compaction moves the few live pages out of sparse slabs and kee
 });
 
 test('PagedStorage: where a page lies is learnt at its first read, and forgotten when an overlay writes it or compaction moves it', () => {
-  const store = new PageStore({ slabBytes: 8 * PS });
-  const pages: Uint8Array[] = [];
-  for (let i = 0; i < 32; i++) pages.push(store.copyPage(new Uint8Array(PS).fill(i + 1), PS));
   // Only pages 3 and 20 stay: their slabs are sparse once the full table goes.
-  const full = new PageImage(PS, 32 * PS, pages.slice());
-  store.track(full);
+  const { store, pages, table: full } = storeOf32Pages();
   // As in a cache: the live image and its version's storage are both tracked and share one array.
   const image = new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]);
   store.track(image);
