@@ -21,10 +21,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import initSqlJs, { type Database as SqlJsDatabase, type Statement as SqlJsStatement } from 'sql.js';
 import { openDbCache, type DbCache } from '../src/index.ts';
-import { BetterSqlite3, type BetterDatabase } from './support/better-sqlite3.ts';
+import { BetterSqlite3, type BetterDatabase, type BetterStatement } from './support/better-sqlite3.ts';
 import { createDatabase } from './support/database.ts';
 import { environment, machine, projectRoot, saveJson, saveReport, tempDir } from './support/env.ts';
-import { dbcacheContenders, makeWorkload, measure, normalise, scanDigest, POINT_SQL, SCAN_ROWS, SCAN_SQL, type Contender, type Timing, type Workload } from './support/query-workload.ts';
+import { dbcacheContenders, makeWorkload, measure, normalise, pointContender, scanDigest, POINT_SQL, SCAN_ROWS, SCAN_SQL, type Contender, type Timing, type Workload } from './support/query-workload.ts';
 import { collect, gcAvailable, table } from './support/stats.ts';
 
 const MiB = 2 ** 20;
@@ -61,6 +61,11 @@ export interface BunResults {
   /** Normalised rows of `verifyKeys` / `verifyScans`, checked against better-sqlite3 here. */
   rows: { points: unknown[]; scans: unknown[] };
   seconds: number;
+}
+
+/** better-sqlite3 `stmt.get(id)` over the keys, rows as objects. */
+function betterPoint(id: string, label: string, stmt: BetterStatement): Contender {
+  return pointContender(id, label, (key) => stmt.get(key) as Row | undefined);
 }
 
 /** sql.js statement loops; the same calls dbcache makes, or the plain sql.js way. */
@@ -179,49 +184,17 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
     const exclusiveGet = exclusive.prepare(POINT_SQL);
     const exclusiveRows = exclusive.prepare(POINT_SQL);
     const columns = exclusiveRows.getColumnNames();
-    const sized2 = sized.get(2000)!;
     const sized128 = sized.get(131_072)!;
 
     const ours = dbcacheContenders('', cache, memo, snapshot);
     const points: Record<string, Contender> = {
       ...ours.points,
-      'better-file': {
-        id: 'better-file',
-        label: 'better-sqlite3 `stmt.get(id)`, file (readonly)',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += (betterFileGet.get(keys[i]) as Row).id;
-          return sum;
-        },
-        one: (key) => betterFileGet.get(key),
-      },
-      'better-memory': {
-        id: 'better-memory',
-        label: 'better-sqlite3 `stmt.get(id)`, in memory (`new Database(buffer)`)',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += (betterMemoryGet.get(keys[i]) as Row).id;
-          return sum;
-        },
-        one: (key) => betterMemoryGet.get(key),
-      },
+      'better-file': betterPoint('better-file', 'better-sqlite3 `stmt.get(id)`, file (readonly)', betterFileGet),
+      'better-memory': betterPoint('better-memory', 'better-sqlite3 `stmt.get(id)`, in memory (`new Database(buffer)`)', betterMemoryGet),
       ...Object.fromEntries(
-        [...betterSized].map(([kib, db]): [string, Contender] => {
-          const get = db.prepare(POINT_SQL);
+        [...betterSized].map(([kib, db]) => {
           const id = `better-memory-cache${sizeTag(kib)}`;
-          return [
-            id,
-            {
-              id,
-              label: `better-sqlite3 \`stmt.get(id)\`, in memory, \`PRAGMA cache_size=-${kib}\``,
-              run(keys) {
-                let sum = 0;
-                for (let i = 0; i < keys.length; i++) sum += (get.get(keys[i]) as Row).id;
-                return sum;
-              },
-              one: (key) => get.get(key),
-            },
-          ];
+          return [id, betterPoint(id, `better-sqlite3 \`stmt.get(id)\`, in memory, \`PRAGMA cache_size=-${kib}\``, db.prepare(POINT_SQL))];
         }),
       ),
       'sqljs-shared': sqlJsPoint('sqljs-shared', 'raw sql.js, reused statement, default locking (`getAsObject`)', sharedGet),
@@ -272,26 +245,13 @@ async function runNode(file: string, workload: Workload): Promise<NodeResults> {
           return Object.fromEntries(columns.map((name, c) => [name, values[c]]));
         },
       },
-      'dbcache-cache2': {
-        id: 'dbcache-cache2',
-        label: "dbcache `cache.get`, `cacheSize: 2000` (SQLite's default, 2 MiB)",
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += sized2.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => sized2.get(POINT_SQL, [key]),
-      },
-      'dbcache-cache128': {
-        id: 'dbcache-cache128',
-        label: 'dbcache `cache.get`, `cacheSize: 131072` (128 MiB)',
-        run(keys) {
-          let sum = 0;
-          for (let i = 0; i < keys.length; i++) sum += sized128.get<Row>(POINT_SQL, [keys[i]!])!.id;
-          return sum;
-        },
-        one: (key) => sized128.get(POINT_SQL, [key]),
-      },
+      ...Object.fromEntries(
+        [...sized].map(([kib, c]) => {
+          const id = `dbcache-cache${sizeTag(kib)}`;
+          const label = `dbcache \`cache.get\`, \`cacheSize: ${kib}\`${kib === 2000 ? " (SQLite's default, 2 MiB)" : ` (${kib >> 10} MiB)`}`;
+          return [id, pointContender(id, label, (key) => c.get<Row>(POINT_SQL, [key]))];
+        }),
+      ),
     };
 
     const betterFileScan = betterFile.prepare(SCAN_SQL);

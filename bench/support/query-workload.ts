@@ -136,6 +136,20 @@ export function scanDigest(rows: readonly IdRow[]): number {
   return rows.length + (rows[0]?.id ?? 0) + (rows[rows.length - 1]?.id ?? 0);
 }
 
+/** A point-lookup contender: `get` for every key, summing the ids (every key must exist). */
+export function pointContender(id: string, label: string, get: (key: number) => IdRow | undefined): Contender {
+  return {
+    id,
+    label,
+    run(keys) {
+      let sum = 0;
+      for (let i = 0; i < keys.length; i++) sum += get(keys[i]!)!.id;
+      return sum;
+    },
+    one: get,
+  };
+}
+
 /**
  * The dbcache contenders both runtimes measure: `cache.get` / `cache.all`, a prepared snapshot
  * statement, and `cache.get` on a cache opened with `memo: true`. Ids start with `prefix`.
@@ -148,16 +162,7 @@ export function dbcacheContenders(
 ): { points: Record<string, Contender>; scans: Record<string, Contender> } {
   const prepared = snapshot.prepare<IdRow>(POINT_SQL);
   const preparedScan = snapshot.prepare<IdRow>(SCAN_SQL);
-  const lookups = (id: string, label: string, get: (key: number) => IdRow | undefined): Contender => ({
-    id: `${prefix}${id}`,
-    label,
-    run(keys) {
-      let sum = 0;
-      for (let i = 0; i < keys.length; i++) sum += get(keys[i]!)!.id;
-      return sum;
-    },
-    one: get,
-  });
+  const lookups = (id: string, label: string, get: (key: number) => IdRow | undefined): Contender => pointContender(`${prefix}${id}`, label, get);
   const scan = (id: string, label: string, all: (start: number) => IdRow[]): Contender => ({
     id: `${prefix}${id}`,
     label,
