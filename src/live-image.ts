@@ -1,7 +1,7 @@
 import type { ReloadCause } from './cache.ts';
 import { PipelineFailure, describe } from './errors.ts';
 import { fileClockNs, type ImageFileSystem } from './image/file-system.ts';
-import { readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type ReadPolicy, type WalMemory } from './image/read.ts';
+import { databaseImage, readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type ReadPolicy, type WalMemory } from './image/read.ts';
 import type { DatabaseSource } from './options.ts';
 import { FALLBACK_PAGE_SIZE, pageSizeOf, type PageImage } from './pages/page-image.ts';
 import { PageImageBuilder, PageStore } from './pages/page-store.ts';
@@ -179,17 +179,14 @@ export class SourceFeed implements ImageFeed {
     const builder = new PageImageBuilder(store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
     for (let at = 0; at < bytes.length; at += store.slabBytes) builder.push(bytes.subarray(at, at + store.slabBytes), false);
     const pages = validatePages(builder.finish(), store);
-    return {
+    return databaseImage({
       pages,
-      get bytes() {
-        return pages.toBytes();
-      },
       read: 'full',
       version: `source:${this.#versions + 1}:${pages.length}`,
       settled: false,
       mode: 'rollback',
       fingerprint: { key: '', settled: false, witnessed: false, settlesAtNs: 0n },
-    };
+    });
   }
 
   /** A source has no versions: equal pages are the only proof. */

@@ -809,7 +809,7 @@ function matches(image: PageImage, bytes: Uint8Array, start: number): boolean {
 }
 
 /** An image whose flat bytes are made only if someone asks (tests). */
-function databaseImage(fields: Omit<DatabaseImage, 'bytes'>): DatabaseImage {
+export function databaseImage(fields: Omit<DatabaseImage, 'bytes'>): DatabaseImage {
   let bytes: Uint8Array | undefined;
   return {
     ...fields,

@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { isValidPageSize } from '../image/header.ts';
 
 /** Page size assumed for bytes that carry no valid SQLite header (they fail validation later). */
 export const FALLBACK_PAGE_SIZE = 4096;
@@ -118,7 +119,7 @@ export function pageSizeOf(bytes: Uint8Array): number | undefined {
   if (bytes.length < 18) return undefined;
   const raw = (bytes[16]! << 8) | bytes[17]!;
   const size = raw === 1 ? 65536 : raw;
-  return size >= 512 && size <= 65536 && (size & (size - 1)) === 0 ? size : undefined;
+  return isValidPageSize(size) ? size : undefined;
 }
 
 /** Byte equality through Buffer (memcmp), which all three runtimes provide. */

@@ -43,7 +43,7 @@ interface BumpSlab {
 }
 
 /** 1 MiB: a whole number of pages of every page size SQLite allows. */
-export const DEFAULT_SLAB_BYTES = 1 << 20;
+const DEFAULT_SLAB_BYTES = 1 << 20;
 const MIN_BUMP_BYTES = 64 << 10;
 
 /**
@@ -278,7 +278,7 @@ export class PageImageBuilder {
       return;
     }
     for (const index of fresh) this.#pages[index] = this.#store.copyPage(this.#pages[index]!, pageSize).subarray(0, this.#pages[index]!.length);
-    if (owned) this.#spare = bytes.buffer === this.#spare?.buffer ? this.#spare : fullChunk(bytes);
+    if (owned) this.#spare = fullChunk(bytes);
   }
 
   finish(): PageImage {

@@ -19,7 +19,6 @@ import type { PageStore } from './page-store.ts';
  * overlay that shrinks the file (`VACUUM`), that version has the SQL guard but not this backstop.
  */
 export class PagedStorage {
-  #image: PageImage;
   readonly #pageSize: number;
   /** Per page: 1 + the number of its slab in `#slabs` once read (0: not yet), and its offset there. */
   #slabOf: Int32Array | undefined;
@@ -35,7 +34,6 @@ export class PagedStorage {
   #store: PageStore | undefined;
 
   constructor(image: PageImage, store?: PageStore) {
-    this.#image = image;
     this.#pageSize = image.pageSize;
     this.#pages = image.pages;
     this.#length = image.length;
@@ -74,7 +72,7 @@ export class PagedStorage {
       const at = this.#offsetOf![index]! + from;
       return this.#slabs[slab - 1]!.subarray(at, at + end - start);
     }
-    return this.#read(index, from, start, end ?? this.#length);
+    return this.#read(index, from, start, end);
   }
 
   #read(index: number, from: number, start: number, end: number): Uint8Array {
@@ -125,7 +123,7 @@ export class PagedStorage {
 
   set(source: ArrayLike<number>, offset = 0): void {
     if (this.#sealed) throw refusedWrite();
-    const pageSize = this.#image.pageSize;
+    const pageSize = this.#pageSize;
     const end = offset + source.length;
     if (this.#owned === undefined) {
       this.#owned = new Set();
@@ -160,7 +158,7 @@ export class PagedStorage {
   #own(index: number): Uint8Array {
     const owned = this.#owned!;
     if (owned.has(index)) return this.#pages[index]!;
-    const pageSize = this.#image.pageSize;
+    const pageSize = this.#pageSize;
     const copy = new Uint8Array(pageSize);
     if (this.#slabOf !== undefined && index < this.#slabOf.length) this.#slabOf[index] = 0;
     const old = this.#pages[index];
@@ -172,7 +170,7 @@ export class PagedStorage {
 
   /** Extends the file to `end` bytes: the bytes in between read as zeros, as in MEMFS. */
   #grow(end: number): void {
-    const pageSize = this.#image.pageSize;
+    const pageSize = this.#pageSize;
     const last = this.#pages.length - 1;
     if (last >= 0 && this.#pages[last]!.length < pageSize) this.#own(last);
     const count = Math.ceil(end / pageSize);
