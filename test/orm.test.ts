@@ -468,15 +468,10 @@ describe('hostile callers cannot reach or change the engine through sqlJsDatabas
   let engine: Awaited<ReturnType<typeof freshSqlJs>>;
   let rawStatementPrototype: object;
 
-  before(async () => {
+  before(() => {
     sqlite(file, SETUP);
     sqlite(other, "db.execute('CREATE TABLE o(v)'); db.execute(\"INSERT INTO o VALUES ('other')\")");
     fs.writeFileSync(empty, new Uint8Array(0));
-    // A module of its own: if an attack got through, it could not damage the engine other tests use.
-    engine = await freshSqlJs();
-    const scratch = new engine.Database();
-    rawStatementPrototype = Object.getPrototypeOf(scratch.prepare('SELECT 1')) as object;
-    scratch.close();
   });
   after(() => {
     cleanup();
@@ -535,6 +530,11 @@ describe('hostile callers cannot reach or change the engine through sqlJsDatabas
   }
 
   async function withCaches(db: string, attack: (handles: SqlJsCompatible[], cache: DbCache) => void): Promise<void> {
+    // A module of its own for each attack: one that got through could not damage the engine of other tests.
+    engine = await freshSqlJs();
+    const scratch = new engine.Database();
+    rawStatementPrototype = Object.getPrototypeOf(scratch.prepare('SELECT 1')) as object;
+    scratch.close();
     const bystander = await openDbCache(other, { watch: false, sqlJs: engine });
     const cache = await openDbCache(db, { watch: false, sqlJs: engine });
     const older = cache.snapshot();
@@ -594,8 +594,8 @@ describe('hostile callers cannot reach or change the engine through sqlJsDatabas
     await withCaches(file, (handles) => {
       for (const handle of handles) {
         const objects = surface(handle);
-        assert.equal(callAll(objects, 'create_function', 'upper', () => 'EVIL'), 0, 'create_function ran');
-        assert.equal(callAll(objects, 'create_aggregate', 'count', { step: () => {}, finalize: () => 42 }), 0, 'create_aggregate ran');
+        assert.equal(callAll(objects, 'create_function', 'upper', (_text: unknown) => 'EVIL'), 0, 'create_function ran');
+        assert.equal(callAll(objects, 'create_aggregate', 'count', { step: (_state: unknown, _value: unknown) => {}, finalize: () => 42 }), 0, 'create_aggregate ran');
       }
     });
   });
