@@ -83,7 +83,7 @@ export interface RunResult {
   readonly lastInsertRowid: number;
 }
 
-/** A value as sql.js's statements return it: integers as numbers (no `bigint`), blobs as `Uint8Array`. */
+/** A value as sql.js's statements return it: integers as numbers (beyond 2^53 they lose precision, as in sql.js), blobs as `Uint8Array`. */
 export type SqlJsValue = number | string | Uint8Array | null;
 
 /**
@@ -155,6 +155,14 @@ export interface SqlJsCompatible {
  * better-sqlite3's `reader`, `all`, `iterate` and `run`, which return rows as the cache does
  * (`bigint` option included). A run holds a lease on its version from its first `step()` until
  * `step()` returns `false`, or `reset`, `bind` or `free` is called.
+ *
+ * @example
+ * ```ts
+ * const statement = cache.sqlJsDatabase().prepare('SELECT id, host FROM routes WHERE zone = ?');
+ * statement.bind([zone]);
+ * while (statement.step()) console.log(statement.getAsObject()); // { id: 1, host: '…' }
+ * statement.free();
+ * ```
  */
 export interface SqlJsCompatibleStatement {
   /** Whether the statement returns rows. */
