@@ -6,13 +6,14 @@ import { FileFeed, SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-imag
 import type { PageImage } from './pages/page-image.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
+import { OrmHandle } from './orm-handle.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { ARRAY, FIRST } from './row-mode.ts';
 import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
 import { findMissingModules, loadSqlJs, openImage, realBinder, rowReader, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
-import type { Queryable, Snapshot } from './types.ts';
+import type { Queryable, Snapshot, SqlJsCompatible } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
 /** Why a reload ran. */
@@ -96,6 +97,20 @@ export interface DbCache extends Queryable, AsyncDisposable {
   read<T>(fn: (snapshot: Snapshot) => T): T;
   /** A lease on the live version; release it when done. Throws `CLOSED` after close. */
   snapshot(): Snapshot;
+  /**
+   * The cache for ORM drivers with a sql.js driver (Drizzle ORM's `drizzle-orm/sql-js`, and
+   * Kysely's `SqliteDialect`): each run of a statement reads the version live when it starts, so
+   * an ORM built once follows every reload. Only statements that read are prepared (others throw
+   * `READ_ONLY`); throws `CLOSED` after close. See {@link SqlJsCompatible}.
+   *
+   * @example
+   * ```ts
+   * import { drizzle } from 'drizzle-orm/sql-js';
+   * const orm = drizzle(cache.sqlJsDatabase());
+   * const rows = orm.select().from(routes).where(eq(routes.host, host)).all();
+   * ```
+   */
+  sqlJsDatabase(): SqlJsCompatible;
   /**
    * Resolves once a version that includes every commit made before the call is live; rejects
    * with a DbCacheError when that fails (the previous version keeps serving).
@@ -209,6 +224,10 @@ class Cache extends QueryMethods implements DbCache {
 
   snapshot(): Snapshot {
     return new SnapshotLease(this.core());
+  }
+
+  sqlJsDatabase(): SqlJsCompatible {
+    return new OrmHandle(this);
   }
 
   read<T>(fn: (snapshot: Snapshot) => T): T {

@@ -115,24 +115,14 @@ export class Engine {
       // stayed where the overflow left it (each leaks ~100 KiB of the 5 MiB stack until the
       // module is corrupt). No WebAssembly runs now: the stack belongs at its base.
       this.#stackRestore!(this.#base);
-      if (!this.#unwound) this.#markBroken('a call into it was unwound where dbcache could not examine it (a raw statement, or a caller out of stack)', path);
+      if (!this.#unwound) this.#markBroken('a call into it was unwound where dbcache could not examine it (a caller out of stack)', path);
     }
     this.#unwound = false;
-    this.#watchStack = this.#rawStatements;
+    this.#watchStack = false;
   }
 
-  /**
-   * Whether the next entry compares the stack pointer with its base: after a fault dbcache
-   * examined, and always once raw statements are out (a fault through them goes unseen).
-   */
+  /** Whether the next entry compares the stack pointer with its base: after a fault dbcache examined. */
   #watchStack = false;
-  #rawStatements = false;
-
-  /** Raw sql.js statements were handed out (`sqlJsDatabase()`): from now on every entry checks the stack pointer. */
-  exposeRaw(): void {
-    this.#rawStatements = this.#base >= 0;
-    this.#watchStack = this.#rawStatements;
-  }
 
   /** Frees `statement` at the next entry: it was interrupted by a failure (maybe a stack overflow). */
   discard(statement: { free(): unknown }): void {

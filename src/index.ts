@@ -7,4 +7,4 @@ export type { DatabaseInfo } from './inspect.ts';
 export type { Logger } from './logger.ts';
 export type { DatabaseSource, DbCacheOptions, ReloadInfo } from './options.ts';
 export type { SqlJsChoice, SqlJsDatabase, SqlJsLike, SqlJsStatement } from './sqljs.ts';
-export type { BindArgument, BindValue, OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
+export type { BindArgument, BindValue, OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlJsCompatibleStatement, SqlJsParams, SqlJsValue, SqlValue, Statement } from './types.ts';

@@ -1,6 +1,7 @@
 import { isStackOverflow, type Engine } from './engine.ts';
 import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { OrmHandle } from './orm-handle.ts';
 import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
@@ -181,18 +182,6 @@ export class SnapshotCore {
   #counter(call: string): number {
     const result = this.#guard(() => this.#db.exec(`SELECT ${call}`)) as Array<{ values: number[][] }>;
     return result[0]?.values[0]?.[0] ?? 0;
-  }
-
-  /** A new sql.js statement that the caller owns (frees), for ORMs that drive sql.js themselves. */
-  prepareRaw(sql: string): SqlJsStatement {
-    try {
-      this.#assertOpen();
-      this.admit(sql, false);
-      this.settings.engine.exposeRaw();
-      return this.#guard(() => this.#db.prepare(sql));
-    } catch (error) {
-      throw this.#failure(error);
-    }
   }
 
   /** The first row in `mode`, or `undefined`. */
@@ -634,6 +623,18 @@ export abstract class QueryMethods implements Queryable, StatementOwner {
     this.core().checkParams(sql, params);
   }
 
+  /** @internal the database path; throws `CLOSED` once this can no longer be queried (for the ORM handle). */
+  checkOpen(): string {
+    return this.core().settings.path;
+  }
+
+  /** @internal admits `sql` for the ORM handle: one statement that reads (else `READ_ONLY`), compiled now to report its SQL errors. */
+  admitReader(sql: string): void {
+    const core = this.core();
+    core.admit(sql, false);
+    core.columns(sql);
+  }
+
   /** @internal rows one at a time in any mode. */
   iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
     const core = this.core();
@@ -692,7 +693,7 @@ export class SnapshotLease extends QueryMethods implements Snapshot {
   }
 
   sqlJsDatabase(): SqlJsCompatible {
-    return { prepare: (sql) => this.core().prepareRaw(sql) };
+    return new OrmHandle(this);
   }
 
   protected core(): SnapshotCore {

@@ -1,5 +1,3 @@
-import type { SqlJsStatement } from './sqljs.ts';
-
 /** A value SQLite hands back: integers as `number` (or `bigint` with `bigint: true`), blobs as `Uint8Array`. */
 export type SqlValue = number | string | bigint | Uint8Array | null;
 
@@ -85,14 +83,116 @@ export interface RunResult {
   readonly lastInsertRowid: number;
 }
 
+/** A value as sql.js's statements return it: integers as numbers (beyond 2^53 they lose precision, as in sql.js), blobs as `Uint8Array`. */
+export type SqlJsValue = number | string | Uint8Array | null;
+
 /**
- * The part of a sql.js `Database` that ORMs with a sql.js driver use (Drizzle's `drizzle-orm/sql-js`):
- * real sql.js statements on a leased snapshot, which the caller frees. dbcache cannot guard them:
- * a stack overflow or a failed allocation through them can damage the engine every cache shares
- * (which is then reported as `ENGINE_BROKEN` at the next call).
+ * Parameters of an ORM handle's statement: an array for positional `?`, or an object whose keys
+ * (without prefix) name `:name`, `@name` or `$name` placeholders, as for {@link Params}; `null` or
+ * nothing for none. Values are checked when bound (`TypeError`/`RangeError`, as for `Params`).
+ */
+export type SqlJsParams = readonly unknown[] | Readonly<Record<string, unknown>> | null;
+
+/**
+ * What `sqlJsDatabase()` hands to ORM drivers: the part of a sql.js `Database` that Drizzle ORM's
+ * sql.js driver (`drizzle-orm/sql-js`) and Kysely's `SqliteDialect` call, over dbcache's own read
+ * path. Every statement is admitted by the same check as `cache.prepare` (one statement that
+ * reads; anything else throws `READ_ONLY`), its parameters are bound and its rows read by
+ * dbcache, and no sql.js object is reachable from it.
+ *
+ * Only `prepare` and `close` work. The other methods of sql.js's `Database` are present so that
+ * the handle type-checks where sql.js's typings (`@types/sql.js`) are installed, and throw
+ * `TypeError`: they would reach the sql.js database that the cache and every reader share.
+ *
+ * From `cache.sqlJsDatabase()` each run of a statement reads the version live when it starts (an
+ * ORM built once follows every reload); from `snapshot.sqlJsDatabase()` every statement reads
+ * that snapshot. Throws `CLOSED` once the cache is closed, the snapshot released or the handle
+ * closed, also from statements prepared before.
+ *
+ * @example
+ * ```ts
+ * import { drizzle } from 'drizzle-orm/sql-js';
+ * const orm = drizzle(cache.sqlJsDatabase());
+ * ```
  */
 export interface SqlJsCompatible {
-  prepare(sql: string): SqlJsStatement;
+  /**
+   * A statement for `sql`, with `params` bound if given. Throws `READ_ONLY` unless `sql` is one
+   * statement that reads, `RangeError` for several, `QUERY` for SQL that SQLite rejects, `CLOSED`
+   * after close or release.
+   */
+  prepare(sql: string, params?: SqlJsParams): SqlJsCompatibleStatement;
+  /**
+   * Closes this handle only (Kysely's `destroy()` calls it): its statements throw `CLOSED` from
+   * now on; the cache, or the snapshot's lease, stays open.
+   */
+  close(): void;
+  /** Not offered: throws `TypeError` (would run SQL on the shared sql.js database). */
+  exec(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`; use `prepare(sql).run(params)`. */
+  run(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  each(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  iterateStatements(...args: unknown[]): never;
+  /** Not offered: throws `TypeError` (a function would change what every reader of the version computes). */
+  create_function(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  create_aggregate(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  updateHook(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  export(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  getRowsModified(...args: unknown[]): never;
+  /** Not offered: throws `TypeError`. */
+  handleError(...args: unknown[]): never;
+}
+
+/**
+ * A statement of a {@link SqlJsCompatible} handle: sql.js's cursor (`bind`, `step`, `get`,
+ * `getAsObject`, `reset`, `free`), which returns integers as numbers as sql.js does, and
+ * better-sqlite3's `reader`, `all`, `iterate` and `run`, which return rows as the cache does
+ * (`bigint` option included). A run holds a lease on its version from its first `step()` until
+ * `step()` returns `false`, or `reset`, `bind` or `free` is called.
+ *
+ * @example
+ * ```ts
+ * const statement = cache.sqlJsDatabase().prepare('SELECT id, host FROM routes WHERE zone = ?');
+ * statement.bind([zone]);
+ * while (statement.step()) console.log(statement.getAsObject()); // { id: 1, host: '…' }
+ * statement.free();
+ * ```
+ */
+export interface SqlJsCompatibleStatement {
+  /** Whether the statement returns rows. */
+  readonly reader: boolean;
+  /** Binds `params` for the next run (and ends the current one); always `true`. */
+  bind(params?: SqlJsParams): boolean;
+  /** Moves to the next row: `false` when there is none (the next call runs the statement again). */
+  step(): boolean;
+  /** The current row's values (`[]` when there is none); with `params`, binds them and steps first. */
+  get(params?: SqlJsParams): SqlJsValue[];
+  /** The current row keyed by column name (`{}` when there is none, where sql.js maps each column to `undefined`); with `params`, binds them and steps first. */
+  getAsObject(params?: SqlJsParams): Record<string, SqlJsValue>;
+  /** The result column names. */
+  getColumnNames(): string[];
+  /** The SQL text. */
+  getSQL(): string;
+  /** Not offered: throws `TypeError`. */
+  getNormalizedSQL(): never;
+  /** Runs the statement to completion with `params` (or what `bind` bound) and reports the counts. */
+  run(params?: SqlJsParams): RunResult;
+  /** Every row, as objects keyed by column name. */
+  all(params?: SqlJsParams): Row[];
+  /** The rows one at a time. */
+  iterate(params?: SqlJsParams): IterableIterator<Row>;
+  /** Ends the current run and forgets the bound parameters; always `true`. */
+  reset(): boolean;
+  /** Does nothing: dbcache keeps no copies of bound values between calls. */
+  freemem(): void;
+  /** Ends the statement: later calls throw `CLOSED`. Returns `true`. */
+  free(): boolean;
 }
 
 /**
@@ -143,11 +243,18 @@ export interface Snapshot extends Queryable {
   /** Ends the lease (idempotent); the snapshot's memory is freed once no lease holds it. */
   release(): void;
   /**
-   * This snapshot as the part of a sql.js `Database` that ORM drivers for sql.js use, valid while
-   * the lease is held. Its `prepare` takes only statements that read (others throw `READ_ONLY`).
+   * This snapshot for ORM drivers with a sql.js driver (Drizzle ORM's `drizzle-orm/sql-js`, and
+   * Kysely's `SqliteDialect`): every statement reads this version, and throws `CLOSED` once the
+   * lease is released. Throws `CLOSED` when called after release. See {@link SqlJsCompatible}.
    * @example
    * ```ts
-   * const orm = drizzle(snap.sqlJsDatabase() as unknown as SqlJsDatabase, { schema });
+   * const snap = cache.snapshot();
+   * try {
+   *   const orm = drizzle(snap.sqlJsDatabase());
+   *   const [a, b] = [orm.select().from(orders).all(), orm.select().from(lines).all()]; // one version
+   * } finally {
+   *   snap.release();
+   * }
    * ```
    */
   sqlJsDatabase(): SqlJsCompatible;
