@@ -256,13 +256,25 @@ describe('the SQL guard (pure, before prepare)', () => {
       'SELECT * FROM pragma_optimize',
       'SELECT * FROM "PRAGMA_SHRINK_MEMORY"',
       'WITH x AS (SELECT * FROM pragma_optimize) SELECT 1',
-      'FROB 1',
+      "SELECT * FROM 'pragma_optimize'",
+      // A comment hides the rest of the line only: 0xe is a whole hexadecimal number.
+      'WITH x AS (SELECT 0xe--) SELECT\n) DELETE FROM t RETURNING id',
+      'WITH x AS (SELECT $a(--)) SELECT\n) DELETE FROM t RETURNING id',
     ]) {
       assert.equal(kind(sql), 'write', sql);
     }
+    // Not a statement: SQLite stops at the first token, so compiling it (for its error) applies nothing.
+    for (const sql of ['FROB 1', 'SELEC 1', '1', 'hello world', '\vSELECT 1', '"SELECT" 1', '(SELECT 1)', 'ſELECT 1', 'EXPLAIN', 'EXPLAIN QUERY 1']) {
+      assert.equal(kind(sql), 'invalid', JSON.stringify(sql));
+    }
+    // \v continues a run of space but cannot start one; U+FEFF (a UTF-8 byte-order mark) is space.
+    for (const sql of [' \vSELECT 1', '\uFEFFSELECT 1', 'SELECT 1 \0 ; DELETE FROM t']) assert.equal(kind(sql), 'read', JSON.stringify(sql));
     assert.equal(analyzeSql('SELECT 1; SELECT 2').statements, 2);
     assert.equal(analyzeSql('/* only */ ;; -- comments').statements, 0);
     assert.equal(analyzeSql('CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t; END;').statements, 1);
+    assert.equal(analyzeSql('CREATE TRIGGER begin AFTER INSERT ON t BEGIN SELECT 1 AS end; END; SELECT 2').statements, 2);
+    // SQLite reads the text up to its first NUL.
+    assert.equal(analyzeSql('SELECT 1;\0 DELETE FROM t').statements, 1);
   });
 
   test('numbers parameters as SQLite does', () => {
@@ -270,6 +282,8 @@ describe('the SQL guard (pure, before prepare)', () => {
     assert.deepEqual(analyzeSql('SELECT ?3, ?').parameters, [null, null, '?3', null]);
     assert.deepEqual(analyzeSql("SELECT ':x', \"?\", [@y], `$z` -- ?").parameters, []);
     assert.equal(analyzeSql('SELECT ?, :a, ?').anonymous, 2);
+    // Tcl's forms: `::` inside a name, `(…)` up to a space or `)`; `#name` too.
+    assert.deepEqual(analyzeSql('SELECT $a(--), :b::c, @d(x), #e, $f::').parameters, ['$a(--)', ':b::c', '@d(x)', '#e', '$f::']);
   });
 });
 
