@@ -21,10 +21,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import process from 'node:process';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isDbCacheError, openDbCache, type DbCache } from '../src/index.ts';
 import { analyzeSql, sqlTokens, type SqlAnalysis } from '../src/sql-guard.ts';
+import { loadBetterSqlite3 } from './support/better-sqlite3.ts';
+import { sqlite, tempDir } from './support/fixtures.ts';
 import { freshSqlJs } from './support/fresh-sql-js.ts';
 import { SCHEMA, SqlTexts } from './support/sql-texts.ts';
 
@@ -37,7 +41,8 @@ type SqlJs = any;
 type Db = any;
 
 /** What the system SQLite said (see support/sql-oracle.py). */
-type PythonResult = { error: string } | { count: 0 } | { count: 1 | 2; params: (string | null)[]; actions: [number, string | null, string | null][]; readonly: boolean; columns: number };
+type PythonCompiled = { count: 1 | 2; params: (string | null)[]; actions: [number, string | null, string | null][]; readonly: boolean; columns: number };
+type PythonResult = { error: string } | { count: 0 } | PythonCompiled;
 
 /** What sql.js said about one text. */
 interface Observed {
@@ -275,7 +280,7 @@ const show = (text: string): string => JSON.stringify(text);
  * PRAGMA getters and reporting PRAGMAs, and (declaring a table-valued PRAGMA function's table)
  * SQLITE_UPDATE on sqlite_master's columns; and, but for PRAGMA statements, sqlite3_stmt_readonly.
  */
-function readsOnly(system: PythonResult & { actions: unknown }): boolean {
+function readsOnly(system: PythonCompiled): boolean {
   const pragmaTable = system.actions.some(([code, table]) => code === 20 && /^pragma_/i.test(String(table)));
   const pragmaStatement = system.actions.some(([code]) => code === SQLITE_PRAGMA);
   return (
@@ -402,5 +407,118 @@ describe('the SQL guard against SQLite, on generated texts', () => {
     // Refused though SQLite would only read (e.g. EXPLAIN of a write): the guard may refuse more, never less.
     assert.ok(refusedReads < texts.length / 10, `${refusedReads} reads refused`);
     assert.deepEqual(failures.slice(0, 15), [], `${failures.length} differences`);
+  });
+});
+
+/** `columns()` as names, or the error it throws (its name, or its code for a DbCacheError). */
+type Columns = string[] | 'TypeError' | 'READ_ONLY';
+interface Described {
+  readonly: boolean;
+  reader: boolean;
+  columns: Columns;
+}
+const EXPLAIN = ['addr', 'opcode', 'p1', 'p2', 'p3', 'p4', 'p5', 'comment'];
+const described = (readonly: boolean, reader: boolean, columns: Columns): Described => ({ readonly, reader, columns });
+
+/**
+ * Statements as better-sqlite3 12.6.2 describes them on a read-only connection (checked against it
+ * wherever it loads), and where dbcache says otherwise, what it says and why. better-sqlite3's
+ * `readonly` is `sqlite3_stmt_readonly` (the statement does not write the database file); dbcache's
+ * is "may run on a published version", so transactions, ATTACH and settings are not read-only.
+ */
+const DESCRIBED: readonly { sql: string; better: Described; dbcache?: Described; why?: string }[] = [
+  { sql: 'SELECT * FROM t', better: described(true, true, ['id', 'name']) },
+  { sql: 'VALUES (1, 2)', better: described(true, true, ['column1', 'column2']) },
+  { sql: 'EXPLAIN SELECT 1', better: described(true, true, EXPLAIN) },
+  { sql: 'EXPLAIN QUERY PLAN SELECT * FROM t', better: described(true, true, ['id', 'parent', 'notused', 'detail']) },
+  { sql: 'PRAGMA table_info(t)', better: described(true, true, ['cid', 'name', 'type', 'notnull', 'dflt_value', 'pk']) },
+  { sql: "SELECT * FROM pragma_table_info('t')", better: described(true, true, ['cid', 'name', 'type', 'notnull', 'dflt_value', 'pk']) },
+  { sql: 'PRAGMA query_only', better: described(true, true, ['query_only']) },
+  { sql: 'PRAGMA journal_mode', better: described(false, true, ['journal_mode']), dbcache: described(true, true, ['journal_mode']), why: 'the getter only reports; it may run' },
+  { sql: 'DELETE FROM t RETURNING *', better: described(false, true, ['id', 'name']) },
+  { sql: "INSERT INTO t VALUES (9, 'x') RETURNING id", better: described(false, true, ['id']) },
+  { sql: "UPDATE t SET name = 'y' RETURNING id, name", better: described(false, true, ['id', 'name']) },
+  { sql: 'WITH x AS (SELECT 1) DELETE FROM t RETURNING id', better: described(false, true, ['id']) },
+  { sql: 'EXPLAIN DELETE FROM t', better: described(false, true, EXPLAIN) },
+  { sql: 'DELETE FROM t', better: described(false, false, 'TypeError') },
+  { sql: 'CREATE TABLE z(x)', better: described(false, false, 'TypeError') },
+  { sql: 'CREATE TEMP TABLE z(x)', better: described(false, false, 'TypeError') },
+  { sql: 'VACUUM', better: described(false, false, 'TypeError') },
+  ...['BEGIN', 'COMMIT', 'SAVEPOINT s', "ATTACH ':memory:' AS a", 'DETACH a'].map((sql) => ({
+    sql,
+    better: described(true, false, 'TypeError'),
+    dbcache: described(false, false, 'TypeError'),
+    why: 'a transaction or an attachment on a shared version is refused',
+  })),
+  { sql: 'SELECT * FROM pragma_optimize', better: described(true, true, ['optimize']), dbcache: described(false, true, ['optimize']), why: 'it runs PRAGMA optimize' },
+  // PRAGMAs that act when compiled: dbcache never compiles them on a published version, so their
+  // columns are unknown (READ_ONLY); whether they return rows is known from SQLite's pragma table.
+  ...(
+    [
+      ['PRAGMA journal_mode = wal', false, true, ['journal_mode']],
+      ['PRAGMA busy_timeout = 5', true, true, ['timeout']],
+      ['PRAGMA cache_size = 10', true, false, 'TypeError'],
+      ['PRAGMA query_only = 0', true, false, 'TypeError'],
+      ['PRAGMA case_sensitive_like = 1', true, false, 'TypeError'],
+      ['PRAGMA nosuch = 1', true, false, 'TypeError'],
+      ['PRAGMA optimize', true, true, ['optimize']],
+      ['EXPLAIN PRAGMA query_only = 0', true, true, EXPLAIN],
+    ] as const
+  ).map(([sql, readonly, reader, columns]) => ({
+    sql,
+    better: described(readonly, reader, columns === 'TypeError' ? columns : [...columns]),
+    dbcache: described(false, reader, 'READ_ONLY'),
+    why: 'a setting of a shared version: not compiled there',
+  })),
+];
+
+function describeWith(prepare: () => { readonly: boolean; reader: boolean; columns(): unknown[] }): Described {
+  const statement = prepare();
+  let columns: Columns;
+  try {
+    columns = statement.columns().map((column) => (typeof column === 'string' ? column : (column as { name: string }).name));
+  } catch (error) {
+    columns = isDbCacheError(error) ? (error.code as 'READ_ONLY') : ((error as Error).name as 'TypeError');
+  }
+  return { readonly: statement.readonly, reader: statement.reader, columns };
+}
+
+describe('statements described as better-sqlite3 describes them', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+  const Better = loadBetterSqlite3();
+
+  before(async () => {
+    sqlite(file, "db.executescript(\"CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO t VALUES (1, 'a');\")");
+    cache = await openDbCache(file, { watch: false });
+  });
+  after(async () => {
+    await cache.close();
+    cleanup();
+  });
+
+  test('readonly, reader and columns() of each statement', () => {
+    const before = cache.values('SELECT * FROM t');
+    for (const row of DESCRIBED) {
+      assert.deepEqual(describeWith(() => cache.prepare(row.sql)), row.dbcache ?? row.better, row.sql);
+    }
+    // Nothing prepared or described ran.
+    assert.deepEqual(cache.values('SELECT * FROM t'), before);
+    assert.deepEqual(cache.get('PRAGMA query_only'), { query_only: 1 });
+    assert.deepEqual(cache.get("SELECT 'a' LIKE 'A' AS ci"), { ci: 1 });
+  });
+
+  test('the better-sqlite3 column is what better-sqlite3 says', { skip: typeof Better === 'string' ? Better : false }, () => {
+    const Database = Better as Exclude<typeof Better, string>;
+    for (const row of DESCRIBED) {
+      // A connection per statement: compiling a PRAGMA setter applies it.
+      const db = new Database(file, { readonly: true });
+      try {
+        assert.deepEqual(describeWith(() => db.prepare(row.sql)), row.better, row.sql);
+      } finally {
+        db.close();
+      }
+    }
   });
 });
