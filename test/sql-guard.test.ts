@@ -36,7 +36,7 @@ const ORACLE = fileURLToPath(new URL('./support/sql-oracle.py', import.meta.url)
 const SEEDS = [18, 1018, 2018];
 const PER_SEED = Number(process.env['SQL_GUARD_TEXTS'] ?? '') > 0 ? Number(process.env['SQL_GUARD_TEXTS']) : 800;
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- sql.js's low-level exports are untyped */
+/** sql.js's low-level exports (`_sqlite3_bind_int`, `stringToNewUTF8`…) are untyped. */
 type SqlJs = any;
 type Db = any;
 
