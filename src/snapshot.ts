@@ -123,21 +123,52 @@ export class SnapshotCore {
   }
 
   /**
-   * The analysis of `sql` if it may be prepared here: one statement; on a sealed version only a
-   * reader (`TypeError` for statements that return no data when `forRead`, else `READ_ONLY`).
+   * The analysis of `sql` if it may be prepared and run here: one statement, and on a sealed
+   * version only a reader (`TypeError` for statements that return no data when `forRead`, else
+   * `READ_ONLY`). Bad SQL is reported first, in better-sqlite3's order: SQLite's own error for the
+   * first statement (`QUERY`), then `RangeError` for no statement or more than one.
    */
   admit(sql: string, forRead: boolean): SqlAnalysis {
     const analysis = analyzeSql(sql);
+    if (analysis.statements === 1 && (analysis.kind === 'read' || (!this.#sealed && analysis.kind !== 'invalid'))) return analysis;
+    if (analysis.statements > 0 && (analysis.compilable || !this.#sealed)) this.#describe(sql, analysis);
     assertOneStatement(analysis);
-    if (this.#sealed && analysis.kind !== 'read') {
-      if (forRead && analysis.kind === 'none') throw new TypeError(NO_DATA_MESSAGE);
-      throw new DbCacheError(
-        'READ_ONLY',
-        this.settings.path,
-        `Generation ${this.generation} of ${this.settings.path} is read-only: only statements that read may run on it (writes, settings, ATTACH and transactions are refused); the version is unchanged`,
-      );
-    }
-    return analysis;
+    if (forRead && analysis.kind === 'none') throw new TypeError(NO_DATA_MESSAGE);
+    throw this.#readOnly();
+  }
+
+  #readOnly(): DbCacheError {
+    return new DbCacheError(
+      'READ_ONLY',
+      this.settings.path,
+      `Generation ${this.generation} of ${this.settings.path} is read-only: only statements that read may run on it (writes, settings, ATTACH and transactions are refused); the version is unchanged`,
+    );
+  }
+
+  /**
+   * Compiles the first statement of `sql` and drops it (never cached: a cached statement runs
+   * without passing the guard again): its result columns, or SQLite's error. Only for SQL the
+   * guard says is harmless to compile, or on the still-private version.
+   *
+   * Compiling a statement the guard calls `invalid` is how its SQLite error is found. That is
+   * safe on a published version: its first token (after `EXPLAIN [QUERY PLAN]`) is not a word
+   * that begins a statement, so SQLite's parser rejects it at that token, before it has reduced a
+   * single rule; what acts at compile time (a PRAGMA setter) does so only when its whole
+   * statement has been reduced, which a syntax error later in the text does not prevent. Should
+   * SQLite compile such a text after all, it is refused.
+   */
+  #describe(sql: string, analysis: SqlAnalysis): string[] {
+    this.#assertOpen();
+    const columns = this.#guard(() => {
+      const raw = this.#db.prepare(sql);
+      try {
+        return raw.getColumnNames();
+      } finally {
+        raw.free();
+      }
+    });
+    if (analysis.kind === 'invalid') throw this.#readOnly();
+    return columns;
   }
 
   acquire(): void {
@@ -266,13 +297,23 @@ export class SnapshotCore {
     }
   }
 
-  /** The result columns of `sql` (an empty list for statements that return no data). */
+  /**
+   * The result columns of `sql` (an empty list for statements that return no data), with bad SQL
+   * reported as in {@link admit}. On a sealed version a PRAGMA statement that may not be compiled
+   * (a setter would act) throws `READ_ONLY`.
+   */
   columns(sql: string): string[] {
     try {
-      if (this.#sealed) {
-        const analysis = analyzeSql(sql);
+      this.#assertOpen();
+      const analysis = analyzeSql(sql);
+      if (this.#sealed && analysis.kind !== 'read') {
+        if (analysis.statements === 0 || !analysis.compilable) {
+          assertOneStatement(analysis);
+          throw this.#readOnly();
+        }
+        const columns = this.#describe(sql, analysis);
         assertOneStatement(analysis);
-        if (analysis.kind !== 'read') return [];
+        return columns;
       }
       const statement = this.#checkout(sql, false);
       this.#checkin(sql, statement);
@@ -282,18 +323,22 @@ export class SnapshotCore {
     }
   }
 
+  /** Whether `sql` returns rows (better-sqlite3's `reader`), also for statements a sealed version refuses to run. */
+  reader(sql: string): boolean {
+    const analysis = analyzeSql(sql);
+    if (this.#sealed && analysis.statements === 1 && !analysis.compilable) return analysis.reader ?? false;
+    return this.columns(sql).length > 0;
+  }
+
   /**
-   * Compiles and drops a statement that returns no data, to report its SQL errors: compiling
-   * BEGIN, CREATE, ATTACH or an INSERT changes nothing (unlike a PRAGMA setter); running does.
+   * Reports bad SQL as better-sqlite3's `prepare` does, without running anything: SQLite's error
+   * for the first statement (`QUERY`), then `RangeError` for no statement or more than one. A
+   * statement that may not be compiled here (a PRAGMA setter) is refused when it runs instead.
    */
-  compile(sql: string): void {
-    if (analyzeSql(sql).kind !== 'none') throw new TypeError(`compile() is only for statements that return no data: ${sql}`);
-    try {
-      this.#assertOpen();
-      this.#guard(() => this.#db.prepare(sql).free());
-    } catch (error) {
-      throw this.#failure(error);
-    }
+  check(sql: string): void {
+    const analysis = analyzeSql(sql);
+    if (this.#sealed && analysis.statements === 1 && !analysis.compilable) return;
+    this.columns(sql);
   }
 
   /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
@@ -589,12 +634,8 @@ export abstract class QueryMethods implements Queryable, StatementOwner {
   prepare<R = Row>(sql: string): Statement<R> {
     if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
     const core = this.core();
-    const analysis = analyzeSql(sql);
-    assertOneStatement(analysis);
-    // Bad SQL is reported here, as better-sqlite3 does. A PRAGMA setter would act when compiled:
-    // such statements are refused when they run instead.
-    if (!core.sealed || analysis.kind === 'read') core.columns(sql);
-    else if (analysis.kind === 'none') core.compile(sql);
+    // Bad SQL is reported here, as better-sqlite3 does.
+    core.check(sql);
     return new BoundStatement<R, R>(this, sql, core.objectMode >= BIGINTS);
   }
 
@@ -616,6 +657,11 @@ export abstract class QueryMethods implements Queryable, StatementOwner {
   /** @internal the columns of `sql` on the current snapshot. */
   columnsOf(sql: string): string[] {
     return this.core().columns(sql);
+  }
+
+  /** @internal whether `sql` returns rows on the current snapshot. */
+  readerOf(sql: string): boolean {
+    return this.core().reader(sql);
   }
 
   /** @internal checks parameters without running (`bind()`). */

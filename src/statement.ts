@@ -10,6 +10,7 @@ export interface StatementOwner {
   iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R>;
   runOf(sql: string, params: BindInput): RunResult;
   columnsOf(sql: string): string[];
+  readerOf(sql: string): boolean;
   checkParams(sql: string, params: BindInput): void;
 }
 
@@ -108,7 +109,7 @@ export class BoundStatement<R, O> implements Statement<R, O> {
   }
 
   get reader(): boolean {
-    return this.#owner.columnsOf(this.source).length > 0;
+    return this.#owner.readerOf(this.source);
   }
 
   get readonly(): boolean {

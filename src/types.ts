@@ -64,7 +64,11 @@ export interface Statement<R = Row, O = R> {
   safeIntegers(toggle?: boolean): this;
   /** Binds parameters for good: later calls take no arguments (better-sqlite3's `bind`). */
   bind(...params: BindArgument[]): this;
-  /** The names of the result columns (better-sqlite3 returns descriptors; sql.js cannot tell tables or types). */
+  /**
+   * The names of the result columns (better-sqlite3 returns descriptors; sql.js cannot tell tables
+   * or types). Throws `TypeError` for a statement that returns no data, and `READ_ONLY` on a
+   * published version for a PRAGMA setter (compiling it would apply it).
+   */
   columns(): string[];
   /** Whether the statement returns rows (better-sqlite3's `reader`). */
   readonly reader: boolean;

@@ -263,13 +263,26 @@ describe('the SQL guard (pure, before prepare)', () => {
       'SELECT * FROM pragma_optimize',
       'SELECT * FROM "PRAGMA_SHRINK_MEMORY"',
       'WITH x AS (SELECT * FROM pragma_optimize) SELECT 1',
-      'FROB 1',
+      "SELECT * FROM 'pragma_optimize'",
+      // A comment hides the rest of the line only: 0xe is a whole hexadecimal number.
+      'WITH x AS (SELECT 0xe--) SELECT\n) DELETE FROM t RETURNING id',
+      // `$a(--)` is one token (Tcl's array element): the comment is the last line's `/*`.
+      'WITH x AS (SELECT $a(--)) DELETE FROM t RETURNING id /*\n)) SELECT 1 */',
     ]) {
       assert.equal(kind(sql), 'write', sql);
     }
+    // Not a statement: SQLite stops at the first token, so compiling it (for its error) applies nothing.
+    for (const sql of ['FROB 1', 'SELEC 1', '1', 'hello world', '\vSELECT 1', '"SELECT" 1', '(SELECT 1)', 'ſELECT 1', 'EXPLAIN', 'EXPLAIN QUERY 1']) {
+      assert.equal(kind(sql), 'invalid', JSON.stringify(sql));
+    }
+    // \v continues a run of space but cannot start one; U+FEFF (a UTF-8 byte-order mark) is space.
+    for (const sql of [' \vSELECT 1', '\uFEFFSELECT 1', 'SELECT 1 \0 ; DELETE FROM t']) assert.equal(kind(sql), 'read', JSON.stringify(sql));
     assert.equal(analyzeSql('SELECT 1; SELECT 2').statements, 2);
     assert.equal(analyzeSql('/* only */ ;; -- comments').statements, 0);
     assert.equal(analyzeSql('CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t; END;').statements, 1);
+    assert.equal(analyzeSql('CREATE TRIGGER begin AFTER INSERT ON t BEGIN SELECT 1 AS end; END; SELECT 2').statements, 2);
+    // SQLite reads the text up to its first NUL.
+    assert.equal(analyzeSql('SELECT 1;\0 DELETE FROM t').statements, 1);
   });
 
   test('numbers parameters as SQLite does', () => {
@@ -277,6 +290,103 @@ describe('the SQL guard (pure, before prepare)', () => {
     assert.deepEqual(analyzeSql('SELECT ?3, ?').parameters, [null, null, '?3', null]);
     assert.deepEqual(analyzeSql("SELECT ':x', \"?\", [@y], `$z` -- ?").parameters, []);
     assert.equal(analyzeSql('SELECT ?, :a, ?').anonymous, 2);
+    // Tcl's forms: `::` inside a name, `(…)` up to a space or `)`; `#name` too.
+    assert.deepEqual(analyzeSql('SELECT $a(--), :b::c, @d(x), #e, $f::').parameters, ['$a(--)', ':b::c', '@d(x)', '#e', '$f::']);
+  });
+});
+
+describe('SQL read as SQLite reads it, errors reported as better-sqlite3 reports them', () => {
+  const { dir, cleanup } = tempDir();
+  const file = path.join(dir, 'app.db');
+  let cache: DbCache;
+  /** SQLite's own message for `sql`, from a plain sql.js database. */
+  let sqliteError: (sql: string) => string;
+
+  before(async () => {
+    sqlite(file, SETUP);
+    cache = await openDbCache(file, { watch: false });
+    const sqlJs = await loadSqlJs();
+    sqliteError = (sql) => {
+      const db = new sqlJs.Database(null);
+      try {
+        db.prepare(sql);
+        return 'compiled';
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        db.close();
+      }
+    };
+  });
+  after(async () => {
+    await cache.close();
+    cleanup();
+  });
+
+  test('a statement hidden behind 0xe-- or a Tcl variable is seen, and refused before SQLite compiles it', () => {
+    for (const sql of [
+      'WITH x AS (SELECT 0xe--) SELECT\n) DELETE FROM t RETURNING id',
+      ...['$a', ':a', '@a'].map((name) => `WITH x AS (SELECT ${name}(--)) DELETE FROM t RETURNING id /*\n)) SELECT 1 */`),
+    ]) {
+      assert.throws(() => cache.get(sql), { name: 'DbCacheError', code: 'READ_ONLY' }, sql);
+      assert.throws(() => cache.all(sql), { name: 'DbCacheError', code: 'READ_ONLY' }, sql);
+      const statement = cache.prepare(sql);
+      assert.equal(statement.readonly, false, sql);
+      assert.equal(statement.reader, true, sql);
+      assert.deepEqual(statement.columns(), ['id'], sql);
+      assert.throws(() => statement.run(), { name: 'DbCacheError', code: 'READ_ONLY' }, sql);
+    }
+    assert.deepEqual(cache.values('SELECT id FROM t ORDER BY id'), [[1], [2], [3]]);
+  });
+
+  test('text that begins no statement gets SQLite’s own error (QUERY) from every method, prepare included', () => {
+    for (const sql of ['SELEC 1', '1', 'hello world', '\vSELECT 1', '"SELECT" 1', '(SELECT 1)', 'SELEC 1; SELECT 2', 'EXPLAIN']) {
+      const expected = sqliteError(sql);
+      const snap = cache.snapshot();
+      try {
+        for (const [door, call] of Object.entries({
+          get: () => cache.get(sql),
+          all: () => cache.all(sql),
+          values: () => cache.values(sql),
+          iterate: () => cache.iterate(sql),
+          read: () => cache.read((s) => s.get(sql)),
+          prepare: () => cache.prepare(sql),
+          'snapshot.prepare': () => snap.prepare(sql),
+        })) {
+          assert.throws(
+            call,
+            (error: unknown) => {
+              assert.ok(isDbCacheError(error), `${door} ${JSON.stringify(sql)}: ${String(error)}`);
+              assert.equal(error.code, 'QUERY', `${door} ${JSON.stringify(sql)}`);
+              assert.equal((error.cause as Error).message, expected, `${door} ${JSON.stringify(sql)}`);
+              return true;
+            },
+            `${door} ${JSON.stringify(sql)}`,
+          );
+        }
+      } finally {
+        snap.release();
+      }
+    }
+    // \v continues a run of space (it cannot start one).
+    assert.deepEqual(cache.get(' \vSELECT 1 AS one'), { one: 1 });
+  });
+
+  test('prepare reports bad SQL at once; a statement that must not run is reported, then refused', () => {
+    for (const sql of ['SELECT * FROM nosuch', 'DELETE FROM nosuch', 'DELETE FROM nosuch RETURNING *', 'INSERT INTO t VALUES (1, 2, 3)', 'CREATE TABLE t(x)', 'SELECT 1 +']) {
+      assert.throws(() => cache.prepare(sql), { name: 'DbCacheError', code: 'QUERY' }, sql);
+      assert.throws(() => cache.get(sql), { name: 'DbCacheError', code: 'QUERY' }, sql);
+    }
+    for (const sql of ['', ' -- only a comment', ';;']) assert.throws(() => cache.prepare(sql), { name: 'RangeError' }, JSON.stringify(sql));
+    assert.throws(() => cache.prepare('SELECT 1; SELECT 2'), { name: 'RangeError' });
+    assert.throws(() => cache.prepare('SELECT 1; PRAGMA query_only = 0'), { name: 'RangeError' });
+    // A setter is not compiled (it would act): prepared, it is refused when it runs.
+    const setter = cache.prepare('PRAGMA query_only = 0');
+    assert.throws(() => setter.run(), { name: 'DbCacheError', code: 'READ_ONLY' });
+    assert.throws(() => cache.get('DELETE FROM t'), { name: 'TypeError' });
+    assert.throws(() => cache.get('DELETE FROM t RETURNING id'), { name: 'DbCacheError', code: 'READ_ONLY' });
+    assert.deepEqual(cache.get('PRAGMA query_only'), { query_only: 1 });
+    assert.deepEqual(cache.values('SELECT id FROM t ORDER BY id'), [[1], [2], [3]]);
   });
 });
 
