@@ -131,7 +131,14 @@ export class SnapshotCore {
   admit(sql: string, forRead: boolean): SqlAnalysis {
     const analysis = analyzeSql(sql);
     if (analysis.statements === 1 && (analysis.kind === 'read' || (!this.#sealed && analysis.kind !== 'invalid'))) return analysis;
-    if (analysis.statements > 0 && (analysis.compilable || !this.#sealed)) this.#describe(sql, analysis);
+    if (analysis.statements > 0 && (analysis.compilable || !this.#sealed)) {
+      // Callers outside this class (the ORM handle) get SQLite's error as a DbCacheError too.
+      try {
+        this.#describe(sql, analysis);
+      } catch (error) {
+        throw this.#failure(error);
+      }
+    }
     assertOneStatement(analysis);
     if (forRead && analysis.kind === 'none') throw new TypeError(NO_DATA_MESSAGE);
     throw this.#readOnly();
