@@ -1,4 +1,4 @@
-import type { Logger } from './logger.ts';
+import { guardLogger, type Logger } from './logger.ts';
 import type { SqlJsChoice } from './sqljs.ts';
 import type { OverlayDatabase } from './types.ts';
 
@@ -132,6 +132,7 @@ export interface ResolvedOptions {
   readonly maxWaitMs: number;
   readonly pollMs: number | undefined;
   readonly onReload: DbCacheOptions['onReload'];
+  /** The caller's logger behind {@link guardLogger}: its methods read once, its failures ignored. */
   readonly logger: Logger | undefined;
   readonly signal: AbortSignal | undefined;
   readonly sqlJs: DbCacheOptions['sqlJs'];
@@ -232,11 +233,8 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
   if (onReload !== undefined && typeof onReload !== 'function') {
     throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);
   }
-  if (logger !== undefined) {
-    for (const method of ['debug', 'info', 'warn', 'error'] as const) {
-      if (typeof logger?.[method] !== 'function') throw new TypeError(`options.logger must have a ${method}() method`);
-    }
-  }
+  // Read once, here: the cache only ever calls this guarded copy.
+  const safeLogger = logger === undefined ? undefined : guardLogger(logger);
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('options.signal must be an AbortSignal');
   }
@@ -260,7 +258,7 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     maxWaitMs: number(options, 'maxWaitMs', 25),
     pollMs,
     onReload,
-    logger,
+    logger: safeLogger,
     signal,
     sqlJs,
     bigint: boolean(options, 'bigint', false),
