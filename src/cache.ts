@@ -99,13 +99,20 @@ export interface DbCache extends Queryable, AsyncDisposable {
   snapshot(): Snapshot;
   /**
    * Resolves once a version that includes every commit made before the call is live; rejects
-   * with a DbCacheError when that fails (the previous version keeps serving).
+   * with a DbCacheError when that fails (the previous version keeps serving). Rejects at once with
+   * a `TypeError` when called from inside this cache's own `onReload` hook (or anything it started).
    */
   reload(): Promise<void>;
-  /** Calls `listener` for every reload and error; returns the unsubscribe function. */
+  /**
+   * Calls `listener` for every reload and error, in subscription order, with a frozen event;
+   * returns the unsubscribe function. A listener that throws is logged and changes nothing.
+   */
   subscribe(listener: (event: DbCacheEvent) => void): () => void;
   stats(): DbCacheStats;
-  /** Stops watching and frees the live version (leased ones when released). Idempotent. */
+  /**
+   * Stops watching and frees the live version (leased ones when released). Idempotent. A reload in
+   * progress fails with `CLOSED`; a running `onReload` hook is not waited for.
+   */
   close(): Promise<void>;
 }
 
@@ -144,9 +151,8 @@ class Cache extends QueryMethods implements DbCache {
   #watcher: FileWatcher | undefined;
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
-  /** Resolves when close() starts: a hook still running is then abandoned. */
-  #closeStarted: Promise<typeof CLOSE_STARTED>;
-  #startClose: () => void = () => undefined;
+  /** Set while an onReload hook runs: close() calls it to stop waiting for the hook. */
+  #abandonHook: (() => void) | undefined;
 
   #clock: Clock;
 
@@ -174,7 +180,6 @@ class Cache extends QueryMethods implements DbCache {
       rows: rowReader(sqlJs),
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
-    this.#closeStarted = new Promise((resolve) => (this.#startClose = () => resolve(CLOSE_STARTED)));
   }
 
   get generation(): number {
@@ -286,7 +291,7 @@ class Cache extends QueryMethods implements DbCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
-    this.#startClose();
+    this.#abandonHook?.();
     this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#scheduler?.stop();
@@ -441,12 +446,15 @@ class Cache extends QueryMethods implements DbCache {
   /**
    * Runs `onReload` on the private version, then refuses what it must not publish: a hook that
    * threw, left a row iterator or a transaction open, or left a database that SQLite's probe (and
-   * `quickCheck`) rejects. Nothing is committed or rolled back on
-   * the hook's behalf; a refused version is discarded. close() abandons a hook still running.
+   * `quickCheck`) rejects. Nothing is committed or rolled back on the hook's behalf; a refused
+   * version is discarded. close() abandons a hook still running.
    */
   async #overlay(core: SnapshotCore, onReload: NonNullable<ResolvedOptions['onReload']>): Promise<void> {
+    if (this.#closed) throw this.#closedError();
     const overlay = new Overlay(core);
     const info = { generation: core.generation, version: core.version };
+    // Per run, not one promise per cache: each race would leave a reaction on it until close().
+    const abandoned = new Promise<void>((resolve) => (this.#abandonHook = resolve));
     const hook = runInHook(this, async () => {
       await onReload(overlay, info);
     });
@@ -454,11 +462,12 @@ class Cache extends QueryMethods implements DbCache {
     let thrown: unknown;
     let left: number;
     try {
-      await Promise.race([hook.result, this.#closeStarted]);
+      await Promise.race([hook.result, abandoned]);
     } catch (error) {
       threw = true;
       thrown = error;
     } finally {
+      this.#abandonHook = undefined;
       hook.end();
       left = overlay.end();
     }
@@ -578,9 +587,6 @@ class Cache extends QueryMethods implements DbCache {
     }
   }
 }
-
-/** What `#closeStarted` resolves to. */
-const CLOSE_STARTED = Symbol('close started');
 
 /** Failures of the engine, not of the image: a reload that meets them keeps their code. */
 const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);

@@ -10,7 +10,7 @@
  * | `CORRUPT` | the image parsed but SQLite rejected it when probing |
  * | `BUSY` | a writer kept the file changing (or a journal hot) past the retry budget |
  * | `IO` | any other file-system error |
- * | `OVERLAY_FAILED` | the `onReload` hook threw |
+ * | `OVERLAY_FAILED` | the `onReload` hook threw, returned with an iterator unfinished or a transaction open, or left a database SQLite's probe rejects |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
  * | `QUERY` | SQLite rejected a query (syntax, missing table) |
  * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |

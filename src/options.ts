@@ -62,14 +62,19 @@ export interface DbCacheOptions {
   poll?: boolean | number;
   /**
    * Runs on every new version before it is published, while no reader can see it: create
-   * indexes, views, derived tables. May be async. If it throws, the reload fails with
-   * `OVERLAY_FAILED` and the previous version keeps serving.
+   * indexes, views, derived tables. May be async. Before it returns it must finish every iterator
+   * it opened and end every transaction; the database it leaves is probed again. If it throws or
+   * leaves something open, the reload fails with `OVERLAY_FAILED`, the version is discarded and
+   * the previous one keeps serving. `db` throws `CLOSED` once the hook has returned. `reload()`
+   * of the same cache from inside the hook rejects with a `TypeError`; `close()` does not wait
+   * for a hook still running.
    */
   onReload?: (db: OverlayDatabase, info: ReloadInfo) => void | Promise<void>;
   /**
    * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases, tables
    * whose virtual-table module the sql.js build lacks): any object with `debug`, `info`, `warn`
-   * and `error`, such as a tslog `Logger`, pino or `console`.
+   * and `error`, such as a tslog `Logger`, pino or `console`. The methods are read once, here (a
+   * `TypeError` if one is missing or cannot be read); whatever they throw is ignored.
    * @defaultValue a logger that drops everything (nothing is printed, nothing read from the environment)
    */
   logger?: Logger;

@@ -377,6 +377,59 @@ describe('onReload: re-entrant calls and hooks that never settle', () => {
     }
   });
 
+  test("hooks of two caches that await each other's reload(): the inner call back fails fast, nothing hangs", async () => {
+    const first = await stage();
+    const second = await stage();
+    try {
+      let inner: unknown;
+      second.hook = async () => {
+        try {
+          await first.cache.reload();
+        } catch (error) {
+          inner = error;
+        }
+      };
+      first.hook = async () => {
+        second.commit();
+        await second.cache.reload();
+      };
+      first.commit();
+      await within(first.cache.reload(), 20_000, 'reload() of the first cache');
+      assert.ok(inner instanceof TypeError, `expected a TypeError, got ${String(inner)}`);
+      assert.equal(first.cache.generation, 2);
+      assert.equal(second.cache.generation, 2);
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  });
+
+  test('a hook that throws a hostile value (revoked proxy, throwing toString) fails with OVERLAY_FAILED', async () => {
+    const scene = await stage();
+    try {
+      const revocable = Proxy.revocable({}, {});
+      revocable.revoke();
+      for (const value of [
+        revocable.proxy,
+        {
+          toString() {
+            throw new Error('toString');
+          },
+        },
+      ]) {
+        scene.hook = () => {
+          throw value;
+        };
+        scene.commit();
+        await refused(scene, /onReload threw/);
+        scene.check();
+      }
+      await recovers(scene);
+    } finally {
+      await scene.close();
+    }
+  });
+
   test("a hook that awaits its own cache's close(): close resolves, the reload fails with CLOSED", async () => {
     const scene = await stage();
     try {
