@@ -4,6 +4,7 @@ import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import type { DatabaseImage, ReadPolicy } from './image/read.ts';
 import { FileFeed, SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
 import type { PageImage } from './pages/page-image.ts';
+import { insideHook, runInHook } from './hook-scope.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { OrmHandle } from './orm-handle.ts';
@@ -113,13 +114,20 @@ export interface DbCache extends Queryable, AsyncDisposable {
   sqlJsDatabase(): SqlJsCompatible;
   /**
    * Resolves once a version that includes every commit made before the call is live; rejects
-   * with a DbCacheError when that fails (the previous version keeps serving).
+   * with a DbCacheError when that fails (the previous version keeps serving). Rejects at once with
+   * a `TypeError` when called from inside this cache's own `onReload` hook (or anything it started).
    */
   reload(): Promise<void>;
-  /** Calls `listener` for every reload and error; returns the unsubscribe function. */
+  /**
+   * Calls `listener` for every reload and error, in subscription order, with a frozen event;
+   * returns the unsubscribe function. A listener that throws is logged and changes nothing.
+   */
   subscribe(listener: (event: DbCacheEvent) => void): () => void;
   stats(): DbCacheStats;
-  /** Stops watching and frees the live version (leased ones when released). Idempotent. */
+  /**
+   * Stops watching and frees the live version (leased ones when released). Idempotent. A reload in
+   * progress fails with `CLOSED`; a running `onReload` hook is not waited for.
+   */
   close(): Promise<void>;
 }
 
@@ -158,6 +166,8 @@ class Cache extends QueryMethods implements DbCache {
   #watcher: FileWatcher | undefined;
   #scheduler: RefreshScheduler | undefined;
   #onAbort = (): void => void this.close();
+  /** Set while an onReload hook runs: close() calls it to stop waiting for the hook. */
+  #abandonHook: (() => void) | undefined;
 
   #clock: Clock;
 
@@ -253,6 +263,14 @@ class Cache extends QueryMethods implements DbCache {
 
   reload(): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    // That reload could start only after the hook (which waits for it) returned: refuse, not hang.
+    if (insideHook(this)) {
+      return Promise.reject(
+        new TypeError(
+          `reload() of ${this.path} was called from inside its onReload hook (or from something the hook started); the reload running the hook already includes every commit made before it started`,
+        ),
+      );
+    }
     this.#nextCause = 'call';
     return this.#runner.run();
   }
@@ -292,12 +310,14 @@ class Cache extends QueryMethods implements DbCache {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#abandonHook?.();
     this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
     this.#scheduler?.stop();
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    // Let a reload in flight finish, so the Database it built is freed below.
+    // Let a reload in flight finish, so the Database it built is freed below (a running onReload
+    // hook is not waited for: the reload stops with CLOSED at once).
     await this.#runner.running?.catch(() => undefined);
     this.#current?.retire();
     this.#feed.forget();
@@ -380,9 +400,7 @@ class Cache extends QueryMethods implements DbCache {
       this.#scheduleVerification();
       this.#emit({ type: 'reload', generation: core.generation, version: core.version, durationMs, bytes: core.bytes, cause });
     } catch (error) {
-      const failure = this.#fail(error, cause);
-      if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#feed.rejected();
-      throw failure;
+      throw this.#fail(error, cause);
     }
   }
 
@@ -427,25 +445,13 @@ class Cache extends QueryMethods implements DbCache {
         // sql.js opens anything; the first real read is what rejects a bad image.
         core.exec('SELECT type, name FROM sqlite_schema');
         if (this.#current === undefined) this.#noteMissingModules(core);
-        if (this.#options.quickCheck) {
-          const result = core.all('PRAGMA quick_check', undefined, FIRST);
-          if (result.length !== 1 || result[0] !== 'ok') throw new Error(result.slice(0, 3).join('; '));
-        }
+        if (this.#options.quickCheck) this.#quickCheck(core);
       } catch (error) {
         if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
         throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
       }
       const { onReload } = this.#options;
-      if (onReload !== undefined) {
-        const overlay = new Overlay(core);
-        try {
-          await onReload(overlay, { generation: core.generation, version: core.version });
-        } catch (error) {
-          throw new PipelineFailure('OVERLAY_FAILED', `onReload threw: ${describe(error)}`, { cause: error });
-        } finally {
-          overlay.end();
-        }
-      }
+      if (onReload !== undefined) await this.#overlay(core, onReload);
       core.exec('PRAGMA query_only=1');
       const { pages } = image;
       core.seal(onReload === undefined ? () => this.#reopen(core, pages) : undefined);
@@ -454,6 +460,58 @@ class Cache extends QueryMethods implements DbCache {
       core.retire();
       throw error;
     }
+  }
+
+  /**
+   * Runs `onReload` on the private version, then refuses what it must not publish: a hook that
+   * threw, left a row iterator or a transaction open, or left a database that SQLite's probe (and
+   * `quickCheck`) rejects. Nothing is committed or rolled back on the hook's behalf; a refused
+   * version is discarded. close() abandons a hook still running.
+   */
+  async #overlay(core: SnapshotCore, onReload: NonNullable<ResolvedOptions['onReload']>): Promise<void> {
+    if (this.#closed) throw this.#closedError();
+    const overlay = new Overlay(core);
+    const info = { generation: core.generation, version: core.version };
+    // Per run, not one promise per cache: each race would leave a reaction on it until close().
+    const abandoned = new Promise<void>((resolve) => (this.#abandonHook = resolve));
+    const hook = runInHook(this, async () => {
+      await onReload(overlay, info);
+    });
+    let threw = false;
+    let thrown: unknown;
+    let left: number;
+    try {
+      await Promise.race([hook.result, abandoned]);
+    } catch (error) {
+      threw = true;
+      thrown = error;
+    } finally {
+      this.#abandonHook = undefined;
+      hook.end();
+      left = overlay.end();
+    }
+    if (this.#closed) throw this.#closedError();
+    if (threw) throw new PipelineFailure('OVERLAY_FAILED', `onReload threw: ${describe(thrown)}`, { cause: thrown });
+    const open: string[] = [];
+    try {
+      if (left > 0) open.push(left === 1 ? 'a row iterator unfinished' : `${left} row iterators unfinished`);
+      if (core.inTransaction()) open.push('a transaction open');
+      if (open.length === 0) {
+        core.exec('SELECT type, name FROM sqlite_schema');
+        if (this.#options.quickCheck) this.#quickCheck(core);
+      }
+    } catch (error) {
+      if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
+      throw new PipelineFailure('OVERLAY_FAILED', `SQLite rejected the database onReload left: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
+    }
+    if (open.length > 0) {
+      throw new PipelineFailure('OVERLAY_FAILED', `onReload returned with ${open.join(' and ')}; nothing of it was published (finish every iterator and end every transaction before the hook returns)`);
+    }
+  }
+
+  #quickCheck(core: SnapshotCore): void {
+    const result = core.all('PRAGMA quick_check', undefined, FIRST);
+    if (result.length !== 1 || result[0] !== 'ok') throw new Error(`quick_check: ${result.slice(0, 3).join('; ')}`);
   }
 
   /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
@@ -491,9 +549,12 @@ class Cache extends QueryMethods implements DbCache {
     this.#feed.store.collect();
   }
 
+  /** The DbCacheError a failed reload rejects with, reported (logged, emitted) unless it is CLOSED. */
   #fail(error: unknown, cause: ReloadCause): DbCacheError {
     if (error instanceof DbCacheError) {
-      if (error.code !== 'CLOSED') this.#report(error, cause);
+      const { code } = error;
+      if (code === 'NOT_A_DATABASE' || code === 'CORRUPT') this.#feed.rejected();
+      if (code !== 'CLOSED') this.#report(error, cause);
       return error;
     }
     const failure = error instanceof PipelineFailure ? error : new PipelineFailure('IO', describe(error), { cause: error });
@@ -505,6 +566,7 @@ class Cache extends QueryMethods implements DbCache {
       `${opening ? 'Opening' : 'Reloading'} ${this.path} failed: ${failure.message}; ${next}`,
       { cause: failure.cause ?? failure },
     );
+    if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#feed.rejected();
     this.#report(wrapped, cause);
     return wrapped;
   }
@@ -527,8 +589,15 @@ class Cache extends QueryMethods implements DbCache {
     this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
   }
 
+  /**
+   * Tells every listener subscribed when the event happened, in order; one unsubscribed by an
+   * earlier listener of this event is skipped. The event is frozen: no listener can change what
+   * the next one sees. Nothing a listener does (throw anything) escapes: it is logged.
+   */
   #emit(event: DbCacheEvent): void {
-    for (const listener of this.#listeners) {
+    Object.freeze(event);
+    for (const listener of [...this.#listeners]) {
+      if (!this.#listeners.has(listener)) continue;
       try {
         listener(event);
       } catch (error) {

@@ -10,7 +10,7 @@
  * | `CORRUPT` | the image parsed but SQLite rejected it when probing |
  * | `BUSY` | a writer kept the file changing (or a journal hot) past the retry budget |
  * | `IO` | any other file-system error |
- * | `OVERLAY_FAILED` | the `onReload` hook threw |
+ * | `OVERLAY_FAILED` | the `onReload` hook threw, returned with an iterator unfinished or a transaction open, or left a database SQLite's probe rejects |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
  * | `QUERY` | SQLite rejected a query (syntax, missing table) |
  * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |
@@ -77,15 +77,35 @@ export function isDbCacheError(value: unknown, code?: DbCacheErrorCode): value i
   return typeof actual === 'string' && (code === undefined || actual === code);
 }
 
-/** sql.js throws strings; everything we keep as a `cause` is an Error. */
+/**
+ * sql.js throws strings; everything we keep as a `cause` is an Error. Never throws, whatever
+ * `value` is (a revoked proxy, say): what cannot be examined is described instead.
+ */
 export function toError(value: unknown): Error {
-  if (value instanceof Error) return value;
-  return new Error(typeof value === 'string' ? value : String(value));
+  try {
+    if (value instanceof Error) return value;
+  } catch {
+    // A proxy whose prototype cannot be read: not an Error we can hand on.
+  }
+  return new Error(describe(value));
 }
 
-/** The message of anything thrown, for one-line reports. */
+/**
+ * The message of anything thrown, for one-line reports. Never throws: a value whose message or
+ * string form cannot be read (a proxy that throws, an object whose `toString` throws) is named by
+ * its type instead.
+ */
 export function describe(value: unknown): string {
-  return value instanceof Error ? value.message : String(value);
+  try {
+    if (typeof value === 'string') return value;
+    if (value instanceof Error) {
+      const message: unknown = value.message;
+      return typeof message === 'string' ? message : String(message);
+    }
+    return String(value);
+  } catch {
+    return `(a thrown ${typeof value} that cannot be shown)`;
+  }
 }
 
 /**

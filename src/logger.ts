@@ -1,3 +1,5 @@
+import { describe } from './errors.ts';
+
 /**
  * The logger dbcache writes to: anything with these four methods (tslog, pino, console, …).
  *
@@ -14,6 +16,41 @@ export interface Logger {
 }
 
 const ignore = (): undefined => undefined;
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+/**
+ * The logger as dbcache calls it: each method of `logger` read once, here, and every call
+ * guarded, so nothing a logger does (throw, return a promise that rejects, have its methods
+ * replaced later) changes what dbcache does next. Throws a `TypeError` naming the first method
+ * that is missing or cannot be read.
+ */
+export function guardLogger(logger: Logger): Logger {
+  if (logger === null || (typeof logger !== 'object' && typeof logger !== 'function')) {
+    throw new TypeError(`options.logger must be an object with debug(), info(), warn() and error() methods, got ${logger === null ? 'null' : typeof logger}`);
+  }
+  const guarded: Partial<Record<(typeof LEVELS)[number], (...args: unknown[]) => undefined>> = {};
+  for (const level of LEVELS) {
+    let method: unknown;
+    try {
+      method = logger[level];
+    } catch (error) {
+      throw new TypeError(`options.logger.${level} could not be read: ${describe(error)}`, { cause: error });
+    }
+    if (typeof method !== 'function') throw new TypeError(`options.logger must have a ${level}() method`);
+    guarded[level] = (...args: unknown[]): undefined => {
+      try {
+        const result: unknown = Reflect.apply(method, logger, args);
+        // An async logger's rejection must not become an unhandled rejection (which ends a Node process).
+        if (typeof (result as { then?: unknown } | null)?.then === 'function') Promise.resolve(result).then(undefined, ignore);
+      } catch {
+        // A logger that fails cannot be told so; dbcache goes on as if it had logged.
+      }
+      return undefined;
+    };
+  }
+  return guarded as Logger;
+}
 
 /**
  * The default: a logger that drops everything. Not a hidden tslog logger: tslog reads the host

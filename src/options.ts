@@ -1,4 +1,4 @@
-import type { Logger } from './logger.ts';
+import { guardLogger, type Logger } from './logger.ts';
 import type { SqlJsChoice } from './sqljs.ts';
 import type { OverlayDatabase } from './types.ts';
 
@@ -62,14 +62,19 @@ export interface DbCacheOptions {
   poll?: boolean | number;
   /**
    * Runs on every new version before it is published, while no reader can see it: create
-   * indexes, views, derived tables. May be async. If it throws, the reload fails with
-   * `OVERLAY_FAILED` and the previous version keeps serving.
+   * indexes, views, derived tables. May be async. Before it returns it must finish every iterator
+   * it opened and end every transaction; the database it leaves is probed again. If it throws or
+   * leaves something open, the reload fails with `OVERLAY_FAILED`, the version is discarded and
+   * the previous one keeps serving. `db` throws `CLOSED` once the hook has returned. `reload()`
+   * of the same cache from inside the hook rejects with a `TypeError`; `close()` does not wait
+   * for a hook still running.
    */
   onReload?: (db: OverlayDatabase, info: ReloadInfo) => void | Promise<void>;
   /**
    * Where dbcache logs (warnings once per failure streak, recovery, forgotten leases, tables
    * whose virtual-table module the sql.js build lacks): any object with `debug`, `info`, `warn`
-   * and `error`, such as a tslog `Logger`, pino or `console`.
+   * and `error`, such as a tslog `Logger`, pino or `console`. The methods are read once, here (a
+   * `TypeError` if one is missing or cannot be read); whatever they throw is ignored.
    * @defaultValue a logger that drops everything (nothing is printed, nothing read from the environment)
    */
   logger?: Logger;
@@ -132,6 +137,7 @@ export interface ResolvedOptions {
   readonly maxWaitMs: number;
   readonly pollMs: number | undefined;
   readonly onReload: DbCacheOptions['onReload'];
+  /** The caller's logger behind {@link guardLogger}: its methods read once, its failures ignored. */
   readonly logger: Logger | undefined;
   readonly signal: AbortSignal | undefined;
   readonly sqlJs: DbCacheOptions['sqlJs'];
@@ -232,11 +238,8 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
   if (onReload !== undefined && typeof onReload !== 'function') {
     throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);
   }
-  if (logger !== undefined) {
-    for (const method of ['debug', 'info', 'warn', 'error'] as const) {
-      if (typeof logger?.[method] !== 'function') throw new TypeError(`options.logger must have a ${method}() method`);
-    }
-  }
+  // Read once, here: the cache only ever calls this guarded copy.
+  const safeLogger = logger === undefined ? undefined : guardLogger(logger);
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('options.signal must be an AbortSignal');
   }
@@ -260,7 +263,7 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     maxWaitMs: number(options, 'maxWaitMs', 25),
     pollMs,
     onReload,
-    logger,
+    logger: safeLogger,
     signal,
     sqlJs,
     bigint: boolean(options, 'bigint', false),

@@ -1,5 +1,5 @@
 import { isStackOverflow, type Engine } from './engine.ts';
-import { DbCacheError } from './errors.ts';
+import { DbCacheError, describe } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { OrmHandle } from './orm-handle.ts';
 import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
@@ -201,6 +201,21 @@ export class SnapshotCore {
     } catch (error) {
       throw this.#failure(error);
     }
+  }
+
+  /**
+   * Whether the private database has a transaction open (before `seal`). sql.js 1.16 exports no
+   * `sqlite3_get_autocommit`; `BEGIN` fails inside a transaction, and an empty one is rolled back.
+   */
+  inTransaction(): boolean {
+    try {
+      this.exec('BEGIN');
+    } catch (error) {
+      if (error instanceof DbCacheError && error.code === 'QUERY') return true;
+      throw error;
+    }
+    this.exec('ROLLBACK');
+    return false;
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
@@ -574,7 +589,7 @@ export class SnapshotCore {
         this.#db.close();
       }
     } catch (error) {
-      this.settings.logger.warn(`Closing generation ${this.generation} of ${this.settings.path} failed inside sql.js: ${String(error)}`);
+      this.settings.logger.warn(`Closing generation ${this.generation} of ${this.settings.path} failed inside sql.js: ${describe(error)}`);
     } finally {
       this.#statements.clear();
       this.#memo = undefined;
@@ -594,11 +609,24 @@ interface Forgotten {
   readonly what: string;
 }
 
+// A throw out of this callback would be an uncaught exception: the lease is returned first, and
+// nothing after it may throw.
 const forgottenLeases = new FinalizationRegistry<Forgotten>(({ core, what }) => {
-  core.settings.logger.warn(
-    `A ${what} on generation ${core.generation} of ${core.settings.path} was garbage-collected without being released; release leases when done so old versions are freed promptly`,
-  );
-  core.release();
+  let failure: unknown = NO_ERROR;
+  try {
+    core.release();
+  } catch (error) {
+    failure = error;
+  }
+  const { logger, path } = core.settings;
+  try {
+    logger.warn(
+      `A ${what} on generation ${core.generation} of ${path} was garbage-collected without being released; release leases when done so old versions are freed promptly`,
+    );
+    if (failure !== NO_ERROR) logger.error(`Returning that ${what} failed: ${describe(failure)}`);
+  } catch {
+    // The cache's logger never throws; a logger passed in some other way might.
+  }
 });
 
 /** Holds `core` until `release` runs or `owner` is garbage-collected (which is logged). */
@@ -761,10 +789,22 @@ export class SnapshotLease extends QueryMethods implements Snapshot {
   }
 }
 
-/** The still-private database handed to `onReload`. */
+/** A row iterator of the overlay; `cut` once the hook ended with it open. */
+interface OverlayRows {
+  readonly rows: Generator<unknown, void, undefined>;
+  cut: boolean;
+}
+
+/**
+ * The still-private database handed to `onReload`. It keeps track of the row iterators it hands
+ * out: one still open when the hook returns would leave a statement mid-result (an uncommitted
+ * write, a transaction) in the version about to be published.
+ */
 export class Overlay extends QueryMethods implements OverlayDatabase {
   #core: SnapshotCore;
   #ended = false;
+  /** Iterators handed out and not finished yet. */
+  #open = new Set<OverlayRows>();
 
   constructor(core: SnapshotCore) {
     super();
@@ -779,19 +819,66 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
     return this.core().run(sql, params);
   }
 
-  /** The hook returned: a database kept from it must not write into a published version. */
-  end(): void {
+  /**
+   * The overlay's iterators take no lease (the version is not published yet) and end with the
+   * hook: afterwards `next()` on one that was still open throws `CLOSED`, never stepping a
+   * statement of a published version.
+   */
+  override iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
+    const entry: OverlayRows = { rows: this.core().iterate(sql, params, mode), cut: false };
+    const open = this.#open;
+    open.add(entry);
+    const iterator: IterableIterator<R> = {
+      next: () => {
+        if (entry.cut) throw this.#endedError();
+        if (!open.has(entry)) return { value: undefined as R, done: true };
+        try {
+          const step = entry.rows.next();
+          if (step.done === true) open.delete(entry);
+          return step as IteratorResult<R>;
+        } catch (error) {
+          open.delete(entry);
+          throw error;
+        }
+      },
+      return: (value?: unknown) => {
+        if (open.delete(entry)) entry.rows.return();
+        return { value: value as R, done: true };
+      },
+      [Symbol.iterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /**
+   * The hook returned (or was abandoned): nothing kept from it may reach the version any more.
+   * Returns how many of its iterators were still open; each is finished here (its statement freed).
+   */
+  end(): number {
     this.#ended = true;
+    const left = this.#open.size;
+    for (const entry of this.#open) {
+      entry.cut = true;
+      try {
+        entry.rows.return();
+      } catch {
+        // Its statement dies with the version, which is never published with an iterator left open.
+      }
+    }
+    this.#open.clear();
+    return left;
+  }
+
+  #endedError(): DbCacheError {
+    return new DbCacheError(
+      'CLOSED',
+      this.#core.settings.path,
+      `The onReload database of generation ${this.#core.generation} of ${this.#core.settings.path} is only usable while onReload runs`,
+    );
   }
 
   protected core(): SnapshotCore {
-    if (this.#ended) {
-      throw new DbCacheError(
-        'CLOSED',
-        this.#core.settings.path,
-        `The onReload database of generation ${this.#core.generation} of ${this.#core.settings.path} is only usable while onReload runs`,
-      );
-    }
+    if (this.#ended) throw this.#endedError();
     return this.#core;
   }
 }
