@@ -24,10 +24,11 @@ dbcache's error codes (QUERY, READ_ONLY, NOT_FOUND, …; see the README) and USA
 ARGUMENT when the SQL or its parameters do not fit (more than one statement, the wrong number of
 values, a value SQLite cannot hold), INTERNAL for anything else.`;
 
-const VALUES = `Values: a value that is a JSON number binds as a number: an integer (-5, 42, 9007199254740993)
-binds exactly, a fraction or exponent (-1.5, 1e3) as a REAL; anything else (007, +5, 0x10, abc)
-binds as text. Values may start with "-" (-5, -1.5 are values, not options). Everything after
-"--" is a value, even --json.`;
+const VALUES = `Values: a value that is a JSON number binds as a number, the way SQLite reads a literal: an
+integer (-5, 42, 9007199254740993) exactly (as a bigint: beyond 2^53 as its digits, which an
+INTEGER column compares exactly), a fraction or exponent (-1.5, 1e3) as a REAL; anything else
+(007, +5, 0x10, abc) binds as text. Values may start with "-" (-5, -1.5 are values, not options).
+Everything after "--" is a value, even --json.`;
 
 const HELP: Record<string, string> = {
   query: `Usage: dbcache query <db> <sql> [value…] [options]
