@@ -401,7 +401,8 @@ describe('dbcache command line', () => {
       const { child, exited, state } = startCli(bin, ['query', file, ENDLESS], out);
       const size = () => fs.statSync(out, { throwIfNoEntry: false })?.size ?? 0;
       await waitFor(() => size() > 100_000 || state.exit !== undefined, () => `rows in the file (${state.stderr})`, 60_000);
-      child.kill(signal);
+      // process.kill, not child.kill: Deno's child_process then reports the signal sent instead of the exit code.
+      process.kill(child.pid!, signal);
       assert.equal(await exitOf(child, exited, `the query to stop on ${signal}`, () => size() > 1024 ** 3), expected, state.stderr);
       fs.rmSync(out);
     }
