@@ -281,6 +281,9 @@ export async function runProcess(args: readonly string[]): Promise<number> {
   process.once('SIGINT', onInterrupt);
   process.once('SIGTERM', onTerminate);
   const stdout = streamOutput(process.stdout);
+  // A reader of stderr that went away must not crash the command either.
+  const ignore = (): void => undefined;
+  process.stderr.on('error', ignore);
   try {
     return await runCli(args, { out: stdout.out, err: (text) => writeQuietly(process.stderr, text) }, controller.signal);
   } finally {
@@ -812,6 +815,7 @@ async function watch(path: string, sql: string | undefined, params: Params | und
   }
   let lastFailure: string | undefined;
   let outputFailure: OutputClosed | undefined;
+  let closing = false;
   // Lines are printed in order, one event after the other; rows wait for the reader (backpressure).
   let queue: Promise<void> = Promise.resolve();
   const show = (event: 'open' | 'reload', generation: number, durationMs: number, bytes: number): Promise<void> => {
@@ -825,7 +829,7 @@ async function watch(path: string, sql: string | undefined, params: Params | und
       line = `generation ${generation}  ${event} ${durationMs.toFixed(1)} ms  ${formatBytes(bytes)}  ${when}`;
     }
     const job = async (): Promise<void> => {
-      if (signal?.aborted === true || outputFailure !== undefined) return;
+      if (closing || signal?.aborted === true || outputFailure !== undefined) return;
       await output.out(line);
       if (sql !== undefined) await printRows(cache, sql, params, format, output, signal, generation);
     };
@@ -867,6 +871,7 @@ async function watch(path: string, sql: string | undefined, params: Params | und
     await stopped;
     await queue;
   } finally {
+    closing = true;
     await cache.close();
     logger?.info(`Stopped watching ${path}`);
   }
