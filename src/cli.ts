@@ -113,9 +113,13 @@ export class OutputClosed extends Error {
     const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
     super(`cannot write the output: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.name = 'OutputClosed';
-    this.quiet = code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END' || code === '' || /broken pipe/i.test(this.message);
+    this.quiet = cause === CLOSED || QUIET_CODES.has(code) || /broken pipe/i.test(this.message);
   }
 }
+
+/** The reader went away: a pipe closed under the writer (EPIPE), or the stream was closed or destroyed. */
+const QUIET_CODES = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+const CLOSED = new Error('the output was closed');
 
 type Format = 'table' | 'json' | 'jsonl';
 
@@ -313,7 +317,7 @@ export function streamOutput(stream: Writable): { out: (text: string) => void | 
     for (const wake of waiting) wake();
   };
   const onError = (error: unknown): void => fail(error);
-  const onClose = (): void => fail(new Error('the output was closed'));
+  const onClose = (): void => fail(CLOSED);
   stream.on('error', onError);
   stream.on('close', onClose);
   const out = (text: string): void | Promise<void> => {
