@@ -62,12 +62,21 @@ export function createSilentLogger(): Logger {
 }
 
 /**
- * A tslog logger named `dbcache` that prints to stderr from `minLevel` up (tslog's levels:
- * 2 debug, 3 info, 4 warn); tslog is imported only here, on request. Under Deno it needs env and
- * sys (`hostname`) access, or it asks for them.
+ * A tslog logger named `dbcache` that prints from `minLevel` up (tslog's levels: 2 debug, 3 info,
+ * 4 warn), one line per call, to `write` (default: stderr). Lines carry the time, level and name,
+ * never a source position (the package ships no sources to point at). tslog is imported only
+ * here, on request. Under Deno it needs env and sys (`hostname`) access, or it asks for them.
  */
-export async function createTsLogger(minLevel = 3): Promise<Logger> {
+export async function createTsLogger(minLevel = 3, write: (line: string) => void = (line) => console.error(line)): Promise<Logger> {
   const { Logger: TsLogger } = await import('tslog');
-  const toStderr = (...args: unknown[]): void => console.error(...args);
-  return new TsLogger({ name: 'dbcache', minLevel, pretty: { levelMethod: { '*': toStderr } } });
+  const print = (...args: unknown[]): void => write(args.map(String).join(' '));
+  return new TsLogger({
+    name: 'dbcache',
+    minLevel,
+    stack: { capture: 'off' },
+    pretty: {
+      template: '{{yyyy}}-{{mm}}-{{dd}} {{hh}}:{{MM}}:{{ss}}.{{ms}} {{logLevelName}} {{name}}: ',
+      levelMethod: { '*': print },
+    },
+  });
 }

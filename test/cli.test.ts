@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import process from 'node:process';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { jsonValue, parseParams, runCli, tableCell } from '../src/cli.ts';
 import { openDbCache } from '../src/index.ts';
-import { sqlite, tempDir, waitFor } from './support/fixtures.ts';
+import { runtimeCommand, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 function capture() {
   const out: string[] = [];
@@ -61,8 +64,8 @@ describe('dbcache command line', () => {
     run = capture();
     assert.equal(await runCli(['query', file, 'SELECT id FROM t WHERE data = ?', '--params', '[{"$blob":"AP8="}]', '--json'], run.output), 0);
     assert.deepEqual(JSON.parse(run.text()), [{ id: 1 }]);
-    assert.deepEqual(parseParams(['1', '-1.5', '007', '1e3', 'x'], undefined, undefined), [1, -1.5, '007', '1e3', 'x']);
-    assert.deepEqual(parseParams([], undefined, '{"a":null}'), { a: null });
+    assert.deepEqual(parseParams(['1', '-1.5', '007', '1e3', 'x'], undefined, undefined), [1n, -1.5, '007', 1000, 'x']);
+    assert.deepEqual({ ...parseParams([], undefined, '{"a":null}') }, { a: null });
     run = capture();
     assert.equal(await runCli(['query', file, 'SELECT ?', '1', '--params', '[1]'], run.output), 2);
     assert.match(run.err.join('\n'), /one way/);
@@ -212,16 +215,24 @@ describe('dbcache command line', () => {
     assert.equal(await done, 0);
   });
 
-  test('watch --poll takes an optional interval', async () => {
-    for (const args of [['--poll'], ['--poll', '20'], ['--poll=20']]) {
+  test('watch --poll takes no separate value; --poll=<ms> sets the interval', async () => {
+    for (const args of [['--poll'], ['--poll=20'], ['--poll', 'SELECT 7 AS n']]) {
       const run = capture();
       const controller = new AbortController();
-      const output = { out: (text: string) => (run.output.out(text), controller.abort()), err: run.output.err };
+      const output = { out: (text: string) => (run.output.out(text), run.out.length >= (args.length === 2 ? 2 : 1) ? controller.abort() : undefined), err: run.output.err };
       assert.equal(await runCli(['watch', file, ...args, '--jsonl'], output, controller.signal), 0, run.err.join('\n'));
       assert.equal(JSON.parse(run.out[0]!).event, 'open');
+      // The argument after a bare --poll is the SQL, never an interval.
+      if (args.length === 2) assert.deepEqual(JSON.parse(run.out[1]!), { n: 7 });
+    }
+    for (const args of [['--poll=x'], ['--poll=0'], ['--poll', '20'], ['--poll=']]) {
+      const run = capture();
+      assert.equal(await runCli(['watch', file, ...args, '--json'], run.output, AbortSignal.abort()), 2, args.join(' '));
+      assert.equal(JSON.parse(run.err.join('\n')).error.code, 'USAGE');
     }
     const run = capture();
-    assert.equal(await runCli(['watch', file, '--poll=x'], run.output, AbortSignal.abort()), 2);
+    assert.equal(await runCli(['watch', file, '--poll', '20'], run.output, AbortSignal.abort()), 2);
+    assert.match(run.err.join('\n'), /--poll=20/);
   });
 
   test('watch with bad SQL exits 1 and closes its cache', async () => {
@@ -247,4 +258,300 @@ describe('dbcache command line', () => {
     assert.equal(await runCli(['info', path.join(dir, 'text.db')], run.output), 1);
     assert.match(run.err[0]!, /not a database/);
   });
+
+  test('--params keeps integers beyond 2^53 exact; numbers bind as SQLite reads literals', async () => {
+    for (const params of ['[9007199254740993]', '{"id":9007199254740993}']) {
+      const sql = params.startsWith('[') ? 'SELECT id, name FROM t WHERE id = ?' : 'SELECT id, name FROM t WHERE id = :id';
+      const run = capture();
+      assert.equal(await runCli(['query', file, sql, '--params', params, '--json'], run.output), 0, run.err.join('\n'));
+      assert.equal(run.text(), '[{"id":9007199254740993,"name":"big"}]', params);
+    }
+    const run = capture();
+    const sql = 'SELECT typeof(?) AS a, typeof(?) AS b, typeof(?) AS c, typeof(?) AS d, typeof(?) AS e, typeof(?) AS f, ? AS g';
+    assert.equal(await runCli(['query', file, sql, '--params', ' [42, 1.5, 1e3, "007", null, true, "\\u00e9\\n"] ', '--json'], run.output), 0, run.err.join('\n'));
+    assert.deepEqual(JSON.parse(run.text()), [{ a: 'integer', b: 'real', c: 'real', d: 'text', e: 'null', f: 'integer', g: 'é\n' }]);
+    // A key "__proto__" is a parameter name like any other, not the object's prototype.
+    assert.deepEqual(Object.keys(parseParams([], undefined, '{"__proto__": 1}')!), ['__proto__']);
+    const deep = `${'['.repeat(100)}1${']'.repeat(100)}`;
+    for (const bad of ['[1,]', '[01]', '[1', '{"a" 1}', '[.5]', '["\t"]', '[1] x', deep, '[{"$blob":"not base64"}]']) {
+      const failed = capture();
+      assert.equal(await runCli(['query', file, 'SELECT ?', '--params', bad, '--json'], failed.output), 2, bad);
+      assert.equal(JSON.parse(failed.err.join('\n')).error.code, 'USAGE', bad);
+    }
+  });
+
+  test('values after the SQL: JSON numbers (also negative) bind as numbers, integers exactly; after "--" everything is a value', async () => {
+    let run = capture();
+    const sql = 'SELECT ? AS a, typeof(?) AS ta, ? AS b, typeof(?) AS tb, ? AS d, (SELECT name FROM t WHERE id = ?) AS big';
+    assert.equal(await runCli(['query', file, sql, '-5', '-5', '1e3', '1e3', '-1.5', '9007199254740993', '--json'], run.output), 0, run.err.join('\n'));
+    assert.equal(run.text(), '[{"a":-5,"ta":"integer","b":1000.0,"tb":"real","d":-1.5,"big":"big"}]');
+    run = capture();
+    assert.equal(await runCli(['query', file, 'SELECT ? AS a, ? AS b', '--jsonl', '--', '--json', '-x'], run.output), 0, run.err.join('\n'));
+    assert.deepEqual(JSON.parse(run.text()), { a: '--json', b: '-x' });
+    run = capture();
+    assert.equal(await runCli(['query', file, 'SELECT :n AS n', '--param', 'n=-7', '--json'], run.output), 0, run.err.join('\n'));
+    assert.equal(run.text(), '[{"n":-7}]');
+    // An option that does not exist is still an error; the message's quotes are balanced.
+    run = capture();
+    assert.equal(await runCli(['query', file, 'SELECT ?', '-x'], run.output), 2);
+    const message = run.err.join('\n').split('\n')[0]!;
+    assert.match(message, /"-x"/);
+    assert.equal(message.split('"').length % 2, 1, message);
+  });
+
+  test('--json is exact and valid: repeated column names get :1, :2 and infinity is 1e999', async () => {
+    const run = capture();
+    const sql = 'SELECT 1 AS a, 2 AS a, 3 AS "a:1", 1e999 AS b, -1e999 AS c, 42.0 AS d, 0.5 AS e, 4 AS a';
+    assert.equal(await runCli(['query', file, sql, '--json'], run.output), 0, run.err.join('\n'));
+    assert.equal(run.text(), '[{"a":1,"a:2":2,"a:1":3,"b":1e999,"c":-1e999,"d":42.0,"e":0.5,"a:3":4}]');
+    assert.deepEqual(JSON.parse(run.text()), [{ a: 1, 'a:2': 2, 'a:1': 3, b: Infinity, c: -Infinity, d: 42, e: 0.5, 'a:3': 4 }]);
+    const lines = capture();
+    assert.equal(await runCli(['query', file, 'SELECT 1 AS x, 2 AS x', '--jsonl'], lines.output), 0);
+    assert.equal(lines.text(), '{"x":1,"x:1":2}');
+  });
+
+  test("statements that are not queries report dbcache's own error and code", async () => {
+    const documented = documentedCodes();
+    const cases: Array<[string, string | undefined]> = [
+      ['DELETE FROM t', 'READ_ONLY'],
+      ["INSERT INTO t(name) VALUES ('x') RETURNING id", 'READ_ONLY'],
+      ['PRAGMA user_version = 3', 'READ_ONLY'],
+      ['BEGIN', 'READ_ONLY'],
+      ['SELECT * FROM nope', 'QUERY'],
+      ['SELECT ?', 'ARGUMENT'],
+      ['SELECT 1; SELECT 2', 'ARGUMENT'],
+      // Another change makes a typo a QUERY error; either way a documented code, never ERROR.
+      ['SELEC 1', undefined],
+    ];
+    for (const [sql, code] of cases) {
+      const run = capture();
+      assert.equal(await runCli(['query', file, sql, '--json'], run.output), 1, sql);
+      const { error } = JSON.parse(run.err.join('\n'));
+      if (code !== undefined) assert.equal(error.code, code, sql);
+      assert.ok(documented.has(error.code), `${sql}: ${error.code} is in the README (${[...documented].join(' ')})`);
+      assert.doesNotMatch(error.message, /columns\(\) method/, sql);
+      const text = capture();
+      assert.equal(await runCli(['query', file, sql], text.output), 1, sql);
+      assert.doesNotMatch(text.err.join('\n'), /columns\(\) method/, sql);
+    }
+    const help = capture();
+    await runCli(['query', '--help'], help.output);
+    for (const code of ['USAGE', 'ARGUMENT', 'INTERNAL']) assert.match(help.text(), new RegExp(`\\b${code}\\b`));
+  });
+
+  test('tables: NULL differs from the text NULL, and wide characters keep columns aligned', async () => {
+    let run = capture();
+    const sql = "SELECT NULL AS a, 'NULL' AS b, 'null' AS c, 'it''s' AS d, '''q''' AS e, 'x''00''' AS f, '' AS g";
+    assert.equal(await runCli(['query', file, sql], run.output), 0, run.err.join('\n'));
+    assert.equal(run.text().split('\n')[2], "NULL  'NULL'  'null'  it's  '''q'''  'x''00'''");
+    run = capture();
+    const wide = [
+      "SELECT '日本語' AS v, 1 AS n",
+      "SELECT 'ＡＢ', 2",
+      "SELECT 'e' || char(769) || 'x', 3",
+      "SELECT '👍🏽ok', 4",
+      "SELECT '🇯🇵', 5",
+      "SELECT '👨‍👩‍👧', 6",
+      "SELECT '❤️', 7",
+      "SELECT 'ab', 8",
+    ].join(' UNION ALL ');
+    assert.equal(await runCli(['query', file, wide], run.output), 0, run.err.join('\n'));
+    assert.deepEqual(run.text().split('\n'), [
+      'v       n',
+      '------  -',
+      '日本語  1',
+      'ＡＢ    2',
+      'e\u0301x      3',
+      '👍🏽ok    4',
+      '🇯🇵      5',
+      '👨‍👩‍👧      6',
+      '❤️      7',
+      'ab      8',
+      '(8 rows)',
+    ]);
+    // A cut never splits a character, and counts columns, not UTF-16 units.
+    assert.equal(tableCell('日'.repeat(150)), `${'日'.repeat(99)}…`);
+    assert.equal(tableCell('😀'.repeat(150)), `${'😀'.repeat(99)}…`);
+  });
+
+  test('--verbose logs what the command does, without source positions', async () => {
+    const { exited, state } = startCli(bin, ['query', file, 'SELECT count(*) AS n FROM t', '--verbose']);
+    assert.equal(await exited, 0, state.stderr);
+    assert.match(state.stderr, /INFO\s+dbcache: Opened .*app\.db: generation \d+/);
+    assert.match(state.stderr, /Printed 1 row of generation/);
+    assert.doesNotMatch(state.stderr, /\.(ts|js|mjs):\d+/);
+    assert.match(state.stdout, /^n\n-+\n\d+\n\(1 row\)\n$/);
+  });
+
+  test('| head: the command stops as soon as its reader goes away, and exits 0 quietly', async () => {
+    for (const format of [[], ['--jsonl'], ['--json']]) {
+      const { child, exited, state } = startCli(bin, ['query', file, ENDLESS, ...format]);
+      await waitFor(() => state.stdout.split('\n').length > 3 || state.exit !== undefined, () => `three lines (${state.stderr})`, 60_000);
+      child.stdout!.destroy();
+      // The query never ends by itself: the process can only exit if it stopped stepping rows.
+      const code = await exitOf(child, exited, 'the command to exit after its reader closed', () => residentKiB(child.pid!) > 1024 * 1024);
+      assert.equal(code, 0, `${format.join(' ')}: ${state.stderr}`);
+      assert.equal(state.stderr, '');
+    }
+  });
+
+  test('Ctrl-C (SIGINT) and SIGTERM interrupt a query whose output never waits (a file): exit 130 / 143', async () => {
+    for (const [signal, expected] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const out = path.join(dir, `endless-${signal}.out`);
+      const { child, exited, state } = startCli(bin, ['query', file, ENDLESS], out);
+      const size = () => fs.statSync(out, { throwIfNoEntry: false })?.size ?? 0;
+      await waitFor(() => size() > 100_000 || state.exit !== undefined, () => `rows in the file (${state.stderr})`, 60_000);
+      // process.kill, not child.kill: Deno's child_process then reports the signal sent instead of the exit code.
+      process.kill(child.pid!, signal);
+      assert.equal(await exitOf(child, exited, `the query to stop on ${signal}`, () => size() > 1024 ** 3), expected, state.stderr);
+      fs.rmSync(out);
+    }
+  });
+
+  test('watch ends quietly when its reader goes away', async () => {
+    const watched = path.join(dir, 'piped.db');
+    sqlite(watched, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE w(v)'); db.execute('INSERT INTO w VALUES (1)')");
+    const { child, exited, state } = startCli(bin, ['watch', watched, 'SELECT count(*) AS n FROM w', '--jsonl']);
+    try {
+      await waitFor(() => state.stdout.includes('{"n":1}') || state.exit !== undefined, () => `the first rows (${state.stdout} ${state.stderr})`, 60_000);
+      child.stdout!.destroy();
+      // Its next write finds the pipe closed: commit until it has written and ended.
+      let writes = 1;
+      await waitFor(
+        () => {
+          if (state.exit !== undefined) return true;
+          sqlite(watched, `db.execute('INSERT INTO w VALUES (${++writes})')`);
+          return false;
+        },
+        'the watch to end',
+        60_000,
+      );
+      assert.equal(await exited, 0, state.stderr);
+      assert.equal(state.stderr, '');
+    } finally {
+      child.kill();
+    }
+  });
+
+  test(
+    'rows into a slow reader: peak memory does not grow with the number of rows (table and --jsonl)',
+    { skip: process.platform !== 'linux' && 'measures memory through /proc' },
+    async () => {
+      const peaks: string[] = [];
+      for (const format of [[], ['--jsonl']]) {
+        const small = await peakIntoSlowReader(100_000, format);
+        const large = await peakIntoSlowReader(700_000, format);
+        peaks.push(`${format.join('') || 'table'}: ${small} KiB for 100,000 rows, ${large} KiB for 700,000 rows`);
+        // The 600,000 more rows are 610 MB more output, which held in memory would show here. The
+        // bound leaves room for the garbage collectors' slack (Bun's peak varies by ±50 MB run to run).
+        assert.ok(large - small < 192 * 1024, peaks.join('; '));
+      }
+    },
+  );
+
+  let peakRuns = 0;
+
+  /** Runs the command into a reader that takes nothing until the command waits for it, and returns the command's peak RSS (KiB). */
+  async function peakIntoSlowReader(rows: number, format: string[]): Promise<number> {
+    const side = path.join(dir, `peak-${peakRuns++}`);
+    // About 1 KB per row: five cells of 200 characters (as wide as a table cell gets).
+    const cells = ['a', 'b', 'c', 'd', 'e'].map((name) => `printf('%.200c', '${name}') AS ${name}`).join(', ');
+    const sql = `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows}) SELECT i, ${cells} FROM s`;
+    const { child, exited, state } = startCli(peakScript, [side, 'query', file, sql, ...format], 'count');
+    const pid = child.pid!;
+    let last = -1;
+    let still = 0;
+    // Slow: nothing is read until the command has stopped writing (asleep, no new bytes written) or ended.
+    await waitFor(
+      () => {
+        if (state.exit !== undefined || residentKiB(pid) > 1024 * 1024) return true;
+        const written = writtenBytes(pid);
+        still = written > 0 && written === last && processState(pid) === 'S' ? still + 1 : 0;
+        last = written;
+        return still >= 3;
+      },
+      'the command to wait for its reader',
+      120_000,
+    );
+    const waited = state.exit === undefined;
+    child.stdout!.resume();
+    const what = `${rows} rows (${format.join('') || 'table'}) to be read`;
+    const code = await exitOf(child, exited, what, () => residentKiB(pid) > 2 * 1024 * 1024, 240_000);
+    assert.equal(code, 0, state.stderr);
+    assert.ok(waited, 'the command waited for its reader');
+    assert.equal(state.lines, format.length === 0 ? rows + 3 : rows);
+    return Number(fs.readFileSync(side, 'utf8'));
+  }
 });
+
+/** A query that never ends by itself. */
+const ENDLESS = 'WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s) SELECT i, i * 2 AS j FROM s';
+const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
+const peakScript = fileURLToPath(new URL('./scripts/cli-peak.ts', import.meta.url));
+
+/** Every error code the README documents (rows of its tables that start with a code). */
+function documentedCodes(): Set<string> {
+  const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  return new Set(Array.from(readme.matchAll(/^\s*\| `([A-Z_]+)` \|/gm), (match) => match[1]!));
+}
+
+/**
+ * Starts the command line in the runtime running the tests. stdout: kept as text ('pipe'), only
+ * counted in lines and left paused until resumed ('count'), or written to a file (a path).
+ */
+function startCli(script: string, args: string[], stdout: 'pipe' | 'count' | string = 'pipe') {
+  const [command, commandArgs] = runtimeCommand(script);
+  const toFile = stdout !== 'pipe' && stdout !== 'count';
+  // A file through the shell, so that the command (exec'd in its place) writes to it directly.
+  const child = toFile
+    ? spawn('sh', ['-c', 'out="$1"; shift; exec "$@" > "$out"', 'sh', stdout, command, ...commandArgs, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(command, [...commandArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const state = { stdout: '', stderr: '', lines: 0, exit: undefined as number | string | undefined };
+  if (stdout === 'pipe') child.stdout!.on('data', (chunk: Buffer) => void (state.stdout += chunk));
+  if (stdout === 'count') {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      for (let at = chunk.indexOf(10); at >= 0; at = chunk.indexOf(10, at + 1)) state.lines++;
+    });
+    child.stdout!.pause();
+  }
+  child.stderr!.on('data', (chunk: Buffer) => void (state.stderr += chunk));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve((state.exit = code ?? signal ?? 'unknown'))));
+  return { child, exited, state };
+}
+
+/** The exit code; kills the child (and fails) as soon as `runaway()` holds, or when it has not exited by the deadline (a hang guard). */
+async function exitOf(child: ChildProcess, exited: Promise<number | string>, what: string, runaway: () => boolean, deadlineMs = 60_000): Promise<number | string> {
+  let ended = false;
+  void exited.then(() => (ended = true));
+  try {
+    await waitFor(() => ended || runaway(), what, deadlineMs);
+  } finally {
+    if (!ended) child.kill('SIGKILL');
+  }
+  assert.ok(ended, `${what}: it ran away (killed: resident memory over the limit, or no exit by the deadline)`);
+  return exited;
+}
+
+function procFile(pid: number, name: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${name}`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Resident memory of a process in KiB (0 once it is gone or where /proc is missing). */
+function residentKiB(pid: number): number {
+  return Number(/^VmRSS:\s+(\d+)/m.exec(procFile(pid, 'status'))?.[1] ?? 0);
+}
+
+/** Bytes the process has written with write(2) and friends. */
+function writtenBytes(pid: number): number {
+  return Number(/^wchar:\s+(\d+)/m.exec(procFile(pid, 'io'))?.[1] ?? 0);
+}
+
+/** The scheduler state of the process's main thread (R running, S sleeping, …). */
+function processState(pid: number): string {
+  const stat = procFile(pid, 'stat');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+}
