@@ -327,6 +327,9 @@ class Cache extends QueryMethods implements DbCache {
       return true;
     } catch {
       return false;
+    } finally {
+      // A symbolic link on the path may lead elsewhere now, or a missing directory exist: watch there.
+      this.#watcher?.follow();
     }
   }
 
