@@ -13,10 +13,11 @@ export interface ResolvedPath {
 }
 
 /**
- * How many symbolic links one resolution may follow: SQLite's `SQLITE_MAX_SYMLINK` (200); past it,
- * SQLite fails with `SQLITE_CANTOPEN`.
+ * How many symbolic links one resolution may follow, as in SQLite: its limit `SQLITE_MAX_SYMLINK`
+ * is 200, compared before the link at hand is counted, so the 202nd link fails (`SQLITE_CANTOPEN`).
+ * The kernel's own limit (40 on Linux) does not apply: each link is read and followed here.
  */
-export const MAX_SYMLINKS = 200;
+export const MAX_SYMLINKS = 201;
 
 /**
  * Resolves `path` the way SQLite's unix VFS does before it opens a database (`unixFullPathname`;
@@ -51,7 +52,7 @@ export function resolveDatabasePath(path: string, fs: ImageFileSystem): Resolved
     built = `${built}/${name}`;
     const target = fs.readlink!(built);
     if (target === undefined) return;
-    if (links.length >= MAX_SYMLINKS) {
+    if (links.length === MAX_SYMLINKS) {
       throw new PipelineFailure('NOT_FOUND', `more than ${MAX_SYMLINKS} symbolic links lead on from ${path} (a loop?)`);
     }
     links.push(built);
