@@ -2,7 +2,8 @@ import { watch } from 'chokidar';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { nodeFileSystem } from './image/file-system.ts';
-import { absolutePath, resolveDatabasePath } from './image/resolve.ts';
+import { toFailure } from './image/read.ts';
+import { absolutePath, realPath, resolveDatabasePath, type ResolvedPath } from './image/resolve.ts';
 
 declare const Deno: unknown;
 
@@ -31,15 +32,24 @@ interface DirectoryWatcher {
   close(): Promise<void>;
 }
 
-/** Directory → the names in it to watch. */
-type WatchPlan = ReadonlyMap<string, ReadonlySet<string>>;
+/** One directory to watch. */
+interface WatchedDirectory {
+  /** The path it is watched by: the one the reader uses, so it needs no other permission. */
+  readonly at: string;
+  readonly names: ReadonlySet<string>;
+  /** Only links' names: if the process may not watch it, it goes unwatched. */
+  readonly optional: boolean;
+}
+
+/** Real directory → how it is watched. */
+type WatchPlan = ReadonlyMap<string, WatchedDirectory>;
 
 /**
- * Watches the database the path leads to: its directory, filtered to the database, its `-wal`
- * and its `-journal` (including files that appear later), and, where symbolic links lead there
- * (resolved as SQLite resolves them), the directory of each link, filtered to the link's name, so
- * that a link replaced to lead elsewhere is seen. Calls `onChange` for every event on them. The
- * watcher keeps the process alive only with `persistent`. Resolves once the initial scan is done.
+ * Watches the database the path leads to (symbolic links resolved as SQLite resolves them): its
+ * directory, filtered to the database, its `-wal` and its `-journal` (including files that appear
+ * later), and the directory of each link on the way, filtered to the link's name, so that a link
+ * replaced to lead elsewhere is seen. Calls `onChange` for every event on them. The watcher keeps
+ * the process alive only with `persistent`. Resolves once the initial scan is done.
  */
 export async function watchDatabaseFiles(
   path: string,
@@ -63,6 +73,7 @@ class DatabaseWatcher implements FileWatcher {
   readonly #onChange: () => void;
   readonly #onError: (error: unknown) => void;
   #plan: WatchPlan = new Map();
+  /** By real directory, as in the plan. */
   readonly #directories = new Map<string, DirectoryWatcher>();
   /** Changes to the plan, one at a time. */
   #moving: Promise<void> = Promise.resolve();
@@ -75,7 +86,7 @@ class DatabaseWatcher implements FileWatcher {
     this.#onError = onError;
   }
 
-  /** The first watch; rejects if a directory cannot be watched. */
+  /** The first watch; rejects if the database's directory cannot be watched. */
   async start(): Promise<void> {
     await this.#apply(this.#planNow() ?? fallbackPlan(this.#path), true);
   }
@@ -101,42 +112,51 @@ class DatabaseWatcher implements FileWatcher {
 
   /** What to watch where the path leads now, or `undefined` when it cannot be resolved (a loop). */
   #planNow(): WatchPlan | undefined {
-    let resolved;
+    let reading: ResolvedPath;
     try {
-      resolved = resolveDatabasePath(this.#path, nodeFileSystem);
+      reading = resolveDatabasePath(this.#path, nodeFileSystem);
     } catch {
       return undefined;
     }
-    const plan = new Map<string, Set<string>>();
-    const add = (file: string, names: readonly string[]): void => {
-      const directory = nodePath.dirname(file);
-      // A directory that does not exist (a dangling link's) cannot be watched; once it exists, follow() finds it.
-      if (!isDirectory(directory)) return;
-      const set = plan.get(directory) ?? new Set<string>();
-      for (const name of names) set.add(name);
-      plan.set(directory, set);
+    const real = realPath(this.#path, nodeFileSystem);
+    const plan = new Map<string, WatchedDirectory>();
+    const add = (directory: string, at: string, names: readonly string[], optional: boolean): void => {
+      const known = plan.get(directory);
+      plan.set(directory, {
+        at: known === undefined || known.optional ? at : known.at,
+        names: new Set([...(known?.names ?? []), ...names]),
+        optional: optional && (known?.optional ?? true),
+      });
     };
-    const base = nodePath.basename(resolved.path);
-    add(resolved.path, [base, `${base}-wal`, `${base}-journal`]);
-    for (const link of resolved.links) add(link, [nodePath.basename(link)]);
+    const directory = nodePath.dirname(real?.path ?? reading.path);
+    // Watched by its real path, or where the process may not look at that (Deno's scoped
+    // --allow-read), by the path the reader uses. A directory that does not exist (a dangling
+    // link's) cannot be watched; once it exists, follow() finds it.
+    const at = [directory, nodePath.dirname(reading.path)].find(isDirectory);
+    if (at !== undefined) {
+      const base = nodePath.basename(reading.path);
+      add(directory, at, [base, `${base}-wal`, `${base}-journal`], false);
+    }
+    for (const link of real?.links ?? reading.links) add(nodePath.dirname(link), nodePath.dirname(link), [nodePath.basename(link)], true);
     return plan;
   }
 
   /** Stops watching what `plan` drops or changes, and starts what it adds. */
   async #apply(plan: WatchPlan, rethrow = false): Promise<void> {
     for (const [directory, watcher] of this.#directories) {
-      if (sameNames(plan.get(directory), this.#plan.get(directory))) continue;
+      if (sameEntry(plan.get(directory), this.#plan.get(directory))) continue;
       this.#directories.delete(directory);
       await watcher.close();
     }
     this.#plan = plan;
-    for (const [directory, names] of plan) {
+    for (const [directory, entry] of plan) {
       if (this.#directories.has(directory) || this.#closed) continue;
+      const onError = entry.optional ? (error: unknown) => (isPermissionError(error) ? undefined : this.#onError(error)) : this.#onError;
       try {
-        this.#directories.set(directory, await watchDirectory(directory, names, this.#settings, this.#onChange, this.#onError));
+        this.#directories.set(directory, await watchDirectory(entry.at, entry.names, this.#settings, this.#onChange, onError));
       } catch (error) {
-        if (rethrow) throw error;
-        this.#onError(error);
+        if (rethrow && !entry.optional) throw error;
+        onError(error);
       }
     }
   }
@@ -145,19 +165,20 @@ class DatabaseWatcher implements FileWatcher {
 /** The directory of `path` and the database's names, as written: when the path cannot be resolved. */
 function fallbackPlan(path: string): WatchPlan {
   const base = nodePath.basename(path);
-  return new Map([[nodePath.dirname(nodePath.resolve(path)), new Set([base, `${base}-wal`, `${base}-journal`])]]);
+  const directory = nodePath.dirname(nodePath.resolve(path));
+  return new Map([[directory, { at: directory, names: new Set([base, `${base}-wal`, `${base}-journal`]), optional: false }]]);
 }
 
 function samePlan(a: WatchPlan, b: WatchPlan): boolean {
   if (a.size !== b.size) return false;
-  for (const [directory, names] of a) if (!sameNames(names, b.get(directory))) return false;
+  for (const [directory, entry] of a) if (!sameEntry(entry, b.get(directory))) return false;
   return true;
 }
 
-function sameNames(a: ReadonlySet<string> | undefined, b: ReadonlySet<string> | undefined): boolean {
+function sameEntry(a: WatchedDirectory | undefined, b: WatchedDirectory | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  if (a.size !== b.size) return false;
-  for (const name of a) if (!b.has(name)) return false;
+  if (a.at !== b.at || a.optional !== b.optional || a.names.size !== b.names.size) return false;
+  for (const name of a.names) if (!b.names.has(name)) return false;
   return true;
 }
 
@@ -167,6 +188,10 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+function isPermissionError(error: unknown): boolean {
+  return toFailure(error).code === 'PERMISSION';
 }
 
 /**
@@ -190,8 +215,6 @@ async function watchDirectory(
     persistent: settings.persistent === true,
     // `atomic` would hold back unlink events by 100 ms; a rename-replace must reload at once.
     atomic: false,
-    // A watched name that is a symbolic link is watched as a link: what it leads to is watched where it is.
-    followSymlinks: false,
     usePolling: settings.polling,
     interval: settings.intervalMs,
     binaryInterval: settings.intervalMs,

@@ -3,10 +3,11 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { openDbCacheOn } from '../src/cache.ts';
 import { nodeFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent, type Queryable } from '../src/index.ts';
-import { holdOpen, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
+import { holdOpen, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
 import { ManualClock } from './support/manual-clock.ts';
 
 /**
@@ -392,6 +393,36 @@ describe('a database opened through a symbolic link', () => {
         assert.ok(errors.includes('NOT_FOUND'));
       } finally {
         await cache.close();
+      }
+    });
+  });
+
+  test('Deno with --allow-read for the link\'s directory only: read and watched through a directory link and a file link', async () => {
+    await inTempDir(async (dir) => {
+      // app/data is a link to volume/, outside what the process may read; current.db leads to app.db.
+      fs.mkdirSync(path.join(dir, 'app'));
+      fs.mkdirSync(path.join(dir, 'volume'));
+      const real = path.join(dir, 'volume', 'app.db');
+      sqlite(real, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
+      const release = await holdOpen(real);
+      try {
+        insert(real, 3);
+        fs.symlinkSync(path.join(dir, 'volume'), path.join(dir, 'app', 'data'));
+        fs.symlinkSync('app.db', path.join(dir, 'volume', 'current.db'));
+        const script = fileURLToPath(new URL('./scripts/symlink-child.ts', import.meta.url));
+        const repository = fileURLToPath(new URL('..', import.meta.url));
+        const [command, args] = runtimeCommand(script, [`--allow-read=data,${repository}`, '--allow-env', '--allow-sys']);
+        const child = spawn(command, [...args, 'data/current.db', '5'], { cwd: path.join(dir, 'app'), stdio: ['ignore', 'pipe', 'inherit'] });
+        let output = '';
+        child.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+        await waitFor(() => output.includes('\n') || child.exitCode !== null, () => `the child's first line: ${output}`, WATCH_MS);
+        assert.deepEqual(JSON.parse(output.split('\n')[0]!), { count: 3 }, output);
+        insert(real, 2);
+        assert.equal(await exited, 0, output);
+        assert.deepEqual(JSON.parse(output.trim().split('\n').at(-1)!), { count: 5 }, `the child saw the commit through its watch: ${output}`);
+      } finally {
+        await release();
       }
     });
   });

@@ -8,33 +8,66 @@ import { toFailure } from './read.ts';
 export interface ResolvedPath {
   /** The database file SQLite opens: its `-wal`, `-shm` and `-journal` are beside it. */
   readonly path: string;
-  /** Every symbolic link followed on the way, in order, each as the absolute path it was reached by. */
+  /** The symbolic links followed on the way, in order, each as the path it was reached by. */
   readonly links: readonly string[];
 }
 
 /**
  * How many symbolic links one resolution may follow, as in SQLite: its limit `SQLITE_MAX_SYMLINK`
  * is 200, compared before the link at hand is counted, so the 202nd link fails (`SQLITE_CANTOPEN`).
- * The kernel's own limit (40 on Linux) does not apply: each link is read and followed here.
  */
 export const MAX_SYMLINKS = 201;
 
 /**
- * Resolves `path` the way SQLite's unix VFS does before it opens a database (`unixFullPathname`;
- * SQLite follows a symbolic link to the database since 3.10.0): made absolute against the working
- * directory, then taken one component at a time, left to right, onto the path built so far: `.`
- * is dropped, `..` drops the previous (already resolved) component, and a component that is a
- * symbolic link is replaced by its target (an absolute target restarts from `/`, a relative one
- * is taken from the link's directory), whose components are resolved the same way. A component
- * that does not exist is kept as written: a dangling link leads to its target's path, where
- * SQLite would create the file.
+ * The database file SQLite opens for `path`, as a path the kernel resolves to it, so that its
+ * `-wal`, `-shm` and `-journal` are the names beside it.
  *
- * Without `fs.readlink` (a file system with no symbolic links), and on Windows, whose VFS
- * resolves nothing, `path` is returned as given. Throws PipelineFailure: `NOT_FOUND` past
- * {@link MAX_SYMLINKS} links (a loop; SQLite's `SQLITE_CANTOPEN`), and as {@link readImage}
- * does for a file-system error.
+ * SQLite's unix VFS (`unixFullPathname`; it follows a link to the database since 3.10.0) makes
+ * the path absolute and resolves it one component at a time onto the path built so far: `.` is
+ * dropped, `..` goes to the parent of the directory reached (not of the name as written), and a
+ * symbolic link is replaced by its target (an absolute one restarts from `/`, a relative one is
+ * taken from the link's directory). For every component but the last, that is what the kernel
+ * does with any path: only the last one matters to the names beside the file. So only the last
+ * component is resolved here (one `lstat` when it is not a link), its target written after the
+ * link's directory as written, again until the last component is not a link. Directories stay as
+ * written: under Deno a path inside `--allow-read=data` stays inside it.
+ *
+ * A target that does not exist is kept: a dangling link leads to its target's path, where SQLite
+ * would create the file. Without `fs.readlink` (a file system with no symbolic links), and on
+ * Windows, whose VFS resolves nothing, `path` is returned as given. Throws PipelineFailure:
+ * `NOT_FOUND` past {@link MAX_SYMLINKS} links (a loop; SQLite's `SQLITE_CANTOPEN`), and as
+ * {@link readImage} does for a file-system error.
  */
 export function resolveDatabasePath(path: string, fs: ImageFileSystem): ResolvedPath {
+  if (!resolvesLinks(fs)) return { path, links: [] };
+  const links: string[] = [];
+  let current = absolutePath(path, fs);
+  for (;;) {
+    let target: string | undefined;
+    try {
+      target = fs.readlink!(current);
+    } catch (error) {
+      throw toFailure(error);
+    }
+    if (target === undefined) return { path: current, links };
+    if (links.length === MAX_SYMLINKS) {
+      throw new PipelineFailure('NOT_FOUND', `more than ${MAX_SYMLINKS} symbolic links lead on from ${path} (a loop?)`);
+    }
+    links.push(current);
+    // SQLite splits the target at '/': a trailing slash is no part of the name.
+    const name = target.length > 1 ? target.replace(/\/+$/, '') : target;
+    current = name.startsWith('/') ? name : `${current.slice(0, current.lastIndexOf('/'))}/${name}`;
+  }
+}
+
+/**
+ * Where `path` leads with every component resolved, as SQLite resolves it (see
+ * {@link resolveDatabasePath}): the real directories, and every symbolic link on the way (each as
+ * its real directory plus its name), for the watcher. A component that cannot be inspected (a
+ * directory the process may not read, as under Deno's scoped `--allow-read`) counts as no link.
+ * Returns `undefined` past {@link MAX_SYMLINKS} links or on another error.
+ */
+export function realPath(path: string, fs: ImageFileSystem): ResolvedPath | undefined {
   if (!resolvesLinks(fs)) return { path, links: [] };
   const links: string[] = [];
   // The path built so far, without a trailing slash: '' is the root.
@@ -50,38 +83,45 @@ export function resolveDatabasePath(path: string, fs: ImageFileSystem): Resolved
     }
     const parent = built;
     built = `${built}/${name}`;
-    const target = fs.readlink!(built);
+    const target = readlinkIfAllowed(fs, built);
     if (target === undefined) return;
-    if (links.length === MAX_SYMLINKS) {
-      throw new PipelineFailure('NOT_FOUND', `more than ${MAX_SYMLINKS} symbolic links lead on from ${path} (a loop?)`);
-    }
+    if (links.length === MAX_SYMLINKS) throw new PipelineFailure('NOT_FOUND', 'too many symbolic links');
     links.push(built);
     built = target.startsWith('/') ? '' : parent;
     appendAll(target);
   };
   try {
     appendAll(absolutePath(path, fs));
-  } catch (error) {
-    throw toFailure(error);
+  } catch {
+    return undefined;
   }
   return { path: built === '' ? '/' : built, links };
 }
 
 /**
  * `path` made absolute against the working directory, as SQLite does when it opens a database,
- * where {@link resolveDatabasePath} resolves links (else `path` as given). Not normalised: `..`
- * must apply to the directory a link leads to, not to the link's name.
+ * where symbolic links are resolved (else `path` as given). Not normalised: `..` must apply to the
+ * directory a link leads to, not to the link's name.
  */
 export function absolutePath(path: string, fs: ImageFileSystem): string {
   return !resolvesLinks(fs) || path.startsWith('/') ? path : `${cwd()}/${path}`;
-}
-
-function resolvesLinks(fs: ImageFileSystem): boolean {
-  return fs.readlink !== undefined && nodePath.sep === '/';
 }
 
 /** `error`, its message naming the file the path led to when links were followed there. */
 export function namingTarget(error: unknown, resolved: ResolvedPath): unknown {
   if (resolved.links.length === 0 || !(error instanceof PipelineFailure)) return error;
   return new PipelineFailure(error.code, `${error.message} (the path leads through symbolic links to ${resolved.path})`, { cause: error.cause ?? error });
+}
+
+function resolvesLinks(fs: ImageFileSystem): boolean {
+  return fs.readlink !== undefined && nodePath.sep === '/';
+}
+
+function readlinkIfAllowed(fs: ImageFileSystem, path: string): string | undefined {
+  try {
+    return fs.readlink!(path);
+  } catch (error) {
+    if (toFailure(error).code === 'PERMISSION') return undefined;
+    throw error;
+  }
 }
