@@ -411,8 +411,9 @@ describe('a database opened through a symbolic link', () => {
         fs.symlinkSync('app.db', path.join(dir, 'volume', 'current.db'));
         const script = fileURLToPath(new URL('./scripts/symlink-child.ts', import.meta.url));
         const repository = fileURLToPath(new URL('..', import.meta.url));
-        const [command, args] = runtimeCommand(script, [`--allow-read=data,${repository}`, '--allow-env', '--allow-sys']);
-        const child = spawn(command, [...args, 'data/current.db', '5'], { cwd: path.join(dir, 'app'), stdio: ['ignore', 'pipe', 'inherit'] });
+        const data = path.join(dir, 'app', 'data');
+        const [command, args] = runtimeCommand(script, [`--allow-read=${data},${repository}`, '--allow-env', '--allow-sys']);
+        const child = spawn(command, [...args, path.join(data, 'current.db'), '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
         let output = '';
         child.stdout.on('data', (chunk: Buffer) => (output += String(chunk)));
         const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
