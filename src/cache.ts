@@ -85,7 +85,10 @@ export interface DbCache extends Queryable, AsyncDisposable {
   readonly generation: number;
   /** The version string of the live version. */
   readonly version: string;
-  /** The database path, or `"source"` for a source function. */
+  /**
+   * The database path as given (a symbolic link is not replaced by where it leads), or `"source"`
+   * for a source function.
+   */
   readonly path: string;
   /** Whether `close()` has run. */
   readonly closed: boolean;

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 // The command line uses only the public API, so the built CLI imports the built library.
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCache, type DbCacheEvent, type Logger, type Params, type SqlValue } from './index.ts';
@@ -424,7 +424,14 @@ function round(ms: number): number {
 /** When the database or its WAL was last written, in epoch milliseconds. */
 function newestChange(path: string): number {
   let newest = 0;
-  for (const file of [path, `${path}-wal`]) {
+  let real = path;
+  try {
+    // The -wal is beside the file a symbolic link leads to.
+    real = realpathSync(path);
+  } catch {
+    // Missing: nothing was written.
+  }
+  for (const file of [real, `${real}-wal`]) {
     const stat = statSync(file, { throwIfNoEntry: false });
     if (stat !== undefined) newest = Math.max(newest, stat.mtimeMs);
   }

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openDbCacheOn } from '../src/cache.ts';
+import { runCli } from '../src/cli.ts';
 import { nodeFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent, type Queryable } from '../src/index.ts';
 import { holdOpen, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
@@ -178,6 +179,13 @@ describe('a database opened through a symbolic link', () => {
         assert.equal(info.journalMode, 'wal');
         assert.equal(info.walCommittedFrames > 0, true, `${file}: inspectDatabase reads ${real}-wal`);
       }
+      // The command line goes through the same resolution.
+      const out: string[] = [];
+      const output = { out: (text: string) => void out.push(text), err: (text: string) => void out.push(text) };
+      assert.equal(await runCli(['query', given[1]!, 'SELECT count(*) AS n FROM t', '--json'], output), 0, out.join('\n'));
+      assert.equal(await runCli(['info', given[1]!, '--json'], output), 0, out.join('\n'));
+      assert.deepEqual(JSON.parse(out[0]!), [{ n: 2 }]);
+      assert.equal(JSON.parse(out[1]!).walCommittedFrames > 0, true, out[1]);
       // What Python's SQLite reads through the same links (last: its close checkpoints the WAL).
       for (const file of given) assert.equal(sqlite(file, "print(db.execute('SELECT count(*) FROM t').fetchone()[0])").trim(), '2', file);
     });
