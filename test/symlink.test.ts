@@ -274,78 +274,82 @@ describe('a database opened through a symbolic link', () => {
     });
   });
 
-  test('a link replaced (renamed over) to lead to another database: served after reload() and while watching, and the new directory is watched', async () => {
-    await inTempDir(async (dir) => {
-      for (const name of ['a', 'b', 'links']) fs.mkdirSync(path.join(dir, name));
-      const one = path.join(dir, 'a', 'one.db');
-      const two = path.join(dir, 'b', 'two.db');
-      const link = path.join(dir, 'links', 'app.db');
-      walOnly(one, 1);
-      // two.db: ten rows in its -wal, kept there by a connection that stays open.
-      sqlite(two, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
-      const release = await holdOpen(two);
-      insert(two, 10);
-      fs.symlinkSync('../a/one.db', link);
-      const watching = await openDbCache(link);
-      const calling = await openDbCache(link, { watch: false });
-      try {
-        assert.equal(count(watching), 2);
-        assert.equal(count(calling), 2);
-        const generation = calling.generation;
-        relink('../b/two.db', link);
-        await calling.reload();
-        assert.equal(count(calling), 10, 'reload() reads where the link leads now');
-        assert.equal(calling.generation, generation + 1);
-        await waitFor(() => count(watching) === 10, () => `the watch to follow the replaced link (at ${count(watching)})`, WATCH_MS);
-        // The watch moved to b/: a commit there is seen without reload().
-        insert(two, 1);
-        await waitFor(() => count(watching) === 11, () => `a commit to the new target (at ${count(watching)})`, WATCH_MS);
-        await calling.reload();
-        assert.equal(count(calling), 11);
-        // And back: the first database again.
-        relink('../a/one.db', link);
-        await calling.reload();
-        assert.equal(count(calling), 2);
-        await waitFor(() => count(watching) === 2, () => `the watch to follow the link back (at ${count(watching)})`, WATCH_MS);
-      } finally {
-        await watching.close();
-        await calling.close();
-        await release();
-      }
-    });
-  });
+  for (const mode of ['events', 'polling'] as const) {
+    const watchOptions = mode === 'polling' ? { poll: 20 } : {};
 
-  test('a directory link in the path, replaced to lead to another directory: watched where it leads', async () => {
-    await inTempDir(async (dir) => {
-      const first = path.join(dir, 'first', 'app.db');
-      const second = path.join(dir, 'second', 'app.db');
-      fs.mkdirSync(path.dirname(first));
-      fs.mkdirSync(path.dirname(second));
-      sqlite(first, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
-      sqlite(second, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
-      const releaseFirst = await holdOpen(first);
-      const releaseSecond = await holdOpen(second);
-      insert(first, 5);
-      insert(second, 7);
-      fs.symlinkSync('first', path.join(dir, 'current'));
-      const given = path.join(dir, 'current', 'app.db');
-      const clock = new ManualClock();
-      const cache = await openDbCacheOn(nodeFileSystem, given, {}, clock);
-      try {
-        assert.equal(count(cache), 5);
-        insert(first, 1);
-        await driveUntil(clock, () => count(cache) === 6, () => `a commit in first/ (at ${count(cache)})`);
-        relink('second', path.join(dir, 'current'));
-        await driveUntil(clock, () => count(cache) === 7, () => `the replaced directory link (at ${count(cache)})`);
-        insert(second, 1);
-        await driveUntil(clock, () => count(cache) === 8, () => `a commit in second/ (at ${count(cache)})`);
-      } finally {
-        await cache.close();
-        await releaseFirst();
-        await releaseSecond();
-      }
+    test(`a link replaced (renamed over) to lead to another database: served after reload() and while watching (${mode}), and the new directory is watched`, async () => {
+      await inTempDir(async (dir) => {
+        for (const name of ['a', 'b', 'links']) fs.mkdirSync(path.join(dir, name));
+        const one = path.join(dir, 'a', 'one.db');
+        const two = path.join(dir, 'b', 'two.db');
+        const link = path.join(dir, 'links', 'app.db');
+        walOnly(one, 1);
+        // two.db: ten rows in its -wal, kept there by a connection that stays open.
+        sqlite(two, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
+        const release = await holdOpen(two);
+        insert(two, 10);
+        fs.symlinkSync('../a/one.db', link);
+        const watching = await openDbCache(link, watchOptions);
+        const calling = await openDbCache(link, { watch: false });
+        try {
+          assert.equal(count(watching), 2);
+          assert.equal(count(calling), 2);
+          const generation = calling.generation;
+          relink('../b/two.db', link);
+          await calling.reload();
+          assert.equal(count(calling), 10, 'reload() reads where the link leads now');
+          assert.equal(calling.generation, generation + 1);
+          await waitFor(() => count(watching) === 10, () => `the watch to follow the replaced link (at ${count(watching)})`, WATCH_MS);
+          // The watch moved to b/: a commit there is seen without reload().
+          insert(two, 1);
+          await waitFor(() => count(watching) === 11, () => `a commit to the new target (at ${count(watching)})`, WATCH_MS);
+          await calling.reload();
+          assert.equal(count(calling), 11);
+          // And back: the first database again.
+          relink('../a/one.db', link);
+          await calling.reload();
+          assert.equal(count(calling), 2);
+          await waitFor(() => count(watching) === 2, () => `the watch to follow the link back (at ${count(watching)})`, WATCH_MS);
+        } finally {
+          await watching.close();
+          await calling.close();
+          await release();
+        }
+      });
     });
-  });
+
+    test(`a directory link in the path, replaced to lead to another directory: watched where it leads (${mode})`, async () => {
+      await inTempDir(async (dir) => {
+        const first = path.join(dir, 'first', 'app.db');
+        const second = path.join(dir, 'second', 'app.db');
+        fs.mkdirSync(path.dirname(first));
+        fs.mkdirSync(path.dirname(second));
+        sqlite(first, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
+        sqlite(second, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
+        const releaseFirst = await holdOpen(first);
+        const releaseSecond = await holdOpen(second);
+        insert(first, 5);
+        insert(second, 7);
+        fs.symlinkSync('first', path.join(dir, 'current'));
+        const given = path.join(dir, 'current', 'app.db');
+        const clock = new ManualClock();
+        const cache = await openDbCacheOn(nodeFileSystem, given, watchOptions, clock);
+        try {
+          assert.equal(count(cache), 5);
+          insert(first, 1);
+          await driveUntil(clock, () => count(cache) === 6, () => `a commit in first/ (at ${count(cache)})`);
+          relink('second', path.join(dir, 'current'));
+          await driveUntil(clock, () => count(cache) === 7, () => `the replaced directory link (at ${count(cache)})`);
+          insert(second, 1);
+          await driveUntil(clock, () => count(cache) === 8, () => `a commit in second/ (at ${count(cache)})`);
+        } finally {
+          await cache.close();
+          await releaseFirst();
+          await releaseSecond();
+        }
+      });
+    });
+  }
 
   test('rollback journal mode through a link: a hot -journal beside the real file means BUSY, as on the real path; commits are watched', async () => {
     await inTempDir(async (dir) => {
