@@ -1,7 +1,7 @@
 import { watch } from 'chokidar';
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { nodeFileSystem } from './image/file-system.ts';
+import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import { toFailure } from './image/read.ts';
 import { absolutePath, realPath, resolveDatabasePath, type ResolvedPath } from './image/resolve.ts';
 
@@ -118,7 +118,7 @@ class DatabaseWatcher implements FileWatcher {
     } catch {
       return undefined;
     }
-    const real = realPath(this.#path, nodeFileSystem);
+    const real = realPath(this.#path, lookingFileSystem);
     const plan = new Map<string, WatchedDirectory>();
     const add = (directory: string, at: string, names: readonly string[], optional: boolean): void => {
       const known = plan.get(directory);
@@ -150,7 +150,7 @@ class DatabaseWatcher implements FileWatcher {
     }
     this.#plan = plan;
     for (const [directory, entry] of plan) {
-      if (this.#directories.has(directory) || this.#closed) continue;
+      if (this.#directories.has(directory) || this.#closed || (entry.optional && !mayRead(entry.at))) continue;
       const onError = entry.optional ? (error: unknown) => (isPermissionError(error) ? undefined : this.#onError(error)) : this.#onError;
       try {
         this.#directories.set(directory, await watchDirectory(entry.at, entry.names, this.#settings, this.#onChange, onError));
@@ -183,12 +183,30 @@ function sameEntry(a: WatchedDirectory | undefined, b: WatchedDirectory | undefi
 }
 
 function isDirectory(path: string): boolean {
+  if (!mayRead(path)) return false;
   try {
     return fs.statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
   } catch {
     return false;
   }
 }
+
+/**
+ * Whether the process may read `path` without asking: under Deno, whether read access is granted
+ * (a scoped --allow-read; in a terminal Deno would otherwise prompt for what the watcher only
+ * looks at in passing). Elsewhere always.
+ */
+function mayRead(path: string): boolean {
+  if (typeof Deno === 'undefined') return true;
+  const permissions = (Deno as { permissions?: { querySync?: (descriptor: { name: 'read'; path: string }) => { state: string } } }).permissions;
+  return permissions?.querySync === undefined || permissions.querySync({ name: 'read', path }).state === 'granted';
+}
+
+/** {@link nodeFileSystem} that sees no link where it may not look ({@link mayRead}). */
+const lookingFileSystem: ImageFileSystem = {
+  ...nodeFileSystem,
+  readlink: (path) => (mayRead(path) ? nodeFileSystem.readlink!(path) : undefined),
+};
 
 function isPermissionError(error: unknown): boolean {
   return toFailure(error).code === 'PERMISSION';
