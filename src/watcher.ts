@@ -274,8 +274,10 @@ function watchUnrefed(
       },
     };
   }
-  const watcher = fs.watch(directory, { persistent: settings.persistent === true }, (_event, name) => {
-    if (name === null || names.has(nodePath.basename(String(name)))) onChange();
+  const watcher = fs.watch(directory, { persistent: settings.persistent === true }, (event, name) => {
+    // Deno names a rename by its first path only: a file or link renamed over one of ours (an
+    // atomic replace) can arrive as the temporary name alone. Any rename is worth a cheap check.
+    if (name === null || event === 'rename' || names.has(nodePath.basename(String(name)))) onChange();
   });
   watcher.on('error', onError);
   if (settings.persistent !== true) watcher.unref();
