@@ -87,7 +87,10 @@ export interface DbCache extends Queryable, AsyncDisposable {
   readonly generation: number;
   /** The version string of the live version. */
   readonly version: string;
-  /** The database path, or `"source"` for a source function. */
+  /**
+   * The database path as given (a symbolic link is not replaced by where it leads), or `"source"`
+   * for a source function.
+   */
   readonly path: string;
   /** Whether `close()` has run. */
   readonly closed: boolean;
@@ -366,6 +369,9 @@ class Cache extends QueryMethods implements DbCache {
       return true;
     } catch {
       return false;
+    } finally {
+      // A symbolic link on the path may lead elsewhere now, or a missing directory exist: watch there.
+      this.#watcher?.follow();
     }
   }
 

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import process from 'node:process';
 import { setImmediate } from 'node:timers';
 // The command line uses only the public API, so the built CLI imports the built library.
@@ -929,7 +929,14 @@ function round(ms: number): number {
 /** When the database or its WAL was last written, in epoch milliseconds. */
 function newestChange(path: string): number {
   let newest = 0;
-  for (const file of [path, `${path}-wal`]) {
+  let real = path;
+  try {
+    // The -wal is beside the file a symbolic link leads to.
+    real = realpathSync(path);
+  } catch {
+    // Missing: nothing was written.
+  }
+  for (const file of [real, `${real}-wal`]) {
     const stat = statSync(file, { throwIfNoEntry: false });
     if (stat !== undefined) newest = Math.max(newest, stat.mtimeMs);
   }

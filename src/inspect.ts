@@ -7,7 +7,8 @@ export type { DatabaseInfo };
 
 /**
  * Describes the SQLite database at `path` from one consistent read: journal mode, page size,
- * pages, WAL frames and the version string dbcache would give it. Takes no locks.
+ * pages, WAL frames and the version string dbcache would give it. Takes no locks. Follows
+ * symbolic links as SQLite does: the `-wal` and `-shm` read are those beside the real file.
  *
  * Rejects with a DbCacheError (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `BUSY`, `IO`).
  *

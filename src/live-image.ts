@@ -2,6 +2,7 @@ import type { ReloadCause } from './cache.ts';
 import { PipelineFailure, describe } from './errors.ts';
 import { fileClockNs, type ImageFileSystem } from './image/file-system.ts';
 import { databaseImage, readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type ReadPolicy, type WalMemory } from './image/read.ts';
+import { absolutePath, namingTarget, resolveDatabasePath } from './image/resolve.ts';
 import type { DatabaseSource } from './options.ts';
 import { FALLBACK_PAGE_SIZE, pageSizeOf, type PageImage } from './pages/page-image.ts';
 import { PageImageBuilder, PageStore } from './pages/page-store.ts';
@@ -59,10 +60,17 @@ class LivePages {
   }
 }
 
-/** Images of the database file at a path, read without locks (src/image/read.ts). */
+/**
+ * Images of the database file at a path, read without locks (src/image/read.ts). The path is
+ * resolved as SQLite resolves it (symbolic links followed, src/image/resolve.ts) at the start of
+ * every read and check, so a link replaced to lead elsewhere is followed.
+ */
 export class FileFeed implements ImageFeed {
+  /** The path as given; made absolute once, as SQLite does when it opens a database. */
   readonly #path: string;
   readonly #fs: ImageFileSystem;
+  /** The database file the last read resolved the path to: the live image and WAL memory are of it. */
+  #realPath: string | undefined;
   readonly #live = new LivePages();
   /** Newest version known to hold the live content (a checkpoint changes it, not the content). */
   #liveVersion = '';
@@ -77,7 +85,7 @@ export class FileFeed implements ImageFeed {
   #wal: WalMemory | undefined;
 
   constructor(path: string, fs: ImageFileSystem) {
-    this.#path = path;
+    this.#path = absolutePath(path, fs);
     this.#fs = fs;
   }
 
@@ -87,13 +95,33 @@ export class FileFeed implements ImageFeed {
 
   async read(cause: ReloadCause, policy: ReadPolicy): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
     this.#readingFingerprint = undefined;
-    const fingerprint = readFingerprint(this.#path, this.#fs);
+    const resolved = resolveDatabasePath(this.#path, this.#fs);
+    if (resolved.path !== this.#realPath) {
+      // Another file (a link replaced): nothing known of the previous one speaks for it.
+      this.#realPath = resolved.path;
+      this.#wal = undefined;
+      this.#liveVersion = '';
+    }
+    try {
+      return await this.#readAt(resolved.path, cause, policy);
+    } catch (error) {
+      throw namingTarget(error, resolved);
+    }
+  }
+
+  /**
+   * {@link FileFeed.read} of the file the path resolved to. The fingerprint names that file, so a
+   * link that moves changes it. A link replaced during the read leaves an image of the file it
+   * led to when the read began (a state after the call began); the next check sees the move.
+   */
+  async #readAt(path: string, cause: ReloadCause, policy: ReadPolicy): Promise<DatabaseImage | typeof SAME_BAD_FILE | undefined> {
+    const fingerprint = readFingerprint(path, this.#fs);
     // Inside the racy window an equal fingerprint proves nothing: read and compare the content.
     if (this.#live.pages !== undefined && sameFiles(this.#fingerprint, fingerprint)) return undefined;
     if (cause === 'watch' && sameFiles(this.#badFingerprint, fingerprint)) return SAME_BAD_FILE;
     this.#readingFingerprint = fingerprint;
     const live = this.#live.pages;
-    const image = await readImage(this.#path, this.#fs, policy, { fingerprint, wal: this.#wal, store: this.store, ...(live === undefined ? {} : { live }) });
+    const image = await readImage(path, this.#fs, policy, { fingerprint, wal: this.#wal, store: this.store, ...(live === undefined ? {} : { live }) });
     this.#wal = image.wal;
     return image;
   }
@@ -139,7 +167,7 @@ export class FileFeed implements ImageFeed {
   }
 
   changed(): boolean {
-    return readFingerprint(this.#path, this.#fs).key !== this.#fingerprint?.key;
+    return readFingerprint(resolveDatabasePath(this.#path, this.#fs).path, this.#fs).key !== this.#fingerprint?.key;
   }
 
   unsettledUntil(): number | undefined {

@@ -24,6 +24,12 @@ export interface ImageFileSystem {
   readSync(fd: number, into: Uint8Array, offset: number, length: number, position: number): number;
   /** Asynchronous positional read for whole files, so a large read does not block the event loop. */
   read(fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * The target of the symbolic link at `path` (its last component is not followed: `lstat`, then
+   * `readlink`), or `undefined` when `path` is not a symbolic link or does not exist. Absent: the
+   * file system has no symbolic links, and paths are used as given.
+   */
+  readlink?(path: string): string | undefined;
   /** A new, uninitialised buffer that nothing else references. */
   allocate(size: number): Uint8Array;
   /**
@@ -70,6 +76,17 @@ export const nodeFileSystem: ImageFileSystem = {
   stat(path) {
     const stat = fs.statSync(path, { bigint: true, throwIfNoEntry: false });
     return stat === undefined ? undefined : toStat(stat);
+  },
+  readlink(path) {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.lstatSync(path, { throwIfNoEntry: false });
+    } catch (error) {
+      // A component that is a file: what follows does not exist, and reading the path says so.
+      if ((error as { code?: unknown } | null)?.code === 'ENOTDIR') return undefined;
+      throw error;
+    }
+    return stat?.isSymbolicLink() === true ? fs.readlinkSync(path, 'utf8') : undefined;
   },
   readSync: (fd, into, offset, length, position) => fs.readSync(fd, into, offset, length, position),
   read: (fd, into, offset, length, position) =>

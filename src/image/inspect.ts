@@ -1,6 +1,7 @@
 import type { ImageFileSystem } from './file-system.ts';
 import { parseDbHeader } from './header.ts';
-import { readHead, readImage, type ReadPolicy } from './read.ts';
+import { readHead, readImage, type DatabaseImage, type ReadPolicy } from './read.ts';
+import { namingTarget, resolveDatabasePath } from './resolve.ts';
 import { scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE } from './wal.ts';
 
 /** What `dbcache info` reports about a database and its side files. */
@@ -19,9 +20,19 @@ export interface DatabaseInfo {
   readonly version: string;
 }
 
-/** Describes the database at `path` from one consistent read plus its `-wal` and `-shm`. */
-export async function inspectDatabase(path: string, fs: ImageFileSystem, policy: ReadPolicy): Promise<DatabaseInfo> {
-  const image = await readImage(path, fs, policy);
+/**
+ * Describes the database at `path` from one consistent read plus its `-wal` and `-shm`, which are
+ * beside the file the path leads to (symbolic links followed as SQLite follows them).
+ */
+export async function inspectDatabase(given: string, fs: ImageFileSystem, policy: ReadPolicy): Promise<DatabaseInfo> {
+  const resolved = resolveDatabasePath(given, fs);
+  const { path } = resolved;
+  let image: DatabaseImage;
+  try {
+    image = await readImage(path, fs, policy);
+  } catch (error) {
+    throw namingTarget(error, resolved);
+  }
   const header = image.pages.length === 0 ? undefined : parseDbHeader(image.pages.subarray(0, 100));
   const wal = readFile(fs, `${path}-wal`);
   const scan = wal === undefined ? undefined : scanWal(wal);

@@ -169,7 +169,8 @@ export function readFingerprint(path: string, fs: ImageFileSystem): Fingerprint 
     const now = fileClockNs(fs);
     const db = statDatabase(path, fs);
     const wal = fs.stat(`${path}-wal`);
-    const parts = [statKey(db)];
+    // The path too: a symbolic link that now leads to another file changes the fingerprint.
+    const parts = [JSON.stringify(path), statKey(db)];
     let newest = newestTime(db);
     let witnessed = false;
     if (wal !== undefined) {
@@ -823,7 +824,8 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function toFailure(error: unknown): PipelineFailure {
+/** A file-system error as the PipelineFailure a read reports for it. */
+export function toFailure(error: unknown): PipelineFailure {
   if (error instanceof PipelineFailure) return error;
   // Deno's permission system denies with an error that has a name and no code.
   const name = (error as { name?: unknown } | null)?.name;
@@ -839,6 +841,8 @@ function toFailure(error: unknown): PipelineFailure {
       return new PipelineFailure('PERMISSION', 'permission to read the file was denied', { cause: error });
     case 'EISDIR':
       return new PipelineFailure('NOT_A_FILE', 'the path is not a regular file', { cause: error });
+    case 'ELOOP':
+      return new PipelineFailure('NOT_FOUND', 'the symbolic links in the path form a loop', { cause: error });
     default:
       return new PipelineFailure('IO', `the file could not be read (${code ?? String(error)})`, { cause: error });
   }
