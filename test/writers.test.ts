@@ -546,7 +546,52 @@ describe('ledger writer in another process, continuous reloads', { timeout: TEST
       assert.ok(Number(result.writer['aborts']) >= 50);
     });
   }
+
+  // What a loaded machine does to the reader, made certain: every read of a file stalls longer
+  // than the writer's longest pause. A writer that did not wait for the reader would keep a journal
+  // live or the file changing across every attempt (the open then fails BUSY after busyTimeoutMs,
+  // as it did on loaded machines); paced by the reader, it stops WRITER_LAG commits ahead.
+  test('truncate: a reader slower than its writer (each file read stalls 30 ms): the writer waits for it, no BUSY', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const result = await runLedger('truncate', {
+      writerArgs: ['--aborts', ROLLBACK_ABORT_RATE, '--big-aborts', '0', '--pace', ROLLBACK_PACE],
+      seed: 2100,
+      minReloads: 10,
+      coverage: (meta) => (meta['aborts'] ?? 0) >= 20,
+      fs: new StallingFileSystem(30),
+    });
+    report('truncate with aborts, stalling reads', result);
+    assertObservedManyCommits('truncate, stalling reads', result, 10);
+    assert.equal(result.busy, 0, 'a reload ended in BUSY although the writer waits for the reader');
+  });
 });
+
+/** The real file system, except that the first read through each descriptor waits `stallMs`. */
+class StallingFileSystem implements ImageFileSystem {
+  readonly #stallMs: number;
+  readonly #fresh = new Set<number>();
+
+  constructor(stallMs: number) {
+    this.#stallMs = stallMs;
+  }
+
+  open = (file: string): number => {
+    const fd = nodeFileSystem.open(file);
+    this.#fresh.add(fd);
+    return fd;
+  };
+  close = (fd: number): void => {
+    this.#fresh.delete(fd);
+    nodeFileSystem.close(fd);
+  };
+  fstat = nodeFileSystem.fstat;
+  stat = nodeFileSystem.stat;
+  readSync = nodeFileSystem.readSync;
+  read = async (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> => {
+    if (this.#fresh.delete(fd)) await new Promise((resolve) => setTimeout(resolve, this.#stallMs));
+    return nodeFileSystem.read(fd, into, offset, length, position);
+  };
+  allocate = nodeFileSystem.allocate;
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1b. The same spill-and-rollback, placed exactly inside the cache's read of the file
