@@ -66,12 +66,28 @@ function bunCounts(text) {
 // Running steps
 // ---------------------------------------------------------------------------------------------
 
+/** The process group of the step running now: a signal to this script ends it too. */
+let current;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (current !== undefined) {
+      try {
+        process.kill(-current, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(130);
+  });
+}
+
 /** Runs a command, passing its output through; resolves with its status and output (never rejects). */
 function run(command, commandArgs, env = {}) {
   return new Promise((resolve) => {
     const started = performance.now();
     console.log(`\n$ ${[command, ...commandArgs].map((part) => path.relative(root, part) || part).join(' ')}`);
     const child = spawn(command, commandArgs, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    current = child.pid;
     let output = '';
     const collect = (stream) => (chunk) => {
       output += chunk;
@@ -93,6 +109,7 @@ function run(command, commandArgs, env = {}) {
     });
     child.on('close', (status) => {
       clearTimeout(watchdog);
+      current = undefined;
       const seconds = Math.round((performance.now() - started) / 1000);
       resolve({ status: hung ? null : status, output: stripAnsi(output) + (hung ? `\nkilled after ${STEP_LIMIT_MS / 60_000} min\n` : ''), seconds });
     });
@@ -105,7 +122,7 @@ const results = [];
 async function check(name, command, commandArgs) {
   if (!wanted('checks')) return;
   const { status, seconds } = await run(command, commandArgs);
-  results.push({ name, passed: status === 0 ? 1 : 0, failed: status === 0 ? 0 : 1, skipped: 0, seconds, note: status === 0 ? 'ok' : `exit status ${status}` });
+  results.push({ name, passed: status === 0 ? 1 : 0, failed: status === 0 ? 0 : 1, skipped: 0, seconds, note: status === 0 ? '' : `exit status ${status}` });
 }
 
 /** A runtime's test run: counts from its reporter; a non-zero exit without failures counts one failure. */
@@ -116,10 +133,10 @@ async function suite(name, key, command, commandArgs, counts, env = {}) {
     results.push({ name, passed: 0, failed: 1, skipped: 0, seconds: 0, note: `${path.relative(root, command)} is missing (npm run runtimes)` });
     return;
   }
-  const version = spawnSync(command, ['--version'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  const version = spawnSync(command, ['--version'], { encoding: 'utf8' }).stdout.match(/\d+\.\d+\.\d+/)?.[0] ?? '?';
   const { status, output, seconds } = await run(command, commandArgs, env);
   const found = counts(output);
-  const result = { name: `${name} (${version})`, passed: found?.passed ?? 0, failed: found?.failed ?? 0, skipped: found?.skipped ?? 0, seconds, note: '' };
+  const result = { name: `${name} ${version}`, passed: found?.passed ?? 0, failed: found?.failed ?? 0, skipped: found?.skipped ?? 0, seconds, note: '' };
   if (found === undefined) result.note = 'no summary from the test runner';
   if (status !== 0 && result.failed === 0) {
     result.failed = 1;
@@ -146,8 +163,8 @@ if (wanted('node22') || wanted('node24')) {
 const sample = { SIM_SAMPLE: '1' };
 await suite('deno', 'deno', bin('deno'), ['test', '--no-check', '-A', '--v8-flags=--expose-gc', ...files], denoCounts, { ...sample, NO_COLOR: '1' });
 await suite('bun', 'bun', bin('bun'), ['test', '--timeout=300000', ...files.map((file) => `./${file}`)], bunCounts, sample);
-await suite('node 22', 'node22', runtimeNode(22), ['--test', '--test-timeout=300000', ...files], nodeCounts, sample);
-await suite('node 24', 'node24', runtimeNode(24), ['--test', '--test-timeout=300000', ...files], nodeCounts, sample);
+await suite('node', 'node22', runtimeNode(22), ['--test', '--test-timeout=300000', ...files], nodeCounts, sample);
+await suite('node', 'node24', runtimeNode(24), ['--test', '--test-timeout=300000', ...files], nodeCounts, sample);
 await suite('node', 'node', process.execPath, ['--import', 'tsx', '--test', '--test-timeout=300000', ...files], nodeCounts);
 
 const total = { passed: 0, failed: 0, skipped: 0 };
@@ -157,7 +174,7 @@ for (const result of results) {
   total.failed += result.failed;
   total.skipped += result.skipped;
   const counts = `${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped`;
-  console.log(`  ${result.failed > 0 ? 'FAIL' : 'ok  '} ${result.name.padEnd(26)} ${counts.padEnd(36)} ${String(result.seconds).padStart(5)} s${result.note ? `  ${result.note}` : ''}`);
+  console.log(`  ${result.failed > 0 ? 'FAIL' : 'ok  '} ${result.name.padEnd(18)} ${counts.padEnd(36)} ${String(result.seconds).padStart(5)} s${result.note ? `  ${result.note}` : ''}`);
 }
 if (results.length === 0) {
   console.log('  nothing ran');
