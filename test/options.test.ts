@@ -99,7 +99,8 @@ describe('persistent', () => {
         const kept = start(['--persistent']);
         let exitedEarly = false;
         void kept.exited.then(() => (exitedEarly = true));
-        await waitFor(() => kept.state.output.includes('open 1\n') || exitedEarly, 'the script to open', 20_000);
+        // Starting the runtime (and tsx) on a loaded machine can take many seconds: the limit only catches a hang.
+        await waitFor(() => kept.state.output.includes('open 1\n') || exitedEarly, 'the script to open', 120_000);
         sqlite(file, "db.execute(\"INSERT INTO t VALUES ('x')\")");
         await waitFor(() => kept.state.output.includes('reload 2\n') || exitedEarly, 'a reload in the still-running script', 20_000);
         assert.equal(exitedEarly, false, kept.state.output);

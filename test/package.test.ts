@@ -92,7 +92,7 @@ describe('the package packed from a fresh clone, installed by name', () => {
       const { child, state, exited } = start(command, args, project);
       const lines = () => state.output.split('\n');
       try {
-        await waitFor(() => /^open 1 \d+$/m.test(state.output) || state.exit !== undefined, () => `the smoke script to open (${state.output})`, 20_000);
+        await waitFor(() => /^open 1 \d+$/m.test(state.output) || state.exit !== undefined, () => `the smoke script to open (${state.output})`, 120_000);
         const initial = Number(/^open 1 (\d+)$/m.exec(state.output)![1]);
         sqlite(file, "db.execute('INSERT INTO t VALUES (2)')");
         await waitFor(() => lines().includes(`watch 2 ${initial + 1}`), () => `a watch reload (${state.output})`);
@@ -127,7 +127,7 @@ describe('the package packed from a fresh clone, installed by name', () => {
       const { child, state, exited } = start(command, args, project);
       const prompted = () => /Deno requests|Allow\?/.test(state.output);
       try {
-        await waitFor(() => /open 1 \d+ 4/.test(state.output) || prompted() || state.exit !== undefined, () => `the app to open (${state.output})`, 30_000);
+        await waitFor(() => /open 1 \d+ 4/.test(state.output) || prompted() || state.exit !== undefined, () => `the app to open (${state.output})`, 120_000);
         assert.equal(prompted(), false, state.output);
         sqlite(file, "db.execute('INSERT INTO t VALUES (10)')");
         await waitFor(() => /closed/.test(state.output) || prompted() || state.exit !== undefined, () => `a watch reload (${state.output})`, 30_000);
@@ -147,7 +147,7 @@ describe('the package packed from a fresh clone, installed by name', () => {
     const { child, state, exited } = start(command, args, project);
     const prompted = () => /Deno requests|Allow\?/.test(state.output);
     try {
-      await waitFor(() => /closed/.test(state.output) || prompted() || state.exit !== undefined, () => `the app to open and close (${state.output})`, 30_000);
+      await waitFor(() => /closed/.test(state.output) || prompted() || state.exit !== undefined, () => `the app to open and close (${state.output})`, 120_000);
       assert.equal(prompted(), false, state.output);
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       assert.equal(await exited, 0, state.output);

@@ -15,9 +15,16 @@
  *       and to 1 s, and on a loop-mounted ext4 with 128-byte inodes (1-second times) where the
  *       machine allows it (root, a loop device).
  *
- * The default run does a few hundred reloads per journal mode (about half a minute in all). Set
- * DBCACHE_SOAK=<seconds> to run each ledger scenario (every mode, with and without aborted
- * transactions, and the mode-switching writer) for at least that long instead.
+ * The ledger writers are paced by the reader's progress (`writer.py ledger --lag`): a writer may
+ * run at most a few commits ahead of the newest one the cache has shown, and each reload waits
+ * for a commit it has not shown yet. Every pass condition counts reloads, commits and writer
+ * events, never time, so a slow or loaded machine makes the run longer, not red (a writer that
+ * outruns the reader, as the README's "Known limits" say, would otherwise make rollback-mode
+ * reloads end in BUSY however long the test waited). The timeouts below only catch a hang.
+ *
+ * The default run does a few hundred reloads per journal mode. Set DBCACHE_SOAK=<seconds> to run
+ * each ledger scenario (every mode, with and without aborted transactions, and the mode-switching
+ * writer) for at least that long instead.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,19 +42,27 @@ const WRITER = fileURLToPath(new URL('./support/writer.py', import.meta.url));
 const SOAK_SECONDS = Number(process.env['DBCACHE_SOAK'] ?? '') > 0 ? Number(process.env['DBCACHE_SOAK']) : 0;
 /** Reloads per ledger mode in the default run. */
 const LEDGER_RELOADS = 300;
-/** Distinct commits (seq values) each ledger mode must observe in its snapshots at least. */
+/** Distinct commits (seq values) each ledger mode must observe in its snapshots at least (each reload shows a new one). */
 const LEDGER_COMMITS = 150;
-/** Reloads of the aborted-transactions run in WAL mode. */
+/** Reloads of the aborted-transactions run in WAL mode, and in each rollback mode (each of those reads megabytes of ballast). */
 const ABORT_RELOADS = 200;
-/** How long each rollback mode of the aborted-transactions run goes on at least. */
-const ABORT_MS = 3000;
+const ROLLBACK_ABORT_RELOADS = 40;
+/**
+ * How many commits a ledger writer may run ahead of the newest commit the cache has shown. More
+ * than one, so that reloads overlap the writer's transactions (and its aborted ones); few enough
+ * that a writer which has used them up leaves the files alone until the reader catches up.
+ */
+const WRITER_LAG = 6;
+/** Waiting for a writer's next commit longer than this means it hangs (a commit takes milliseconds). */
+const WRITER_SILENCE_MS = 120_000;
 /** Rollback modes: share of aborted transactions, megabytes of ballast each side, seconds of pause between transactions. */
 const ROLLBACK_ABORT_RATE = '0.6';
 const ROLLBACK_BALLAST_MB = '2';
 const ROLLBACK_PACE = '0.02';
 /** Every how many reloads the snapshot also gets PRAGMA quick_check and a check of every blob byte. */
 const DEEP_EVERY = 25;
-const TEST_TIMEOUT_MS = SOAK_SECONDS > 0 ? SOAK_SECONDS * 1000 * 4 + 120_000 : 180_000;
+/** Only catches a hang: the default run takes seconds per test (a minute or two on a loaded machine). */
+const TEST_TIMEOUT_MS = SOAK_SECONDS > 0 ? SOAK_SECONDS * 1000 * 4 + 600_000 : 600_000;
 
 type JournalMode = 'wal' | 'delete' | 'truncate' | 'persist';
 const ALL_MODES: readonly JournalMode[] = ['wal', 'delete', 'truncate', 'persist'];
@@ -161,8 +176,8 @@ class Writer {
     return new Error(`${this.name} exited with status ${this.#exitCode}; stderr:\n${this.#stderr}`);
   }
 
-  /** The next JSON line the writer prints. */
-  async next(timeoutMs = 15_000): Promise<Message> {
+  /** The next JSON line the writer prints (the timeout only catches a hung writer). */
+  async next(timeoutMs = WRITER_SILENCE_MS): Promise<Message> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const line = this.#lines.shift();
@@ -204,7 +219,7 @@ class Writer {
   }
 
   /** Closes stdin (the writer's signal to finish), waits for a clean exit, returns the last message. */
-  async stop(timeoutMs = 20_000): Promise<Message | undefined> {
+  async stop(timeoutMs = WRITER_SILENCE_MS): Promise<Message | undefined> {
     this.child.stdin!.end();
     if (!(await settlesWithin(this.#closed, timeoutMs))) {
       await this.kill();
@@ -220,7 +235,7 @@ class Writer {
   async kill(): Promise<void> {
     if (this.exited) return;
     this.child.kill('SIGKILL');
-    if (!(await settlesWithin(this.#closed, 5000))) throw new Error(`${this.name} survived SIGKILL for 5 s`);
+    if (!(await settlesWithin(this.#closed, 30_000))) throw new Error(`${this.name} survived SIGKILL for 30 s`);
   }
 }
 
@@ -347,13 +362,9 @@ interface LedgerRun {
   /** Extra arguments for `writer.py ledger`. */
   readonly writerArgs: readonly string[];
   readonly seed: number;
-  /** Reload at least this often ... */
+  /** Reload at least this often (each reload shows at least one new commit) ... */
   readonly minReloads: number;
-  /** ... until snapshots of at least this many distinct commits (seq values) were observed ... */
-  readonly minCommits: number;
-  /** ... for at least this long (DBCACHE_SOAK overrides it) ... */
-  readonly minMs: number;
-  /** ... and until the newest snapshot's meta shows this writer activity. */
+  /** ... until the newest snapshot's meta shows this writer activity (and, with DBCACHE_SOAK, for that long). */
   readonly coverage: (meta: Readonly<Record<string, number>>) => boolean;
   /** The file system the cache reads through (default: the real one). */
   readonly fs?: ImageFileSystem;
@@ -367,13 +378,14 @@ async function runLedger(mode: JournalMode, run: LedgerRun): Promise<LedgerRunRe
   let result: LedgerRunResult | undefined;
   await withTempDir(async (tempDir, defer) => {
     const file = path.join(run.dir ?? tempDir, 'ledger.db');
-    const writer = new Writer(['ledger', file, mode, '--seed', String(run.seed), ...run.writerArgs]);
+    const writer = new Writer(['ledger', file, mode, '--seed', String(run.seed), '--lag', String(WRITER_LAG), ...run.writerArgs]);
     defer(() => writer.kill());
-    const ready = (await writer.expect('ready', 60_000))['ready'] as { total: number; accounts: number };
+    const ready = (await writer.expect('ready', WRITER_SILENCE_MS))['ready'] as { total: number; accounts: number };
     const expected: LedgerExpectations = { total: ready.total, accounts: ready.accounts };
 
-    // The open has no live image to compare with: inside the racy window each attempt reads the
-    // file twice, and the aborting writers keep a journal live most of the time.
+    // Until the first snapshot the writer may commit WRITER_LAG times, then it waits: the open
+    // retries (inside the racy window each attempt reads the file twice) until the writer has
+    // stopped, which takes WRITER_LAG commits however slow the machine is, far below this budget.
     const cache = await openDbCacheOn(run.fs ?? nodeFileSystem, file, { watch: false, busyTimeoutMs: 20_000 });
     defer(() => cache.close());
 
@@ -403,37 +415,35 @@ async function runLedger(mode: JournalMode, run: LedgerRun): Promise<LedgerRunRe
     };
 
     observe(true);
-    const minMs = SOAK_SECONDS > 0 ? SOAK_SECONDS * 1000 : run.minMs;
-    const loopStarted = performance.now();
-    // Generous: inside the racy window every reload of a file that keeps changing reads it twice.
-    const deadline = loopStarted + minMs + 90_000;
+    // The writer paces itself by what the reader has shown (`--lag`).
+    writer.send(`seen ${last!.seq}`);
+    const soakUntil = performance.now() + SOAK_SECONDS * 1000;
+    let acknowledged = 0;
     for (;;) {
-      const enough =
-        reloads >= run.minReloads &&
-        seqs.size >= run.minCommits &&
-        performance.now() - loopStarted >= minMs &&
-        run.coverage(last!.meta);
-      if (enough) break;
-      if (performance.now() > deadline) {
-        assert.fail(
-          `${mode}: after ${reloads} reloads (${seqs.size} distinct commits) the loop still had not seen enough: ${JSON.stringify(last!.meta)}`,
-        );
+      if (reloads >= run.minReloads && run.coverage(last!.meta) && performance.now() >= soakUntil) break;
+      // Progress, not time: each reload starts once the writer acknowledged a commit the cache
+      // has not shown yet, so every reload that succeeds shows a new commit, while the writer
+      // goes on with its next ones (up to WRITER_LAG ahead) during the read.
+      while (acknowledged <= last!.seq) {
+        acknowledged = Math.max(acknowledged, Number((await writer.expect('commit', WRITER_SILENCE_MS))['commit']));
       }
       try {
         await cache.reload();
       } catch (error) {
-        // A writer that keeps the file busy past busyTimeoutMs is allowed to win now and then;
-        // anything else (CORRUPT, NOT_A_DATABASE, ...) means a torn image got as far as SQLite.
-        if (isDbCacheError(error, 'BUSY')) {
-          busy++;
-          continue;
-        }
-        throw error;
+        // The writer stops WRITER_LAG commits ahead, so a reload that retried until BUSY should
+        // not happen; it is allowed now and then (counted below), anything else (CORRUPT,
+        // NOT_A_DATABASE, ...) means a torn image got as far as SQLite.
+        if (!isDbCacheError(error, 'BUSY')) throw error;
+        busy++;
+        assert.ok(busy <= Math.max(3, reloads / 20), `${mode}: ${busy} BUSY reloads among ${reloads} that worked: ${String(error)}`);
+        continue;
       }
       reloads++;
       const deep = reloads % DEEP_EVERY === 0;
       if (deep) deepChecks++;
       observe(deep);
+      assert.ok(last!.seq >= acknowledged, `${mode}: reload() after the writer acknowledged commit ${acknowledged} shows seq ${last!.seq}`);
+      writer.send(`seen ${last!.seq}`);
     }
 
     const summary = ((await writer.stop()) ?? {})['done'] as Message | undefined;
@@ -484,14 +494,12 @@ describe('ledger writer in another process, continuous reloads', { timeout: TEST
   for (const [index, mode] of ALL_MODES.entries()) {
     test(`${mode}: every snapshot is a whole committed state (balances, seq, bulk blobs, quick_check)`, { timeout: TEST_TIMEOUT_MS }, async () => {
       const result = await runLedger(mode, {
-        // Inside the racy window a rollback-mode read needs two identical reads of the file; a
-        // writer committing back to back leaves no gap for them (a cost the README states), so
-        // rollback writers here pause up to 20 ms between transactions.
+        // Inside the racy window a rollback-mode read needs two identical reads of the file: the
+        // writer's lag guarantees a quiet file after a few commits, its pauses (up to 20 ms between
+        // transactions) give reads gaps of every length before that.
         writerArgs: mode === 'wal' ? [] : ['--pace', '0.02'],
         seed: 1000 + index,
         minReloads: LEDGER_RELOADS,
-        minCommits: LEDGER_COMMITS,
-        minMs: 0,
         // Snapshots taken after every kind of checkpoint, a VACUUM and a reopened connection.
         coverage: (meta) =>
           (meta['vacuums'] ?? 0) >= 1 &&
@@ -512,8 +520,6 @@ describe('ledger writer in another process, continuous reloads', { timeout: TEST
       writerArgs: ['--switch-every', '25'],
       seed: 3000,
       minReloads: LEDGER_RELOADS,
-      minCommits: LEDGER_COMMITS,
-      minMs: 0,
       coverage: (meta) => (meta['switches'] ?? 0) >= 5,
     });
     report('switching modes', result);
@@ -531,18 +537,61 @@ describe('ledger writer in another process, continuous reloads', { timeout: TEST
       const result = await runLedger(mode, {
         writerArgs: wal ? ['--aborts', '0.5'] : ['--aborts', ROLLBACK_ABORT_RATE, '--big-aborts', '0', '--ballast', ROLLBACK_BALLAST_MB, '--pace', ROLLBACK_PACE],
         seed: 2000 + index,
-        // Rollback modes: each publishing reload may wait out many live journals, so they run by time.
-        minReloads: wal ? ABORT_RELOADS : 20,
-        minCommits: wal ? 60 : 10,
-        minMs: wal ? 0 : ABORT_MS,
+        // Rollback modes: each publishing reload may wait out several live journals and reads megabytes.
+        minReloads: wal ? ABORT_RELOADS : ROLLBACK_ABORT_RELOADS,
         coverage: (meta) => (meta['aborts'] ?? 0) >= 50,
       });
       report(`${mode} with aborts`, result);
-      assertObservedManyCommits(mode, result, wal ? 60 : 10);
+      assertObservedManyCommits(mode, result, wal ? 60 : ROLLBACK_ABORT_RELOADS);
       assert.ok(Number(result.writer['aborts']) >= 50);
     });
   }
+
+  // What a loaded machine does to the reader, made certain: every read of a file stalls longer
+  // than the writer's longest pause. A writer that did not wait for the reader would keep a journal
+  // live or the file changing across every attempt (the open then fails BUSY after busyTimeoutMs,
+  // as it did on loaded machines); paced by the reader, it stops WRITER_LAG commits ahead.
+  test('truncate: a reader slower than its writer (each file read stalls 30 ms): the writer waits for it, no BUSY', { timeout: TEST_TIMEOUT_MS }, async () => {
+    const result = await runLedger('truncate', {
+      writerArgs: ['--aborts', ROLLBACK_ABORT_RATE, '--big-aborts', '0', '--pace', ROLLBACK_PACE],
+      seed: 2100,
+      minReloads: 10,
+      coverage: (meta) => (meta['aborts'] ?? 0) >= 20,
+      fs: new StallingFileSystem(30),
+    });
+    report('truncate with aborts, stalling reads', result);
+    assertObservedManyCommits('truncate, stalling reads', result, 10);
+    assert.equal(result.busy, 0, 'a reload ended in BUSY although the writer waits for the reader');
+  });
 });
+
+/** The real file system, except that the first read through each descriptor waits `stallMs`. */
+class StallingFileSystem implements ImageFileSystem {
+  readonly #stallMs: number;
+  readonly #fresh = new Set<number>();
+
+  constructor(stallMs: number) {
+    this.#stallMs = stallMs;
+  }
+
+  open = (file: string): number => {
+    const fd = nodeFileSystem.open(file);
+    this.#fresh.add(fd);
+    return fd;
+  };
+  close = (fd: number): void => {
+    this.#fresh.delete(fd);
+    nodeFileSystem.close(fd);
+  };
+  fstat = nodeFileSystem.fstat;
+  stat = nodeFileSystem.stat;
+  readSync = nodeFileSystem.readSync;
+  read = async (fd: number, into: Uint8Array, offset: number, length: number, position: number): Promise<number> => {
+    if (this.#fresh.delete(fd)) await new Promise((resolve) => setTimeout(resolve, this.#stallMs));
+    return nodeFileSystem.read(fd, into, offset, length, position);
+  };
+  allocate = nodeFileSystem.allocate;
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1b. The same spill-and-rollback, placed exactly inside the cache's read of the file
@@ -820,10 +869,10 @@ describe('concurrent reload() calls never publish stale data', { timeout: TEST_T
           assert.equal(max(), n, `unhooked round ${round}: reload() called after commit ${n} resolved but shows ${max()}`);
         }
         await writer.stop();
+        // How many unhooked rounds overlap depends on the machine's speed and load, so it is
+        // reported, not asserted: the hooked rounds above make the overlap certain.
         console.log(`[writers] concurrent reloads ${mode}: ${n} commits, ${overlapped}/${UNHOOKED_ROUNDS} unhooked rounds overlapped, stats ${JSON.stringify(cache.stats())}`);
         assert.ok(seenByOverlay.length > 0);
-        // Not a correctness condition, but without any overlap the unhooked rounds would prove little.
-        assert.ok(overlapped >= 5, `only ${overlapped} of ${UNHOOKED_ROUNDS} unhooked rounds overlapped`);
       });
     });
   }
@@ -922,9 +971,6 @@ async function coarseLedger(mode: JournalMode, args: readonly string[], seed: nu
     writerArgs: [...args, '--pace', '0.004'],
     seed,
     minReloads: 40,
-    // One more than asserted below: the first commit seen counts, the distance from it does not.
-    minCommits: 21,
-    minMs: 0,
     coverage: () => true,
     fs,
     ...(dir === undefined ? {} : { dir }),

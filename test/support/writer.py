@@ -3,10 +3,14 @@
 
 Subcommands (all print one JSON object per line on stdout; errors go to stderr, exit status 1):
 
-  ledger DB MODE [--seed N] [--accounts N] [--pace SECONDS] [--aborts]
+  ledger DB MODE [--seed N] [--accounts N] [--pace SECONDS] [--aborts RATE] [--lag N] ...
       Creates DB in journal MODE (wal, delete, truncate, persist), prints {"ready": ...}, then
       commits transactions until stdin reaches end of file (or a line "stop"), then prints a
-      summary {"done": ...}. Invariants every committed state keeps:
+      summary {"done": ...}. With --lag N it prints {"commit": SEQ} after every commit and never
+      starts a transaction (aborted ones included) while its seq is N or more ahead of the last
+      "seen SEQ" line read from stdin: the reader's progress paces it, so however slow or loaded
+      the machine, the writer cannot keep the file busy for longer than N commits take (without
+      --lag it runs flat out). Invariants every committed state keeps:
         * sum(accounts.balance) == TOTAL (money only moves between accounts),
         * count(commits) == max(commits.n) == meta['seq'] (one commits row per transaction),
         * bulk rows: count, sum(batch) and sum(length(payload)) equal meta['bulk_count'],
@@ -104,6 +108,9 @@ class Ledger:
         self.switch_every = args.switch_every
         self.close_each = args.close_each
         self.next_switch = args.switch_every
+        self.lag = args.lag
+        self.seen = 0
+        self.progress = threading.Condition()
         self.stop = threading.Event()
         self.counts = {
             "bulk_inserts": 0,
@@ -308,16 +315,39 @@ class Ledger:
             self.counts["reopens"] += 1
             self.next_reopen = self.seq + self.rng.randint(150, 300)
 
+    def reader_saw(self, seq):
+        with self.progress:
+            self.seen = max(self.seen, seq)
+            self.progress.notify_all()
+
+    def finish(self):
+        with self.progress:
+            self.stop.set()
+            self.progress.notify_all()
+
+    def wait_for_reader(self):
+        """With --lag: blocks (no transaction open) while the reader is lag commits behind."""
+        if self.lag <= 0:
+            return
+        with self.progress:
+            while self.seq >= self.seen + self.lag and not self.stop.is_set():
+                self.progress.wait()
+
     def run(self):
         self.create()
         emit({"ready": {"total": self.total, "accounts": self.accounts, "mode": self.mode}})
         started = time.time()
         while not self.stop.is_set():
+            self.wait_for_reader()
+            if self.stop.is_set():
+                break
             while self.rng.random() < self.abort_rate and not self.stop.is_set():
                 self.abort_one()
                 if self.pace > 0:
                     time.sleep(self.rng.uniform(0, self.pace))
             self.commit_one()
+            if self.lag > 0:
+                emit({"commit": self.seq})
             self.maintenance()
             if self.pace > 0:
                 time.sleep(self.rng.uniform(0, self.pace))
@@ -328,18 +358,21 @@ class Ledger:
         emit({"done": summary})
 
 
-def watch_stdin(stop):
+def watch_stdin(writer):
     try:
         for line in sys.stdin:
-            if line.strip() == "stop":
+            words = line.split()
+            if words == ["stop"]:
                 break
+            if len(words) == 2 and words[0] == "seen":
+                writer.reader_saw(int(words[1]))
     finally:
-        stop.set()
+        writer.finish()
 
 
 def ledger(args):
     writer = Ledger(args)
-    threading.Thread(target=watch_stdin, args=(writer.stop,), daemon=True).start()
+    threading.Thread(target=watch_stdin, args=(writer,), daemon=True).start()
     writer.run()
 
 
@@ -499,6 +532,7 @@ def main():
     p.add_argument("--switch-every", type=int, default=0, metavar="COMMITS")
     p.add_argument("--ballast", type=int, default=0, metavar="MB")
     p.add_argument("--close-each", action="store_true")
+    p.add_argument("--lag", type=int, default=0, metavar="COMMITS")
     p.set_defaults(func=ledger)
     p = sub.add_parser("rpc")
     p.add_argument("db")
