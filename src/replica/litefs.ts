@@ -357,7 +357,8 @@ export class LiteFsFeed implements WatchingFeed {
       if (index + 1 !== lock) rest ^= this.#pageSum(index + 1, pages[index]!);
     }
     const first = pages[0]!;
-    const wal = first.slice();
+    // A copy: pages are shared and never written (and Buffer's slice() would be a view).
+    const wal = new Uint8Array(first);
     wal[18] = 2;
     wal[19] = 2;
     return [CHECKSUM_FLAG | (rest ^ checksumPage(1, first)), CHECKSUM_FLAG | (rest ^ checksumPage(1, wal))];
