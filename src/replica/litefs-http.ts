@@ -120,7 +120,9 @@ export function followEvents(base: URL, database: string, clock: Clock, handlers
 /**
  * `GET /export?name=<database>`: a consistent copy of the database, which LiteFS reads under its
  * own locks. Rejects on a status other than 200, a body larger than `maxBytes`, or after
- * `timeoutMs` without progress. The socket never keeps the process alive.
+ * `timeoutMs` without progress. Like a read's retry waits, the request keeps the process alive
+ * while it runs (a caller awaiting `reload()` must see it end), never longer than `timeoutMs`
+ * without progress.
  */
 export function fetchExport(base: URL, database: string, timeoutMs: number, maxBytes = Number.MAX_SAFE_INTEGER): Promise<Uint8Array> {
   const url = new URL('export', base.href.endsWith('/') ? base : new URL(`${base.href}/`));
@@ -153,7 +155,6 @@ export function fetchExport(base: URL, database: string, timeoutMs: number, maxB
       });
       response.on('error', reject);
     });
-    request.on('socket', (socket) => socket.unref());
     request.setTimeout(Math.max(1, timeoutMs), () => request.destroy(new Error(`GET ${url.href} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
   });

@@ -228,6 +228,7 @@ export class LiteFsFeed implements WatchingFeed {
 
   async #attempt(policy: ReadPolicy): Promise<DatabaseImage | Retry> {
     const before = this.#readPosition();
+    // Only an early exit (the check after the read covers it): no read while an apply is under way.
     const pending = this.#pending(before);
     if (pending !== undefined) return new Retry(pending);
     const live = this.#live.pages;
@@ -242,7 +243,10 @@ export class LiteFsFeed implements WatchingFeed {
       return new Retry(moving);
     }
     this.#wal = image.wal;
-    // In this order: an apply that overlapped the read has its LTX file in ltx/ until -pos moves on.
+    // What proves the image: an apply that overlapped the read renamed its LTX file into ltx/
+    // before writing a page, so the listing now shows a TXID other than `before` (npm run mutate:
+    // without this check the replay tears). -pos and the checksum below are a second proof and
+    // what labels the image.
     const pendingAfter = this.#pending(before);
     if (pendingAfter !== undefined) return new Retry(pendingAfter);
     const after = this.#readPosition();

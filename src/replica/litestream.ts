@@ -17,11 +17,11 @@ interface Look {
   readonly follow: boolean;
 }
 
-/** A database file and the WAL whose frames were folded into a published image of it. */
+/** The database file and WAL last seen side by side with no sign of a mismatch. */
 interface Pairing {
   readonly dbIno: bigint;
-  readonly walIno: bigint;
-  readonly walHeader: string;
+  readonly walIno: bigint | undefined;
+  readonly walHeader: string | undefined;
 }
 
 /**
@@ -29,11 +29,12 @@ interface Pairing {
  * refusals (`REPLICA`) that plain reads cannot make:
  *
  * - a `-wal` that predates the database file: the file at the path was replaced (a restore
- *   renamed over it) while the `-wal` beside it is the very one, same inode and same header,
- *   whose frames were folded into an earlier image of the old file. SQLite would fold those
- *   frames into the new file and corrupt it; the fix is to delete `-wal` and `-shm` before the
- *   rename. SQLite itself notices a moved database only through the descriptor it holds, so the
- *   pairing is learnt from a published image: a cache opened after such a rename cannot tell.
+ *   renamed over it) while the `-wal` beside it is the very one, same inode and same header with
+ *   its salts, that an earlier read saw beside the old file. SQLite would fold its frames into the
+ *   new file and corrupt it; the fix is to delete `-wal` and `-shm` before the rename. SQLite
+ *   itself notices a moved database only through the descriptor it holds (a new connection trusts
+ *   any `-wal` it finds), so the pairing is learnt from the reads: a cache opened after such a
+ *   rename, or one that never saw that `-wal` beside the old file, cannot tell.
  * - `<db>-txid` beside it: `litestream restore -f` (follow) writes pages in place with no journal,
  *   which no lock-free reader can read consistently.
  */
@@ -42,8 +43,6 @@ export class LitestreamFeed implements ImageFeed {
   readonly #fs: ImageFileSystem;
   readonly #inner: FileFeed;
   #pairing: Pairing | undefined;
-  /** The look that the image of the running read came with, published with it. */
-  #reading: Look | undefined;
 
   constructor(path: string, fs: ImageFileSystem) {
     this.#path = path;
@@ -59,18 +58,14 @@ export class LitestreamFeed implements ImageFeed {
     const started = policy.now();
     let delay = 1;
     for (let attempt = 1; ; attempt++) {
-      this.#reading = undefined;
       const before = this.#look();
-      this.#refuse(before);
+      this.#check(before);
       const image = await this.#inner.read(cause, policy);
       if (image === undefined || image === SAME_BAD_FILE) return image;
       const after = this.#look();
-      this.#refuse(after);
-      // The image came from the files both looks saw: which database file its WAL was folded into is known.
-      if (sameLook(before, after)) {
-        this.#reading = after;
-        return image;
-      }
+      this.#check(after);
+      // The image came from the files both looks saw, which are paired.
+      if (sameLook(before, after)) return image;
       const elapsed = policy.now() - started;
       if (elapsed >= policy.busyTimeoutMs && attempt >= 2) {
         throw new PipelineFailure('BUSY', `the database or its WAL was replaced during each of ${attempt} reads over ${Math.round(elapsed)} ms`);
@@ -86,12 +81,6 @@ export class LitestreamFeed implements ImageFeed {
 
   published(image: DatabaseImage): void {
     this.#inner.published(image);
-    const look = this.#reading;
-    if (look === undefined || image.mode !== 'wal') return;
-    const frames = image.wal?.scan.committedFrames ?? 0;
-    if (look.dbIno !== undefined && look.walIno !== undefined && look.walHeader !== undefined && frames > 0 && image.wal?.ino === look.walIno) {
-      this.#pairing = { dbIno: look.dbIno, walIno: look.walIno, walHeader: look.walHeader };
-    }
   }
 
   rejected(): void {
@@ -125,7 +114,8 @@ export class LitestreamFeed implements ImageFeed {
     return { dbIno: db?.ino, walIno: wal?.ino, walHeader, follow: this.#fs.stat(`${this.#path}-txid`) !== undefined };
   }
 
-  #refuse(look: Look): void {
+  /** Throws `REPLICA` for follow mode or a `-wal` older than the file; otherwise remembers the pairing. */
+  #check(look: Look): void {
     if (look.follow) {
       throw new PipelineFailure(
         'REPLICA',
@@ -135,6 +125,7 @@ export class LitestreamFeed implements ImageFeed {
     const pairing = this.#pairing;
     if (
       pairing !== undefined &&
+      pairing.walHeader !== undefined &&
       look.dbIno !== undefined &&
       look.dbIno !== pairing.dbIno &&
       look.walIno === pairing.walIno &&
@@ -145,6 +136,7 @@ export class LitestreamFeed implements ImageFeed {
         `the database file was replaced but ${this.#path}-wal is still the old file's WAL, whose frames SQLite would fold into the new file and corrupt it; delete ${this.#path}-wal and ${this.#path}-shm before renaming a restored database into place`,
       );
     }
+    if (look.dbIno !== undefined) this.#pairing = { dbIno: look.dbIno, walIno: look.walIno, walHeader: look.walHeader };
   }
 }
 
