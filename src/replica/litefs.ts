@@ -244,9 +244,9 @@ export class LiteFsFeed implements WatchingFeed {
     }
     this.#wal = image.wal;
     // What proves the image: an apply that overlapped the read renamed its LTX file into ltx/
-    // before writing a page, so the listing now shows a TXID other than `before` (npm run mutate:
-    // without this check the replay tears). -pos and the checksum below are a second proof and
-    // what labels the image.
+    // before writing a page, so the listing now shows a TXID other than `before` (without this
+    // check the LiteFS replay of test/replicas.test.ts tears). -pos and the checksum below are a
+    // second proof, and what labels the image.
     const pendingAfter = this.#pending(before);
     if (pendingAfter !== undefined) return new Retry(pendingAfter);
     const after = this.#readPosition();
