@@ -578,7 +578,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
+ * `REPLICA` when the `replica` option's checks refuse the file, `OVERLAY_FAILED`,
+ * `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
  * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
  * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
  * for an unknown one. A watching cache does not keep the process alive: a script whose only work

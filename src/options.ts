@@ -171,7 +171,8 @@ export interface DbCacheOptions {
   memo?: boolean | number;
   /**
    * How the file is written when it is a replica kept by a replication engine, which decides how
-   * it is read and what tells the cache a new version exists: see {@link ReplicaOption}.
+   * it is read and what tells the cache a new version exists: see {@link ReplicaOption}. Ignored
+   * for a source function.
    * @defaultValue `'sqlite'`
    */
   replica?: ReplicaOption;
