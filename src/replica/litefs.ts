@@ -69,7 +69,7 @@ class Retry {
   }
 }
 
-/** The same image failing the checksum this many times in a row, with LiteFS quiet, is corruption. */
+/** The same image failing the checksum on this many attempts in a row, to the end of the budget with LiteFS quiet, is corruption. */
 const MISMATCHES_FOR_CORRUPT = 3;
 
 /**
@@ -200,7 +200,12 @@ export class LiteFsFeed implements WatchingFeed {
     };
   }
 
-  /** Reads until an attempt is proved against `-pos`, or the budget is spent (`BUSY`) or the same mismatch repeats (`CORRUPT`). */
+  /**
+   * Reads until an attempt is proved against `-pos`, or the budget is spent: then `CORRUPT` when
+   * the last attempts all found the same pages under the same position (LiteFS moved nothing and
+   * the file is not what `-pos` says), else `BUSY`. A mismatch shorter than the budget is a window
+   * LiteFS is still closing (on the primary, `-pos` moves just after SQLite's commit).
+   */
   async #readVerified(policy: ReadPolicy): Promise<DatabaseImage> {
     const started = policy.now();
     let delay = 1;
@@ -212,13 +217,13 @@ export class LiteFsFeed implements WatchingFeed {
       const remaining = Math.max(0, policy.busyTimeoutMs - (policy.now() - started));
       const outcome = await this.#attempt({ ...policy, busyTimeoutMs: remaining });
       if (!(outcome instanceof Retry)) return outcome;
-      mismatches = outcome.mismatch !== undefined && outcome.mismatch === lastMismatch ? mismatches + 1 : outcome.mismatch === undefined ? 0 : 1;
+      mismatches = outcome.mismatch === undefined ? 0 : outcome.mismatch === lastMismatch ? mismatches + 1 : 1;
       lastMismatch = outcome.mismatch;
-      if (mismatches >= MISMATCHES_FOR_CORRUPT) {
-        throw new PipelineFailure('CORRUPT', `${outcome.reason}, ${mismatches} times in a row while LiteFS applied nothing: the file on the mount is not the database -pos describes`);
-      }
       const elapsed = policy.now() - started;
       if (elapsed >= policy.busyTimeoutMs && attempts >= 2) {
+        if (mismatches >= MISMATCHES_FOR_CORRUPT) {
+          throw new PipelineFailure('CORRUPT', `${outcome.reason}, the same on each of the last ${mismatches} attempts over ${Math.round(elapsed)} ms while LiteFS applied nothing: the file on the mount is not the database -pos describes`);
+        }
         throw new PipelineFailure('BUSY', `${outcome.reason} on each of ${attempts} attempts over ${Math.round(elapsed)} ms`);
       }
       await policy.sleep(Math.max(0, Math.min(delay, policy.busyTimeoutMs - elapsed)));
