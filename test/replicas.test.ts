@@ -39,7 +39,7 @@ import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions, type Steppable } fr
 import { ApplyWriter, FuseView } from './support/sim-replica.ts';
 import { SimWriter, type CommittedState, type JournalMode, type OpKind } from './support/sim-writer.ts';
 
-const SEEDS = Number(process.env.REPLICA_SEEDS ?? 12);
+const SEEDS = Number(process.env.REPLICA_SEEDS ?? 8);
 const SCHEDULES = Number(process.env.SIM_SCHEDULES ?? 4);
 const READS = 6;
 const ONLY_CASE = process.env.REPLICA_CASE;
