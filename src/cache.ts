@@ -2,12 +2,14 @@ import { engineOf, type Engine, type EngineNotice } from './engine.ts';
 import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import type { DatabaseImage, ReadPolicy } from './image/read.ts';
-import { FileFeed, SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
+import { SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
 import type { PageImage } from './pages/page-image.ts';
 import { insideHook, runInHook } from './hook-scope.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
 import { OrmHandle } from './orm-handle.ts';
+import { replicaFeed } from './replica/feed.ts';
+import { isWatchingFeed } from './replica/litefs.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { ARRAY, FIRST } from './row-mode.ts';
@@ -73,6 +75,11 @@ export interface DbCacheStats {
   readonly pageBytes: number;
   /** Reloads that read only the WAL frames appended since the previous version. */
   readonly incrementalReloads: number;
+  /**
+   * With `replica: { kind: 'litefs' }`: LiteFS's position (`<txid>/<checksum>`, as `-pos` holds
+   * it) of the newest image read and verified. Absent for other files.
+   */
+  readonly replicaPosition?: string;
 }
 
 /**
@@ -179,7 +186,7 @@ class Cache extends QueryMethods implements DbCache {
     this.path = path;
     this.#clock = clock;
     this.#source = source;
-    this.#feed = source === undefined ? new FileFeed(path, fs) : new SourceFeed(source);
+    this.#feed = source === undefined ? replicaFeed(path, fs, options.replica) : new SourceFeed(source);
     this.#options = options;
     this.#logger = options.logger ?? createSilentLogger();
     this.#sqlJs = sqlJs;
@@ -223,7 +230,20 @@ class Cache extends QueryMethods implements DbCache {
         { changed: () => this.#changed(), reload: () => this.#reloadFromWatch() },
       );
       const scheduler = this.#scheduler;
-      this.#watcher = await watchDatabaseFiles(
+      const feed = this.#feed;
+      this.#watcher = isWatchingFeed(feed)
+        ? feed.watch(() => scheduler.notify(), {
+            pollMs: pollMs,
+            persistent: this.#options.persistent,
+            clock: this.#clock,
+            onError: (error, attempt) => {
+              const message = `Following changes of ${this.path} failed (${describe(error)}); retrying, and polling meanwhile`;
+              if (attempt === 1) this.#logger.warn(message);
+              else this.#logger.debug(message);
+            },
+            onRecovered: (failures) => this.#logger.info(`Following changes of ${this.path} works again after ${failures} failed attempts`),
+          })
+        : await watchDatabaseFiles(
         this.path,
         { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
@@ -287,7 +307,14 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    return { ...this.#stats, liveSnapshots: this.#snapshots.size, liveBytes, pageBytes: this.#feed.store.stats().slabBytes };
+    const position = (this.#feed as { readonly position?: string }).position;
+    return {
+      ...this.#stats,
+      liveSnapshots: this.#snapshots.size,
+      liveBytes,
+      pageBytes: this.#feed.store.stats().slabBytes,
+      ...(position === undefined ? {} : { replicaPosition: position }),
+    };
   }
 
   /** A version's database closed: its pages no longer count as live. */
@@ -626,7 +653,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
+ * `REPLICA` when the `replica` option's checks refuse the file, `OVERLAY_FAILED`,
+ * `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
  * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
  * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
  * for an unknown one. A watching cache does not keep the process alive: a script whose only work

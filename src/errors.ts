@@ -9,6 +9,7 @@
  * | `NOT_A_DATABASE` | the bytes are not an SQLite database (bad header, page size, truncated image) |
  * | `CORRUPT` | the image parsed but SQLite rejected it when probing |
  * | `BUSY` | a writer kept the file changing (or a journal hot) past the retry budget |
+ * | `REPLICA` | a replica is written in a way that cannot be read consistently, or its files do not belong together (the `replica` option: a `-wal` older than the database file, Litestream's follow mode, LiteFS files that are not this database's) |
  * | `IO` | any other file-system error |
  * | `OVERLAY_FAILED` | the `onReload` hook threw, returned with an iterator unfinished or a transaction open, or left a database SQLite's probe rejects |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
@@ -27,6 +28,7 @@ export type DbCacheErrorCode =
   | 'NOT_A_DATABASE'
   | 'CORRUPT'
   | 'BUSY'
+  | 'REPLICA'
   | 'IO'
   | 'OVERLAY_FAILED'
   | 'SOURCE_FAILED'

@@ -41,7 +41,7 @@ export interface ImageFeed {
 }
 
 /** The live image's pages, kept tracked in the store (compaction repoints them) and shared by the next read. */
-class LivePages {
+export class LivePages {
   readonly store = new PageStore();
   #pages: PageImage | undefined;
 

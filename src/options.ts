@@ -17,6 +17,53 @@ export interface ReloadInfo {
 export type DatabaseSource = () => Uint8Array | Promise<Uint8Array>;
 
 /**
+ * What keeps the database file up to date when it is a replica (see the README's "Scaling out"):
+ *
+ * - `'sqlite'`: SQLite itself writes it (your application, rqlite, a libSQL embedded replica,
+ *   `sqlite3_rsync`, or a database renamed into place): the lock-free protocol of plain files.
+ * - `'litestream'`: as `'sqlite'`, for a database that `litestream restore` writes to a new file
+ *   and renames into place; also refuses (`REPLICA`) a `-wal` left from the file it replaced, and
+ *   `litestream restore -f` (follow mode), which no lock-free reader can read consistently.
+ * - `{ kind: 'litefs', dataDir, url? }`: a database on a LiteFS mount, each read proved against
+ *   LiteFS's position (`-pos`) and checksum; see {@link LiteFsReplica}.
+ *
+ * @example
+ * ```ts
+ * await openDbCache('/litefs/app.db', { replica: { kind: 'litefs', dataDir: '/var/lib/litefs', url: 'http://localhost:20202' } });
+ * ```
+ */
+export type ReplicaOption = 'sqlite' | 'litestream' | { readonly kind: 'sqlite' | 'litestream' } | LiteFsReplica;
+
+/**
+ * A database on a LiteFS mount (the path is the file on the mount, e.g. `/litefs/app.db`).
+ *
+ * @example
+ * ```ts
+ * const replica: LiteFsReplica = { kind: 'litefs', dataDir: '/var/lib/litefs', url: 'http://localhost:20202' };
+ * ```
+ */
+export interface LiteFsReplica {
+  readonly kind: 'litefs';
+  /**
+   * LiteFS's `data.dir` (from `litefs.yml`), where LiteFS keeps `dbs/<name>/ltx/`: a transaction
+   * file there newer than `-pos` means LiteFS is writing pages, and the cache waits. Required.
+   */
+  readonly dataDir: string;
+  /**
+   * LiteFS's HTTP API (`http.addr` in `litefs.yml`), e.g. `'http://localhost:20202'`. With it the
+   * cache follows `GET /events` and reloads on each transaction (a FUSE replica raises no file
+   * events), and reads `GET /export` when the mount stays busy past `busyTimeoutMs`.
+   * @defaultValue none: the cache polls `-pos` every `poll` milliseconds (100 without `poll`)
+   */
+  readonly url?: string | URL;
+  /**
+   * The database's name in LiteFS.
+   * @defaultValue the file name of the path
+   */
+  readonly name?: string;
+}
+
+/**
  * Options of {@link openDbCache}.
  *
  * @example
@@ -127,6 +174,13 @@ export interface DbCacheOptions {
    * @defaultValue `false`
    */
   memo?: boolean | number;
+  /**
+   * How the file is written when it is a replica kept by a replication engine, which decides how
+   * it is read and what tells the cache a new version exists: see {@link ReplicaOption}. Ignored
+   * for a source function.
+   * @defaultValue `'sqlite'`
+   */
+  replica?: ReplicaOption;
 }
 
 /** Options with defaults applied and every value checked. */
@@ -148,7 +202,13 @@ export interface ResolvedOptions {
   /** 0 when off. */
   readonly memoEntries: number;
   readonly cacheSize: number;
+  readonly replica: ResolvedReplica;
 }
+
+/** The `replica` option, checked. */
+export type ResolvedReplica =
+  | { readonly kind: 'sqlite' | 'litestream' }
+  | { readonly kind: 'litefs'; readonly dataDir: string; readonly url: URL | undefined; readonly name: string | undefined };
 
 function boolean(options: DbCacheOptions, name: keyof DbCacheOptions, fallback: boolean): boolean {
   const value = options[name];
@@ -195,6 +255,7 @@ const OPTION_NAMES: Record<keyof DbCacheOptions, true> = {
   maxStatements: true,
   cacheSize: true,
   memo: true,
+  replica: true,
 };
 
 /** A misspelled option would otherwise be ignored in plain JavaScript: name the closest real one. */
@@ -202,15 +263,21 @@ function checkKeys(options: object): void {
   const known = Object.keys(OPTION_NAMES);
   for (const key of Object.keys(options)) {
     if (Object.hasOwn(OPTION_NAMES, key)) continue;
-    let closest = known[0]!;
-    let best = Infinity;
-    for (const name of known) {
-      const distance = editDistance(key.toLowerCase(), name.toLowerCase());
-      if (distance < best) [closest, best] = [name, distance];
-    }
-    const hint = best <= Math.max(2, Math.floor(key.length / 3)) ? `did you mean ${closest}?` : `the options are ${known.join(', ')}`;
+    const closest = closestName(key, known);
+    const hint = closest !== undefined ? `did you mean ${closest}?` : `the options are ${known.join(', ')}`;
     throw new TypeError(`options.${key} is not an option of openDbCache(); ${hint}`);
   }
+}
+
+/** The name in `known` nearest to `key`, if it is near enough to be a misspelling of it. */
+function closestName(key: string, known: readonly string[]): string | undefined {
+  let closest: string | undefined;
+  let best = Infinity;
+  for (const name of known) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (distance < best) [closest, best] = [name, distance];
+  }
+  return best <= Math.max(2, Math.floor(key.length / 3)) ? closest : undefined;
 }
 
 /** Levenshtein distance, with a swap of two neighbours counted as one edit. */
@@ -272,5 +339,68 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     maxStatements,
     memoEntries,
     cacheSize: integer(options, 'cacheSize', DEFAULT_CACHE_KIB),
+    replica: resolveReplica(options.replica),
   };
+}
+
+const REPLICA_KINDS = ['sqlite', 'litestream', 'litefs'] as const;
+const LITEFS_KEYS = ['kind', 'dataDir', 'url', 'name'];
+
+/** Checks the `replica` option, reading each field once. */
+function resolveReplica(replica: unknown): ResolvedReplica {
+  if (replica === undefined) return { kind: 'sqlite' };
+  const expected = `'sqlite', 'litestream' or { kind: 'litefs', dataDir }`;
+  if (typeof replica === 'string') {
+    if (replica === 'sqlite' || replica === 'litestream') return { kind: replica };
+    if (replica === 'litefs') {
+      throw new TypeError(`options.replica 'litefs' needs LiteFS's data directory: pass { kind: 'litefs', dataDir: '/var/lib/litefs' } (data.dir in litefs.yml)`);
+    }
+    const closest = closestName(replica, REPLICA_KINDS);
+    throw new TypeError(`options.replica must be ${expected}, got '${replica}'${closest === undefined ? '' : `; did you mean '${closest}'?`}`);
+  }
+  if (typeof replica !== 'object' || replica === null || Array.isArray(replica)) {
+    throw new TypeError(`options.replica must be ${expected}, got ${replica === null ? 'null' : Array.isArray(replica) ? 'an array' : typeof replica}`);
+  }
+  const fields = replica as Record<string, unknown>;
+  const kind = fields.kind;
+  if (kind === 'sqlite' || kind === 'litestream') {
+    for (const key of Object.keys(fields)) {
+      if (key !== 'kind') throw new TypeError(`options.replica.${key} is not an option of replica kind '${kind}'; it takes only kind`);
+    }
+    return { kind };
+  }
+  if (kind !== 'litefs') {
+    const closest = typeof kind === 'string' ? closestName(kind, REPLICA_KINDS) : undefined;
+    throw new TypeError(
+      `options.replica.kind must be 'sqlite', 'litestream' or 'litefs', got ${typeof kind === 'string' ? `'${kind}'` : String(kind)}${closest === undefined ? '' : `; did you mean '${closest}'?`}`,
+    );
+  }
+  for (const key of Object.keys(fields)) {
+    if (LITEFS_KEYS.includes(key)) continue;
+    const closest = closestName(key, LITEFS_KEYS);
+    throw new TypeError(`options.replica.${key} is not an option of replica kind 'litefs'; ${closest === undefined ? `the options are ${LITEFS_KEYS.join(', ')}` : `did you mean ${closest}?`}`);
+  }
+  const { dataDir, url, name } = fields;
+  if (typeof dataDir !== 'string') throw new TypeError(`options.replica.dataDir must be LiteFS's data directory (data.dir in litefs.yml) as a string, got ${dataDir === null ? 'null' : typeof dataDir}`);
+  if (dataDir === '') throw new RangeError("options.replica.dataDir must not be empty (LiteFS's data.dir, e.g. '/var/lib/litefs')");
+  let parsed: URL | undefined;
+  if (url !== undefined) {
+    if (typeof url !== 'string' && !(url instanceof URL)) throw new TypeError(`options.replica.url must be a string or a URL, got ${url === null ? 'null' : typeof url}`);
+    const text = String(url);
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new TypeError(`options.replica.url must be an absolute http: or https: URL such as 'http://localhost:20202', got '${text}'`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new RangeError(`options.replica.url must be an http: or https: URL, got '${text}'`);
+    }
+  }
+  if (name !== undefined) {
+    if (typeof name !== 'string') throw new TypeError(`options.replica.name must be a string, got ${name === null ? 'null' : typeof name}`);
+    if (name === '' || name.includes('/') || name.includes('\\') || name === '.' || name === '..') {
+      throw new RangeError(`options.replica.name must be a database's file name on the mount, got '${name}'`);
+    }
+  }
+  return { kind: 'litefs', dataDir, url: parsed, name };
 }

@@ -174,6 +174,8 @@ export class SimFs implements ImageFileSystem {
   readonly #inodes = new Map<bigint, Inode>();
   readonly #names = new Map<string, bigint>();
   readonly #fds = new Map<number, bigint>();
+  /** Directories made with mkdir (with a trailing slash). */
+  readonly #dirs = new Set<string>();
   #nextFd = 3;
   /**
    * Large arrays from {@link SimFs.allocate}: how far (in bytes of their buffer) reads have filled
@@ -197,6 +199,7 @@ export class SimFs implements ImageFileSystem {
       this.read = this.read.bind(this);
       this.allocate = this.allocate.bind(this);
       this.now = this.now.bind(this);
+      this.readdir = this.readdir.bind(this);
     }
   }
 
@@ -270,6 +273,14 @@ export class SimFs implements ImageFileSystem {
     }
   }
 
+  /**
+   * The names in directory `path` (files named `path/<name>`), or `undefined` when no file is in
+   * it and it was never made with {@link SimFs.mkdir}. For the replica adapters (src/replica/).
+   */
+  readdir(path: string): string[] | undefined {
+    return this.#call(`readdir(${path})`, () => this.list(path), (names) => (names === undefined ? 'absent' : `[${names.join(' ')}]`));
+  }
+
   allocate(size: number): Uint8Array {
     return this.#call(`allocate(${size})`, () => {
       const array = new Uint8Array(size);
@@ -319,6 +330,18 @@ export class SimFs implements ImageFileSystem {
     const bytes = new Uint8Array(node.size);
     this.#copyOut(node, 0, bytes, 0, node.size);
     return bytes;
+  }
+
+  /** The names in directory `path`, as {@link SimFs.readdir} sees them, for a writer (no scheduling point). */
+  list(path: string): string[] | undefined {
+    const prefix = path.endsWith('/') ? path : `${path}/`;
+    const names = [...this.#names.keys()].filter((name) => name.startsWith(prefix) && !name.slice(prefix.length).includes('/')).map((name) => name.slice(prefix.length));
+    return names.length === 0 && !this.#dirs.has(prefix) ? undefined : names.sort();
+  }
+
+  /** Makes directory `path` exist (for {@link SimFs.readdir}) even while no file is in it. */
+  mkdir(path: string): void {
+    this.#dirs.add(path.endsWith('/') ? path : `${path}/`);
   }
 
   /** Creates an empty file at `path` if there is none (`O_CREAT`). */

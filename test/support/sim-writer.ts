@@ -46,6 +46,14 @@
  *   connection only move read marks and close. Its close neither checkpoints nor deletes `-wal`
  *   and `-shm` (sqlite3PagerClose skips both once databaseIsUnmoved fails); the next connection
  *   opens the new file with the 0-byte `-wal` still there.
+ * - A restore renamed over a database whose `-wal` is left behind (`restoreOverWal`, Litestream's
+ *   `restore` to a new file and a rename, done without deleting `-wal` and `-shm`): the application
+ *   is killed with frames in its WAL (no checkpoint, `-wal` and `-shm` stay), a restored WAL-mode
+ *   database is written to a temporary file and renamed over the path, and only some steps later
+ *   does the operator delete `-wal` and `-shm`. The restored file is the committed state from the
+ *   rename on; SQLite would fold the old frames into it (sqlite.org/howtocorrupt.html, "mispairing
+ *   database files"), so an image with them is no committed state. Nothing else runs until the
+ *   files are deleted. `restoresLeft` bounds how often it happens.
  * - VACUUM: every page rewritten (and the file usually shorter). In rollback mode one journalled
  *   transaction that writes every page and truncates the file; in WAL mode one transaction whose
  *   frames hold every page, with a commit size below the file's (the file shrinks at the
@@ -87,7 +95,8 @@ export type OpKind =
   | 'vacuum'
   | 'pageSize'
   | 'renameReplaceOpen'
-  | 'idle';
+  | 'idle'
+  | 'restoreOverWal';
 
 export const OP_KINDS: readonly OpKind[] = [
   'open',
@@ -106,6 +115,14 @@ export const OP_KINDS: readonly OpKind[] = [
   'renameReplaceOpen',
   'idle',
 ];
+
+/**
+ * Operations that only the replica replays use (test/replicas.test.ts), kept out of
+ * {@link OP_KINDS} (whose every kind the read-protocol profiles must exercise). With no weight
+ * they are never drawn, so the profiles' random choices are the same as without them.
+ */
+export const REPLICA_OP_KINDS: readonly OpKind[] = ['restoreOverWal'];
+const ALL_OP_KINDS: readonly OpKind[] = [...OP_KINDS, ...REPLICA_OP_KINDS];
 
 export interface WriterConfig {
   readonly path: string;
@@ -344,11 +361,13 @@ export class SimWriter implements Steppable {
   /** Every committed state, oldest first; the last is the current one. */
   readonly states: CommittedState[] = [];
   /** How many operations of each kind were started. */
-  readonly opCounts = Object.fromEntries(OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
+  readonly opCounts = Object.fromEntries(ALL_OP_KINDS.map((kind) => [kind, 0])) as Record<OpKind, number>;
   /** Commits that grew the database across the lock-byte page (from below it to past it). */
   lockPageCrossings = 0;
   /** Kinds of operation that took a step since the caller last cleared it. */
   readonly recentKinds = new Set<OpKind>();
+  /** How many more `restoreOverWal` operations may start. */
+  restoresLeft = Number.POSITIVE_INFINITY;
   mode: JournalMode;
 
   readonly #fs: SimFs;
@@ -571,12 +590,14 @@ export class SimWriter implements Steppable {
         return !wal && this.#pages.length > 0;
       case 'idle':
         return true;
+      case 'restoreOverWal':
+        return wal && this.#conn && !this.#moved && this.#wal.mxFrame > 0 && this.restoresLeft > 0;
     }
   }
 
   #planNext(): Step[] {
     const weights: Partial<Record<OpKind, number>> = {};
-    for (const kind of OP_KINDS) {
+    for (const kind of ALL_OP_KINDS) {
       if (!this.#applies(kind)) continue;
       // A closed WAL database can always be opened, or the writer would have nothing to do.
       weights[kind] = kind === 'open' ? (this.#config.weights.open ?? 1) : (this.#config.weights[kind] ?? 0);
@@ -638,6 +659,8 @@ export class SimWriter implements Steppable {
         const info = op('');
         return [{ op: info, run: () => 'the writer process does nothing for a while' }];
       }
+      case 'restoreOverWal':
+        return this.#restoreOverWalSteps(op);
     }
   }
 
@@ -1218,6 +1241,35 @@ export class SimWriter implements Steppable {
         },
       },
     ];
+  }
+
+  /**
+   * `litestream restore -o <tmp>` and a rename over a WAL database whose application was killed
+   * with frames in its WAL: `-wal` and `-shm` stay beside the restored file until the operator
+   * deletes them some steps later (see the module comment).
+   */
+  #restoreOverWalSteps(opOf: (detail: string) => OpInfo): Step[] {
+    this.restoresLeft--;
+    const op = opOf(`over a -wal of ${this.#wal.mxFrame} frames`);
+    const fs = this.#fs;
+    const lingering = this.#rng.between(2, 8);
+    const steps: Step[] = [
+      {
+        op,
+        run: () => {
+          this.#conn = false;
+          return 'the application is killed: no checkpoint, -wal and -shm stay';
+        },
+      },
+      ...this.#renameReplaceSteps(() => op, 'wal', () => {
+        this.#conn = false;
+        this.#wal = freshWal();
+      }),
+    ];
+    for (let i = 0; i < lingering; i++) steps.push({ op, run: () => 'the old -wal and -shm are still beside the restored file' });
+    steps.push({ op, run: () => (fs.unlink(this.#walPath), 'the operator deletes the old -wal') });
+    steps.push({ op, run: () => (fs.unlink(this.#shmPath), 'the operator deletes the old -shm') });
+    return steps;
   }
 
   /** A page size other than the current one; 65536 rarely (its states are large to compare). */

@@ -1,0 +1,145 @@
+/**
+ * `replica: 'litestream'` on real files with real SQLite writers (Python's sqlite3): a restore
+ * renamed over a database whose killed application left its `-wal` behind, and Litestream's follow
+ * mode (`restore -f`, recognised by its `<db>-txid` file). Litestream itself does not run here;
+ * the files are what its documentation and the issue describe it to leave (`litestream restore -o
+ * <tmp>` writes a complete database file, the operator renames it into place).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
+import { sqlite, tempDir, waitFor } from './support/fixtures.ts';
+
+/** A writer that commits in WAL mode and is then killed (no checkpoint): its -wal and -shm stay, with frames. */
+async function killedWriter(file: string, rows: readonly string[]): Promise<void> {
+  const program =
+    "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\ndb.execute('PRAGMA journal_mode=WAL')\n" +
+    "db.execute('PRAGMA wal_autocheckpoint=0')\n" +
+    `for v in ${JSON.stringify(rows)}: db.execute('INSERT INTO t(v) VALUES (?)', (v,))\n` +
+    "print('committed', flush=True)\nsys.stdin.read()\n";
+  const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('committed') ? resolve() : undefined));
+  });
+  child.kill('SIGKILL');
+  await exited;
+}
+
+function rows(cache: DbCache): unknown[] {
+  return cache.all('SELECT v FROM t ORDER BY id').map((row) => row.v);
+}
+
+describe("replica: 'litestream'", () => {
+  test('a restore renamed over a database whose -wal was left behind is refused with REPLICA, naming the fix, while the last version serves; SQLite itself would read the old frames', async () => {
+    const { dir, cleanup } = tempDir();
+    let cache: DbCache | undefined;
+    try {
+      const file = path.join(dir, 'app.db');
+      sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)')");
+      await killedWriter(file, ['old-1', 'old-2']);
+      assert.ok(fs.statSync(`${file}-wal`).size > 32, 'the killed writer left frames in its -wal');
+      const events: DbCacheEvent[] = [];
+      cache = await openDbCache(file, { watch: false, replica: 'litestream' });
+      cache.subscribe((event) => events.push(event));
+      assert.deepEqual(rows(cache), ['old-1', 'old-2']);
+
+      // `litestream restore -o app.db.tmp`, then a rename over the database: -wal and -shm stay.
+      const restored = path.join(dir, 'app.db.tmp');
+      sqlite(restored, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('restored')\")");
+      fs.renameSync(restored, file);
+      const leftover = fs.readFileSync(`${file}-wal`);
+
+      await assert.rejects(cache.reload(), (error) => {
+        assert.ok(isDbCacheError(error, 'REPLICA'), String(error));
+        assert.match(error.message, /delete .*app\.db-wal and .*app\.db-shm before renaming a restored database into place/);
+        assert.match(error.message, /still serving generation 1/);
+        return true;
+      });
+      assert.deepEqual(rows(cache), ['old-1', 'old-2']);
+      assert.equal(events.at(-1)?.type, 'error');
+
+      // What SQLite does with that pair: it folds the old frames into the new file (checked on a copy).
+      const copy = path.join(dir, 'copy.db');
+      fs.copyFileSync(file, copy);
+      fs.writeFileSync(`${copy}-wal`, leftover);
+      let seen: string;
+      try {
+        seen = sqlite(copy, "print([r[0] for r in db.execute('SELECT v FROM t ORDER BY id')])").trim();
+      } catch (error) {
+        seen = `SQLite failed: ${String(error)}`;
+      }
+      assert.notEqual(seen, "['restored']", 'SQLite reads the restored file with the old frames folded in');
+
+      // The fix: delete -wal and -shm. Then the restored database is read.
+      fs.rmSync(`${file}-wal`);
+      fs.rmSync(`${file}-shm`);
+      await cache.reload();
+      assert.deepEqual(rows(cache), ['restored']);
+      assert.equal(cache.generation, 2);
+    } finally {
+      await cache?.close();
+      cleanup();
+    }
+  });
+
+  test("the same files with replica: 'sqlite' (the default) publish the old frames over the restored file", async () => {
+    const { dir, cleanup } = tempDir();
+    let cache: DbCache | undefined;
+    try {
+      const file = path.join(dir, 'app.db');
+      sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)')");
+      await killedWriter(file, ['old-1', 'old-2']);
+      cache = await openDbCache(file, { watch: false });
+      const restored = path.join(dir, 'app.db.tmp');
+      sqlite(restored, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('restored')\")");
+      fs.renameSync(restored, file);
+      // Either the old rows come back or the image is rejected; never the restored database.
+      const outcome = await cache.reload().then(
+        () => JSON.stringify(rows(cache!)),
+        (error: unknown) => (isDbCacheError(error) ? error.code : String(error)),
+      );
+      assert.notEqual(outcome, JSON.stringify(['restored']));
+    } finally {
+      await cache?.close();
+      cleanup();
+    }
+  });
+
+  test('follow mode (restore -f, recognised by <db>-txid) is refused with REPLICA, at open and later; a clean rename-replace is read', async () => {
+    const { dir, cleanup } = tempDir();
+    let cache: DbCache | undefined;
+    try {
+      const file = path.join(dir, 'app.db');
+      sqlite(file, "db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('one')\")");
+      fs.writeFileSync(`${file}-txid`, '0000000000000001\n');
+      await assert.rejects(openDbCache(file, { watch: false, replica: 'litestream' }), (error) => {
+        assert.ok(isDbCacheError(error, 'REPLICA'), String(error));
+        assert.match(error.message, /litestream restore -f \(follow mode\)/);
+        assert.match(error.message, /the cache was not opened/);
+        return true;
+      });
+      fs.rmSync(`${file}-txid`);
+      cache = await openDbCache(file, { replica: 'litestream' });
+      assert.deepEqual(rows(cache), ['one']);
+
+      // A restore done right (no -wal beside the old file), renamed into place: seen by the watcher.
+      const restored = path.join(dir, 'app.db.tmp');
+      sqlite(restored, "db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('two')\")");
+      fs.renameSync(restored, file);
+      await waitFor(() => JSON.stringify(rows(cache!)) === JSON.stringify(['two']), 'the renamed file to be read');
+
+      fs.writeFileSync(`${file}-txid`, '0000000000000002\n');
+      await assert.rejects(cache.reload(), (error) => isDbCacheError(error, 'REPLICA') && /still serving generation 2/.test(error.message));
+      assert.deepEqual(rows(cache), ['two']);
+    } finally {
+      await cache?.close();
+      cleanup();
+    }
+  });
+});
