@@ -191,6 +191,8 @@ export class LiteFsFeed implements WatchingFeed {
         ? undefined
         : followEvents(url, this.#settings.name, clock, { onChange: notify, onError: settings.onError, onReconnect: settings.onRecovered }, persistent);
     return {
+      // The mount's files never move under a LiteFS replica: nothing to re-plan.
+      follow: () => undefined,
       close: async () => {
         stopped = true;
         if (persistent) clearTimeout(timer as ReturnType<typeof setTimeout>);
