@@ -1,6 +1,6 @@
-import { PageImage, sameBytes } from '../pages/page-image.ts';
+import { MAX_TABLE_PAGES, PageImage, sameBytes } from '../pages/page-image.ts';
 import type { PageStore } from '../pages/page-store.ts';
-import { isValidPageSize } from './header.ts';
+import { ImageFormatError, isValidPageSize } from './header.ts';
 
 /** Size of the WAL file header. */
 export const WAL_HEADER_SIZE = 32;
@@ -189,20 +189,42 @@ export function foldWal(
 /**
  * The image at a WAL's last commit: the database file's pages with the committed WAL pages in
  * place of theirs, cut (or grown with zero pages) to the commit's page count, as `foldWal` does
- * on flat bytes (the two must agree: test/pages.test.ts). A WAL page equal to the live image's is shared; the others are copied out of
- * the WAL's bytes.
+ * on flat bytes (the two must agree: test/pages.test.ts). A WAL page equal to the live image's is
+ * shared; the others are copied out of the WAL's bytes. Throws ImageFormatError as
+ * {@link commitImage} does.
  */
 export function foldWalPages(db: PageImage, wal: Uint8Array, scan: WalScan, store: PageStore, live: PageImage | undefined): PageImage {
   if (scan.committedFrames === 0) return db;
   const { pageSize } = scan.header;
-  const base = db.pageSize === pageSize ? db : PageImage.fromBytes(db.toBytes(), pageSize);
+  const base = db.pageSize === pageSize ? db : db.repaged(pageSize);
   const sharable = live?.pageSize === pageSize ? live : undefined;
   const changes = new Map<number, Uint8Array>();
   for (const [pageNumber, offset] of scan.pages) {
     if (pageNumber > scan.dbPages) continue;
     changes.set(pageNumber - 1, pageFrom(wal.subarray(offset, offset + pageSize), pageNumber, store, sharable));
   }
-  return base.with(changes, scan.dbPages * pageSize);
+  return commitImage(base, changes, scan.dbPages, base.pageCount + scan.committedFrames);
+}
+
+/**
+ * `base` cut or grown to a commit's `dbPages` pages, with `changes` (page index → page) over it.
+ *
+ * The page count comes from a frame header, so nothing is sized by it: the pages past the last
+ * one the files hold read as zeros without a table entry (SQLite reads them as zeros too, and
+ * never reads past the header's page count when that is valid). A commit written by SQLite
+ * leaves no other hole: a database grows by pages it writes to the WAL, except the lock-byte
+ * page. So `held`, the most pages the files can hold (the database file's pages plus the
+ * committed frames), bounds the table: one that would need more than twice that, zero pages
+ * between the pages held, is refused with ImageFormatError, as is one past
+ * {@link MAX_TABLE_PAGES}.
+ */
+export function commitImage(base: PageImage, changes: ReadonlyMap<number, Uint8Array>, dbPages: number, held: number): PageImage {
+  let table = Math.min(base.pages.length, dbPages);
+  for (const index of changes.keys()) if (index < dbPages && index >= table) table = index + 1;
+  if (table > 2 * held + 1 || table > MAX_TABLE_PAGES) {
+    throw new ImageFormatError(`the WAL commits page ${table} of a database whose files hold at most ${held} pages`);
+  }
+  return base.with(changes, dbPages * base.pageSize);
 }
 
 /** Page `pageNumber` with the bytes of `source` (a WAL frame's page): the live one if equal, else a copy. */
