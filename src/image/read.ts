@@ -4,7 +4,7 @@ import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf, sameBytes } from '../pages/page-image.ts';
 import { PageImageBuilder, PageStore } from '../pages/page-store.ts';
-import { commitImage, continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
+import { checkWalVersion, commitImage, continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -378,6 +378,7 @@ async function readWalMode(
     if (readShm(path, fs).key !== shmBefore || journalActive(path, fs)) return new Retry('a writer moved during the read');
   }
 
+  if (scan !== undefined) guardFormat(() => checkWalVersion(scan.header));
   let image = dbBytes;
   const folding = scan !== undefined && scan.committedFrames > 0;
   if (folding) {
