@@ -258,7 +258,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#snapshots.delete(core);
     for (const release of this.#releases.get(core) ?? []) release();
     this.#releases.delete(core);
-    this.#feed.store.collect();
+    if (!this.#closed) this.#feed.store.collect();
   }
 
   close(): Promise<void> {

@@ -178,7 +178,9 @@ export function continuesFrom(wal: Uint8Array, earlier: WalScan): boolean {
  * trailing partial page is zero-padded. Writes into `db` when it is large enough and returns a
  * view of it; otherwise into the array `allocate` returns (uninitialised memory is fine), which
  * may be a longer view of `db`'s own memory (then nothing is copied). The caller checks that the
- * database's page size matches the WAL's.
+ * database's page size matches the WAL's. Its allocation is sized by the commit's page count, a
+ * field of the file: it is the flat reference for tests of small images; the cache reads through
+ * {@link foldWalPages}.
  */
 export function foldWal(
   db: Uint8Array,
