@@ -317,11 +317,15 @@ class Cache extends QueryMethods implements DbCache {
     };
   }
 
-  /** A version's database closed: its pages no longer count as live. */
+  /**
+   * A version's database closed: its pages no longer count as live. Slabs it leaves mostly unused
+   * are compacted now, not at the next publish, which may be long in coming.
+   */
   #closed_(core: SnapshotCore): void {
     this.#snapshots.delete(core);
     for (const release of this.#releases.get(core) ?? []) release();
     this.#releases.delete(core);
+    if (!this.#closed) this.#feed.store.collect();
   }
 
   close(): Promise<void> {

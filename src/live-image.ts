@@ -51,7 +51,9 @@ export class LivePages {
 
   set(pages: PageImage | undefined): void {
     if (pages === this.#pages) return;
-    if (this.#pages !== undefined) this.store.untrack(this.#pages);
+    this.store.setLive(pages);
+    // The version read from these pages counts them for compaction when it closes.
+    if (this.#pages !== undefined) this.store.untrack(this.#pages, false);
     this.#pages = pages;
     if (pages !== undefined) {
       this.store.track(pages);

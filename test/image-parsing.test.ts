@@ -10,7 +10,9 @@ import {
   parseDbHeader,
 } from '../src/image/header.ts';
 import { JOURNAL_PROBE_SIZE, isJournalActive } from '../src/image/journal.ts';
-import { WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, foldWal, parseWalHeader, scanWal } from '../src/image/wal.ts';
+import { HOLE_ENTRIES, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, checkWalVersion, commitImage, foldWal, foldWalPages, parseWalHeader, scanWal } from '../src/image/wal.ts';
+import { PageImage, zeroPage } from '../src/pages/page-image.ts';
+import { PageStore } from '../src/pages/page-store.ts';
 import {
   WAL_MAGIC_BIG_ENDIAN,
   WAL_MAGIC_LITTLE_ENDIAN,
@@ -337,6 +339,7 @@ test('wal: committed frames are folded into the database image', () => {
   const header = parseWalHeader(wal);
   assert.deepEqual(header, {
     bigEndian: false,
+    version: 3007000,
     pageSize: ps,
     checkpointSeq: 5,
     salt1: 0x01020304,
@@ -726,8 +729,6 @@ test('wal: an invalid header makes parseWalHeader and scanWal return undefined',
     'bad header checksum-1': badChecksum1,
     'bad header checksum-2': badChecksum2,
     'header altered after checksumming': changedSalt,
-    'wrong version 3007001': frames(new WalBuilder({ pageSize: ps, version: 3007001 })),
-    'wrong version 0': frames(new WalBuilder({ pageSize: ps, version: 0 })),
     'invalid page size 1000': new WalBuilder({ pageSize: 1000 }).build(),
     'invalid page size 256': new WalBuilder({ pageSize: 256 }).build(),
     'invalid page size 0': new WalBuilder({ pageSize: 0 }).build(),
@@ -740,6 +741,14 @@ test('wal: an invalid header makes parseWalHeader and scanWal return undefined',
     assert.equal(parseWalHeader(bytes), undefined, name);
     assert.equal(scanWal(bytes), undefined, name);
   }
+  // A header that is valid but of another format version is not ignored: SQLite refuses to open
+  // the database (SQLITE_CANTOPEN), and so does the reader.
+  for (const version of [3007001, 0, 2 ** 32 - 1]) {
+    const header = parseWalHeader(frames(new WalBuilder({ pageSize: ps, version })));
+    assert.equal(header?.version, version);
+    assertImageFormatError(() => checkWalVersion(header!), /format version/);
+  }
+  checkWalVersion(parseWalHeader(valid)!);
 });
 
 test('wal: the same page written in two commits: the newest committed copy wins', () => {
@@ -885,4 +894,56 @@ test('wal: a scan resumed from an earlier scan of the same WAL equals a fresh sc
   const afterRewrite = scanWal(rewritten, early)!;
   assert.deepEqual(afterRewrite, mustScan(rewritten));
   assert.notEqual(afterRewrite.checksum1, resumed.checksum1);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fields that size things: nothing read from a file may size an allocation by itself
+// ---------------------------------------------------------------------------------------------
+
+test('wal: a commit frame that says the database has 2^31 − 1 or 2^32 − 1 pages folds to a table of the pages the files hold; the rest read as zeros', () => {
+  const ps = 512;
+  const page1 = makeFirstPage(ps, 1, { writeVersion: 2, readVersion: 2, pageCount: 2 });
+  const db = PageImage.fromBytes(concat([page1, makePage(ps, 2)]), ps);
+  for (const size of [2 ** 31 - 1, 2 ** 32 - 1]) {
+    const wal = new WalBuilder({ pageSize: ps }).frame(2, size, makePage(ps, 202)).build();
+    const scan = mustScan(wal);
+    assert.equal(scan.dbPages, size);
+    // On the code before the fix this grew a table of `size` entries: V8 aborts the process.
+    const image = foldWalPages(db, wal, scan, new PageStore(), undefined);
+    assert.equal(image.length, size * ps, 'the image is as long as the commit says');
+    assert.equal(image.pageCount, size);
+    assert.equal(image.pages.length, 2, 'only the pages the files hold have table entries');
+    assert.deepEqual(image.subarray(0, ps), page1);
+    assert.deepEqual(image.subarray(ps, 2 * ps), makePage(ps, 202));
+    assert.deepEqual(image.subarray((size - 1) * ps, size * ps), new Uint8Array(ps), 'the last page reads as zeros');
+    assert.equal(image.page(size - 1), zeroPage(ps));
+    assert.ok(image.equals(image.with(new Map())), 'an equal image past the table compares equal');
+    // A second commit that cuts the database back needs no more.
+    const cut = commitImage(image, new Map(), 3, 2 + 2);
+    assert.deepEqual([cut.length, cut.pages.length], [3 * ps, 2]);
+  }
+});
+
+test('wal: a commit that puts a page far past what the files hold is refused (ImageFormatError); holes up to the allowance read as zeros', () => {
+  const ps = 512;
+  const db = PageImage.fromBytes(concat([makeFirstPage(ps, 1, { writeVersion: 2, readVersion: 2, pageCount: 4 }), makePage(ps, 2), makePage(ps, 3), makePage(ps, 4)]), ps);
+  // The files hold at most 5 pages (4 in the database file, 1 frame).
+  const limit = 2 * 5 + HOLE_ENTRIES;
+  for (const far of [2 ** 31 - 1, 2 ** 32 - 1, limit + 1]) {
+    const wal = new WalBuilder({ pageSize: ps }).frame(far, far, makePage(ps, 9)).build();
+    // SQLite writes every page a database grows by: the table would be all holes.
+    assertImageFormatError(() => foldWalPages(db, wal, mustScan(wal), new PageStore(), undefined), /files hold at most 5 pages/);
+  }
+  // The database grows across a page no frame holds, as across the lock-byte page.
+  const hole = new WalBuilder({ pageSize: ps }).frame(6, 6, makePage(ps, 6)).build();
+  const image = foldWalPages(db, hole, mustScan(hole), new PageStore(), undefined);
+  assert.deepEqual([image.pageCount, image.pages.length], [6, 6]);
+  assert.equal(image.pages[4], zeroPage(ps));
+  assert.deepEqual(image.subarray(5 * ps, 6 * ps), makePage(ps, 6));
+  // A database file cut short (damaged) leaves holes under the WAL's pages: up to the limit, they read as zeros.
+  const atLimit = new WalBuilder({ pageSize: ps }).frame(limit, limit, makePage(ps, 11)).build();
+  const far = foldWalPages(db, atLimit, mustScan(atLimit), new PageStore(), undefined);
+  assert.equal(far.pages.length, limit);
+  assert.deepEqual(far.subarray((limit - 1) * ps, limit * ps), makePage(ps, 11));
+  assert.deepEqual(far.subarray(1000 * ps, 1001 * ps), new Uint8Array(ps));
 });

@@ -36,7 +36,10 @@ test('PageImage.with: a new version shares every page it does not replace, and t
   assert.deepEqual(old.toBytes(), before);
   assert.equal(next.pages[0], old.pages[0]);
   assert.equal(next.pages[2], changed);
-  assert.equal(next.pages[5], zeroPage(PS), 'pages added and not written are zero');
+  assert.equal(next.page(5), zeroPage(PS), 'pages added and not written are zero');
+  assert.equal(next.pages.length, 4, 'they need no table entry past the last page held');
+  const far = old.with(new Map([[6, changed]]), 8 * PS);
+  assert.deepEqual([far.pages.length, far.pages[5], far.page(7)], [7, zeroPage(PS), zeroPage(PS)], 'a zero page before a page held takes an entry');
   const expected = new Uint8Array(6 * PS);
   expected.set(before);
   expected.set(changed, 2 * PS);
@@ -120,7 +123,8 @@ test('PageStore: compaction moves the few live pages out of sparse slabs and kee
   const kept = new PageImage(PS, 2 * PS, [pages[3]!, pages[20]!]);
   store.track(kept);
   store.untrack(table);
-  assert.equal(store.stats().slabs, 4);
+  // The two slabs with a kept page, and the current one; the third full slab no table uses any more.
+  assert.equal(store.stats().slabs, 3);
   const compacted = store.compact();
   assert.equal(compacted, 2, 'the two sparse full slabs (the third one is not tracked, the fourth is current)');
   assert.deepEqual(kept.toBytes(), concat(before.subarray(3 * PS, 4 * PS), before.subarray(20 * PS, 21 * PS)));
@@ -245,4 +249,64 @@ test('foldWalPages equals foldWal on flat bytes: random databases, WALs that gro
       }
     }
   }
+});
+
+test('PageImageBuilder: zero pages at the end of a file (a sparse file) take no table entries; zero pages between others do', () => {
+  const store = new PageStore({ slabBytes: 4 * PS });
+  const builder = new PageImageBuilder(store, PS);
+  const data = bytesOf(3, 1);
+  const zeros = new Uint8Array(4 * PS);
+  builder.push(data.subarray(0, 2 * PS), false);
+  builder.push(zeros, false);
+  builder.push(data.subarray(2 * PS), false);
+  for (let i = 0; i < 1000; i++) builder.push(zeros, false);
+  const image = builder.finish();
+  assert.equal(image.length, 4007 * PS);
+  assert.equal(image.pages.length, 7, 'two pages, four zero pages, one page; then nothing for 4000 zero pages');
+  assert.equal(image.pages[3], zeroPage(PS));
+  const expected = new Uint8Array(4007 * PS);
+  expected.set(data.subarray(0, 2 * PS));
+  expected.set(data.subarray(2 * PS), 6 * PS);
+  assert.deepEqual(image.toBytes(), expected);
+  assert.ok(image.equals(PageImage.fromBytes(expected, PS)), 'equal to the same bytes with every page in its table');
+  assert.ok(PageImage.fromBytes(expected, PS).equals(image));
+});
+
+test('PagedStorage over an image whose table ends long before the file: reads past it are zeros, an overlay write there copies only the page it writes', () => {
+  const pages = 2 ** 31 - 1;
+  const image = PageImage.fromBytes(bytesOf(2, 3), PS).with(new Map(), pages * PS);
+  assert.equal(image.pages.length, 2);
+  const storage = new PagedStorage(image);
+  assert.equal(storage.length, pages * PS);
+  storage.slice(0, pages * PS);
+  assert.deepEqual(storage.subarray((pages - 1) * PS, pages * PS), new Uint8Array(PS));
+  assert.deepEqual(storage.subarray(PS - 4, PS + 4), bytesOf(2, 3).subarray(PS - 4, PS + 4));
+  // sql.js appends past the end of the file, as an overlay that inserts would.
+  storage.set(new Uint8Array(PS).fill(7), pages * PS);
+  assert.deepEqual(storage.subarray(pages * PS, (pages + 1) * PS), new Uint8Array(PS).fill(7));
+  assert.deepEqual(storage.subarray((pages - 1) * PS, pages * PS), new Uint8Array(PS), 'the pages in between still read as zeros');
+  assert.equal(storage.pages.length, 2, 'the shared table did not grow');
+  storage.set(new Uint8Array([9]), 5 * PS + 1);
+  assert.deepEqual([...storage.subarray(5 * PS, 5 * PS + 3)], [0, 9, 0]);
+  storage.release();
+});
+
+test('PageStore: a released table that held pages the live table does not leaves its sparse slabs to the next collect(), with nothing new allocated', () => {
+  const { store, pages, table: old } = storeOf32Pages();
+  // The live version keeps pages 3 and 20 of the old one and has new copies of all the others.
+  const fresh = pages.map((page, i) => (i === 3 || i === 20 ? page : store.copyPage(page, PS)));
+  const live = new PageImage(PS, 32 * PS, fresh);
+  store.track(live);
+  store.setLive(live);
+  store.compact();
+  const before = store.stats();
+  assert.equal(before.compacted, 0, 'the old version still holds every old slab');
+  store.untrack(old);
+  assert.ok(store.stats().slabBytes < before.slabBytes, 'the slabs no table uses are not counted once it goes');
+  // Nothing is published, so nothing is allocated: the release alone makes collect() compact.
+  store.collect();
+  assert.equal(store.stats().compacted, 2, 'the two old slabs that each keep one live page');
+  assert.notEqual(live.pages[3]!.buffer, pages[3]!.buffer);
+  assert.deepEqual(live.pages[20], pages[20]);
+  assert.ok(store.stats().slabBytes <= 32 * PS + 2 * store.slabBytes, `${store.stats().slabBytes} bytes of slabs for 32 live pages`);
 });

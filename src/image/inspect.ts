@@ -40,7 +40,7 @@ export async function inspectDatabase(given: string, fs: ImageFileSystem, policy
   if (scan !== undefined && wal !== undefined) {
     walFrames = Math.floor((wal.length - WAL_HEADER_SIZE) / (scan.header.pageSize + WAL_FRAME_HEADER_SIZE));
   }
-  const shm = readFile(fs, `${path}-shm`);
+  const shm = readHead(fs, `${path}-shm`, 100);
   const backfilled = shm !== undefined && shm.length >= 100 ? new DataView(shm.buffer, shm.byteOffset).getUint32(96, true) : undefined;
   const committed = scan?.committedFrames ?? 0;
   return {

@@ -4,7 +4,7 @@ import { DB_HEADER_SIZE, ImageFormatError, markRollback, marksWal, parseDbHeader
 import { isJournalActive, JOURNAL_PROBE_SIZE } from './journal.ts';
 import { FALLBACK_PAGE_SIZE, PageImage, pageSizeOf, sameBytes } from '../pages/page-image.ts';
 import { PageImageBuilder, PageStore } from '../pages/page-store.ts';
-import { continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
+import { checkWalVersion, commitImage, continuesFrom, foldWalPages, pageFrom, parseWalHeader, sameHeader, scanWal, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader, type WalScan } from './wal.ts';
 
 /** A consistent, committed image of a database file, ready to hand to the engine. */
 export interface DatabaseImage {
@@ -38,7 +38,8 @@ export interface WalMemory {
   /**
    * The WAL's bytes up to the scan's last commit frame: a later scan of the whole WAL trusts those
    * frames only if the file still starts with exactly these bytes (a restore or copy tool can
-   * rewrite a WAL in place with the same salts). Absent after an incremental read.
+   * rewrite a WAL in place with the same salts). Absent for a WAL longer than 64 MiB: then the
+   * next read compares every committed page with the image's instead.
    */
   readonly trusted?: Uint8Array;
   /**
@@ -271,7 +272,7 @@ async function readRollbackMode(
     return databaseImage({
       pages: validatePages(bytes, store),
       read: 'full',
-      version: `r:${before.ino}:${before.size}:${counterBefore}:${before.mtimeNs}`,
+      version: `r:${before.ino}:${before.size}:${counterBefore}:${before.mtimeNs}:${before.ctimeNs}`,
       settled,
       mode: 'rollback',
       fingerprint,
@@ -378,6 +379,7 @@ async function readWalMode(
     if (readShm(path, fs).key !== shmBefore || journalActive(path, fs)) return new Retry('a writer moved during the read');
   }
 
+  if (scan !== undefined) guardFormat(() => checkWalVersion(scan.header));
   let image = dbBytes;
   const folding = scan !== undefined && scan.committedFrames > 0;
   if (folding) {
@@ -390,21 +392,12 @@ async function readWalMode(
       const odd = oddSize(dbBytes, dbStat, state);
       if (odd !== undefined) return odd;
     }
-    image = foldWalPages(dbBytes, walBytes!, scan, store, live);
+    image = guardFormat(() => foldWalPages(dbBytes, walBytes!, scan, store, live));
   } else {
     const odd = oddSize(dbBytes, dbStat, state);
     if (odd !== undefined) return odd;
   }
-  const version = [
-    'w',
-    dbStat.ino,
-    dbStat.size,
-    dbStat.mtimeNs,
-    headerKey(scan?.header),
-    scan?.committedFrames ?? 0,
-    scan?.checksum1 ?? 0,
-    scan?.checksum2 ?? 0,
-  ].join(':');
+  const version = walVersion(dbStat, scan, walStat);
   // The next scan may skip checksumming the frames it finds byte-for-byte unchanged; proving
   // that needs the bytes, so a WAL larger than the cap is scanned whole every time instead.
   const pages = validatePages(image, store);
@@ -487,30 +480,37 @@ async function readWalIncrement(
     return new Retry('the database or its WAL changed or was replaced during the read');
   }
 
+  const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
+  const firstNew = WAL_HEADER_SIZE + previous.committedFrames * frameSize;
+  // The frames already applied are proven unchanged when the WAL still starts with the bytes the
+  // previous scan trusted. Otherwise (a WAL past the cap on trusted bytes, or frames rewritten in
+  // place, whose checksums can still match) every committed page is compared with the image's.
+  const verified = resume !== undefined;
+  if (!verified) {
+    // A page that left the WAL is the database file's again: unproven here.
+    for (const pageNumber of previous.pages.keys()) if (pageNumber <= previous.dbPages && !scan.pages.has(pageNumber)) return undefined;
+  }
   let image = base;
-  if (scan.committedFrames !== previous.committedFrames) {
-    const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
-    const firstNew = WAL_HEADER_SIZE + previous.committedFrames * frameSize;
-    const basePages = base.pages.length;
-    // A page past the previous end that no new frame holds is in an older frame or the file: unproven here.
-    for (let pageNumber = basePages + 1; pageNumber <= scan.dbPages; pageNumber++) {
-      if ((scan.pages.get(pageNumber) ?? 0) < firstNew) return undefined;
+  if (scan.committedFrames !== previous.committedFrames || !verified) {
+    const basePages = base.pageCount;
+    if (scan.dbPages > basePages) {
+      // A page past the previous end that no new frame holds is in an older frame or the file: unproven here.
+      let added = 0;
+      for (const [pageNumber, offset] of scan.pages) if (pageNumber > basePages && pageNumber <= scan.dbPages && offset >= firstNew) added++;
+      if (added !== scan.dbPages - basePages || base.length % pageSize !== 0) return undefined;
     }
-    if (base.length !== basePages * pageSize && scan.dbPages > basePages) return undefined;
     const changes = new Map<number, Uint8Array>();
     for (const [pageNumber, offset] of scan.pages) {
-      if (offset < firstNew || pageNumber > scan.dbPages) continue;
-      let page = pageFrom(walBytes.subarray(offset, offset + pageSize), pageNumber, store, base);
-      if (pageNumber === 1 && (page[18] !== 1 || page[19] !== 1)) {
-        if (page === base.pages[0]) page = store.copyPage(page, pageSize);
-        markRollback(page);
-      }
-      changes.set(pageNumber - 1, page);
+      if ((verified && offset < firstNew) || pageNumber > scan.dbPages) continue;
+      const page = imagePage(walBytes.subarray(offset, offset + pageSize), pageNumber, store, base);
+      if (page !== base.pages[pageNumber - 1]) changes.set(pageNumber - 1, page);
     }
-    image = base.with(changes, scan.dbPages * pageSize);
+    if (changes.size > 0 || scan.dbPages * pageSize !== base.length) {
+      image = guardFormat(() => commitImage(base, changes, scan.dbPages, Math.ceil(dbStat.size / pageSize) + scan.committedFrames));
+    }
     if (changes.has(0)) parse(image.pages[0]!);
   }
-  const version = ['w', dbStat.ino, dbStat.size, dbStat.mtimeNs, headerKey(scan.header), scan.committedFrames, scan.checksum1, scan.checksum2].join(':');
+  const version = walVersion(dbStat, scan, walStat);
   const settled = !isRacy(dbStat, clock);
   const wal: WalMemory = {
     ino: walStat.ino,
@@ -523,13 +523,28 @@ async function readWalIncrement(
 }
 
 /**
+ * Page `pageNumber` of an image, from a WAL frame's bytes: `base`'s own page when the bytes are
+ * equal, else a copy. Page 1 is marked as a rollback database (its WAL copy says WAL mode).
+ */
+function imagePage(source: Uint8Array, pageNumber: number, store: PageStore, base: PageImage): Uint8Array {
+  if (pageNumber !== 1) return pageFrom(source, pageNumber, store, base);
+  const old = base.pages[0];
+  if (old !== undefined && old.length === source.length && old[18] === 1 && old[19] === 1 && sameBytes(old.subarray(0, 18), source.subarray(0, 18)) && sameBytes(old.subarray(20), source.subarray(20))) {
+    return old;
+  }
+  const page = store.copyPage(source, source.length);
+  markRollback(page);
+  return page;
+}
+
+/**
  * Checks that a page image is a whole SQLite database (or empty) and marks it as a rollback
  * database: page 1 is replaced by a marked copy when it is not marked yet (pages are shared and
  * never written). Throws PipelineFailure `NOT_A_DATABASE`.
  */
 export function validatePages(image: PageImage, store: PageStore): PageImage {
   if (image.length === 0) return image;
-  const first = image.pages[0]!;
+  const first = image.page(0);
   const header = parse(first);
   const pages = Math.ceil(image.length / header.pageSize);
   if (header.pageCountValid && header.pageCount > pages) {
@@ -537,7 +552,7 @@ export function validatePages(image: PageImage, store: PageStore): PageImage {
   }
   if (header.pageSize !== image.pageSize) {
     // Only bytes whose header was unreadable when they were split (the fallback page size) get here.
-    return validatePages(PageImage.fromBytes(image.toBytes(), header.pageSize), store);
+    return validatePages(image.repaged(header.pageSize), store);
   }
   if (first[18] === 1 && first[19] === 1) return image;
   const marked = store.copyPage(first, image.pageSize).subarray(0, first.length);
@@ -556,6 +571,29 @@ function guardFormat<T>(fn: () => T): T {
     if (error instanceof ImageFormatError) throw new PipelineFailure('NOT_A_DATABASE', error.message, { cause: error });
     throw error;
   }
+}
+
+/**
+ * The version of a WAL-mode image: the database file's stat, the WAL's last commit, and the WAL's
+ * stat. File times and sizes are in it as they are, ctime included: a program that rewrites a file
+ * in place and puts its mtime back (`cp -p`, `rsync --inplace -t`, a restore tool) cannot put
+ * ctime back, and frames rewritten in place can keep every checksum (SQLite's sum is not a hash).
+ * A version that changes with the content unchanged costs a comparison of the pages, never a new
+ * generation.
+ */
+function walVersion(dbStat: FileStat, scan: WalScan | undefined, walStat: FileStat | undefined): string {
+  return [
+    'w',
+    dbStat.ino,
+    dbStat.size,
+    dbStat.mtimeNs,
+    headerKey(scan?.header),
+    scan?.committedFrames ?? 0,
+    scan?.checksum1 ?? 0,
+    scan?.checksum2 ?? 0,
+    dbStat.ctimeNs,
+    walStat === undefined ? '-' : statKey(walStat),
+  ].join(':');
 }
 
 function sameSalts(a: WalHeader | undefined, b: WalHeader | undefined): boolean {
@@ -801,7 +839,7 @@ function matches(image: PageImage, bytes: Uint8Array, start: number): boolean {
   for (let at = 0; at < bytes.length; ) {
     const index = Math.floor((start + at) / pageSize);
     const from = start + at - index * pageSize;
-    const page = image.pages[index]!;
+    const page = image.page(index);
     const length = Math.min(page.length - from, bytes.length - at);
     if (!sameBytes(page.subarray(from, from + length), bytes.subarray(at, at + length))) return false;
     at += length;

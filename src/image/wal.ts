@@ -1,6 +1,9 @@
-import { PageImage, sameBytes } from '../pages/page-image.ts';
+import { MAX_TABLE_PAGES, PageImage, sameBytes } from '../pages/page-image.ts';
 import type { PageStore } from '../pages/page-store.ts';
-import { isValidPageSize } from './header.ts';
+import { ImageFormatError, isValidPageSize } from './header.ts';
+
+/** Table entries for holes a commit may have beyond twice the pages the files hold (512 KiB of table). */
+export const HOLE_ENTRIES = 65536;
 
 /** Size of the WAL file header. */
 export const WAL_HEADER_SIZE = 32;
@@ -15,6 +18,8 @@ const WAL_FORMAT_VERSION = 3007000;
 export interface WalHeader {
   /** Checksums are computed over big-endian 32-bit words (magic 0x377f0683). */
   readonly bigEndian: boolean;
+  /** The WAL format version: 3007000, the only one SQLite reads (see {@link checkWalVersion}). */
+  readonly version: number;
   readonly pageSize: number;
   readonly checkpointSeq: number;
   /** Incremented by every WAL restart: frames with other salts are stale. */
@@ -39,15 +44,16 @@ export interface WalScan {
 }
 
 /**
- * Parses the WAL header; `undefined` when there is none (short file, wrong magic or version,
- * bad checksum): SQLite then ignores the whole log, and so do we.
+ * Parses the WAL header; `undefined` when there is none (short file, wrong magic or page size,
+ * bad checksum): SQLite then ignores the whole log, and so do we. A header that passes those
+ * checks is returned whatever its format version: SQLite refuses to open a database whose WAL has
+ * another one ({@link checkWalVersion}).
  */
 export function parseWalHeader(bytes: Uint8Array): WalHeader | undefined {
   if (bytes.length < WAL_HEADER_SIZE) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, WAL_HEADER_SIZE);
   const magic = view.getUint32(0);
   if (magic !== MAGIC_LITTLE_ENDIAN && magic !== MAGIC_BIG_ENDIAN) return undefined;
-  if (view.getUint32(4) !== WAL_FORMAT_VERSION) return undefined;
   const pageSize = view.getUint32(8);
   if (!isValidPageSize(pageSize)) return undefined;
   const bigEndian = magic === MAGIC_BIG_ENDIAN;
@@ -58,6 +64,7 @@ export function parseWalHeader(bytes: Uint8Array): WalHeader | undefined {
   if (sum.s1 !== checksum1 || sum.s2 !== checksum2) return undefined;
   return {
     bigEndian,
+    version: view.getUint32(4),
     pageSize,
     checkpointSeq: view.getUint32(12),
     salt1: view.getUint32(16),
@@ -130,9 +137,19 @@ function sameLastCommit(view: DataView, resume: WalScan, frameSize: number): boo
   );
 }
 
-/** Whether two WAL headers are the same header: same salts, checkpoint sequence, page size and checksums. */
+/**
+ * Throws ImageFormatError for a WAL header of a format version other than 3007000: SQLite, which
+ * checks it after the magic, page size and checksum, then fails to open the database
+ * (SQLITE_CANTOPEN) rather than ignore the log.
+ */
+export function checkWalVersion(header: WalHeader): void {
+  if (header.version !== WAL_FORMAT_VERSION) throw new ImageFormatError(`the WAL is of format version ${header.version}, which SQLite does not read`);
+}
+
+/** Whether two WAL headers are the same header: same salts, checkpoint sequence, page size, version and checksums. */
 export function sameHeader(a: WalHeader, b: WalHeader): boolean {
   return (
+    a.version === b.version &&
     a.salt1 === b.salt1 &&
     a.salt2 === b.salt2 &&
     a.checkpointSeq === b.checkpointSeq &&
@@ -161,7 +178,9 @@ export function continuesFrom(wal: Uint8Array, earlier: WalScan): boolean {
  * trailing partial page is zero-padded. Writes into `db` when it is large enough and returns a
  * view of it; otherwise into the array `allocate` returns (uninitialised memory is fine), which
  * may be a longer view of `db`'s own memory (then nothing is copied). The caller checks that the
- * database's page size matches the WAL's.
+ * database's page size matches the WAL's. Its allocation is sized by the commit's page count, a
+ * field of the file: it is the flat reference for tests of small images; the cache reads through
+ * {@link foldWalPages}.
  */
 export function foldWal(
   db: Uint8Array,
@@ -189,20 +208,42 @@ export function foldWal(
 /**
  * The image at a WAL's last commit: the database file's pages with the committed WAL pages in
  * place of theirs, cut (or grown with zero pages) to the commit's page count, as `foldWal` does
- * on flat bytes (the two must agree: test/pages.test.ts). A WAL page equal to the live image's is shared; the others are copied out of
- * the WAL's bytes.
+ * on flat bytes (the two must agree: test/pages.test.ts). A WAL page equal to the live image's is
+ * shared; the others are copied out of the WAL's bytes. Throws ImageFormatError as
+ * {@link commitImage} does.
  */
 export function foldWalPages(db: PageImage, wal: Uint8Array, scan: WalScan, store: PageStore, live: PageImage | undefined): PageImage {
   if (scan.committedFrames === 0) return db;
   const { pageSize } = scan.header;
-  const base = db.pageSize === pageSize ? db : PageImage.fromBytes(db.toBytes(), pageSize);
+  const base = db.pageSize === pageSize ? db : db.repaged(pageSize);
   const sharable = live?.pageSize === pageSize ? live : undefined;
   const changes = new Map<number, Uint8Array>();
   for (const [pageNumber, offset] of scan.pages) {
     if (pageNumber > scan.dbPages) continue;
     changes.set(pageNumber - 1, pageFrom(wal.subarray(offset, offset + pageSize), pageNumber, store, sharable));
   }
-  return base.with(changes, scan.dbPages * pageSize);
+  return commitImage(base, changes, scan.dbPages, base.pageCount + scan.committedFrames);
+}
+
+/**
+ * `base` cut or grown to a commit's `dbPages` pages, with `changes` (page index → page) over it.
+ *
+ * The page count comes from a frame header, so nothing is sized by it: the pages past the last
+ * one the files hold read as zeros without a table entry (SQLite reads them as zeros too, and
+ * never reads past the header's page count when that is valid). A commit written by SQLite
+ * leaves no other hole: a database grows by pages it writes to the WAL, except the lock-byte
+ * page; a damaged file (a database file cut short) can leave more. So `held`, the most pages
+ * the files can hold (the database file's pages plus the committed frames), bounds the table: one
+ * that would need more than twice that plus {@link HOLE_ENTRIES} entries, zero pages between the
+ * pages held, is refused with ImageFormatError, as is one past {@link MAX_TABLE_PAGES}.
+ */
+export function commitImage(base: PageImage, changes: ReadonlyMap<number, Uint8Array>, dbPages: number, held: number): PageImage {
+  let table = Math.min(base.pages.length, dbPages);
+  for (const index of changes.keys()) if (index < dbPages && index >= table) table = index + 1;
+  if (table > 2 * held + HOLE_ENTRIES || table > MAX_TABLE_PAGES) {
+    throw new ImageFormatError(`the WAL commits page ${table} of a database whose files hold at most ${held} pages`);
+  }
+  return base.with(changes, dbPages * base.pageSize);
 }
 
 /** Page `pageNumber` with the bytes of `source` (a WAL frame's page): the live one if equal, else a copy. */

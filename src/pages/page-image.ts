@@ -4,6 +4,12 @@ import { isValidPageSize } from '../image/header.ts';
 /** Page size assumed for bytes that carry no valid SQLite header (they fail validation later). */
 export const FALLBACK_PAGE_SIZE = 4096;
 
+/**
+ * Most entries a page table may have: 2^26 (256 GiB of 4 KiB pages, 32 GiB of 512-byte pages). A
+ * JavaScript array cannot grow past about 2^27 entries: V8 then aborts the process.
+ */
+export const MAX_TABLE_PAGES = 2 ** 26;
+
 const zeroPages = new Map<number, Uint8Array>();
 
 /** One shared, all-zero page per page size: holes (the lock-byte page) cost no memory. Never written. */
@@ -22,14 +28,20 @@ export function zeroPage(pageSize: number): Uint8Array {
  * other versions may share. Nothing ever writes into a page once it is in a table; a changed
  * version is a new table ({@link PageImage.with}). No single allocation holds the whole file,
  * so the size limit is memory, not the largest `ArrayBuffer`.
+ *
+ * The table may end before the file does: the pages past its end read as zeros and cost nothing.
+ * A WAL commit can say the database has 2^31 pages when the files hold two (SQLite then reads the
+ * others as zeros), and a sparse file can end in gigabytes of holes; the table of either holds only
+ * the pages the files hold.
  */
 export class PageImage {
   readonly pageSize: number;
   /** Size of the file in bytes. */
   readonly length: number;
   /**
-   * The pages, in file order. Entries are replaced only by {@link PageStore} compaction, with a
-   * copy of the same bytes.
+   * The pages, in file order, from the first to the last one held: at most
+   * {@link PageImage.pageCount}, and all but the file's last page full-sized. Entries are replaced
+   * only by {@link PageStore} compaction, with a copy of the same bytes.
    */
   readonly pages: Uint8Array[];
 
@@ -46,6 +58,16 @@ export class PageImage {
     return new PageImage(pageSize, bytes.length, pages);
   }
 
+  /** Pages in the file, the zero pages past the table included. */
+  get pageCount(): number {
+    return Math.ceil(this.length / this.pageSize);
+  }
+
+  /** Page `index` (from 0): the table's entry, or the shared zero page past the table's end. */
+  page(index: number): Uint8Array {
+    return this.pages[index] ?? zeroPage(this.pageSize);
+  }
+
   /** Bytes `start` to `end` (clamped to the file): a view when they lie in one page, else a copy. */
   subarray(start: number, end = this.length): Uint8Array {
     end = Math.min(end, this.length);
@@ -53,7 +75,7 @@ export class PageImage {
     const pageSize = this.pageSize;
     const index = Math.floor(start / pageSize);
     const base = index * pageSize;
-    if (end <= base + pageSize) return this.pages[index]!.subarray(start - base, end - base);
+    if (end <= base + pageSize) return this.page(index).subarray(start - base, end - base);
     const copy = new Uint8Array(end - start);
     this.copyTo(copy, 0, start, end);
     return copy;
@@ -67,15 +89,23 @@ export class PageImage {
       const index = Math.floor(at / pageSize);
       const base = index * pageSize;
       const upto = Math.min(end, base + pageSize);
-      target.set(this.pages[index]!.subarray(at - base, upto - base), targetOffset + at - start);
+      target.set(this.page(index).subarray(at - base, upto - base), targetOffset + at - start);
       at = upto;
     }
+  }
+
+  /** The same file split into pages of `pageSize` bytes (copied); the zero pages past the table stay out of it. */
+  repaged(pageSize: number): PageImage {
+    const held = Math.min(this.length, Math.ceil((this.pages.length * this.pageSize) / pageSize) * pageSize);
+    const bytes = new Uint8Array(held);
+    this.copyTo(bytes, 0, 0, held);
+    return new PageImage(pageSize, this.length, PageImage.fromBytes(bytes, pageSize).pages);
   }
 
   /** The whole file in one new array; for tests and small images (it is the allocation pages avoid). */
   toBytes(): Uint8Array {
     const bytes = new Uint8Array(this.length);
-    this.copyTo(bytes, 0, 0, this.length);
+    this.copyTo(bytes, 0, 0, Math.min(this.length, this.pages.length * this.pageSize));
     return bytes;
   }
 
@@ -86,30 +116,38 @@ export class PageImage {
     if (other.pageSize !== this.pageSize) return sameBytes(this.toBytes(), other.toBytes());
     const a = this.pages;
     const b = other.pages;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameBytes(a[i]!, b[i]!)) return false;
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+      const x = this.page(i);
+      const y = other.page(i);
+      if (x !== y && !sameBytes(x, y)) return false;
+    }
     return true;
   }
 
   /**
    * A new version: this table copied, cut or extended to `length` bytes, with `changes` (page
-   * index → page) written over it. Pages added by the extension and not in `changes` are zero.
+   * index → page) written over it. Pages added by the extension and not in `changes` are zero; the
+   * table ends at its last page that is not such a zero page, so that its size follows what was
+   * held and changed, not `length`.
    */
   with(changes: ReadonlyMap<number, Uint8Array>, length = this.length): PageImage {
     const pageSize = this.pageSize;
     const count = Math.ceil(length / pageSize);
-    const pages = this.pages.slice(0, count);
+    let held = Math.min(this.pages.length, count);
+    for (const index of changes.keys()) if (index < count && index >= held) held = index + 1;
+    const pages = this.pages.slice(0, held);
     const zero = zeroPage(pageSize);
     // A page that was the short last one and no longer is reads as zero-padded.
-    const lastOld = pages.length - 1;
+    const lastOld = Math.min(this.pages.length, count) - 1;
     if (lastOld >= 0 && lastOld < count - 1 && pages[lastOld]!.length < pageSize && !changes.has(lastOld)) {
       const padded = new Uint8Array(pageSize);
       padded.set(pages[lastOld]!);
       pages[lastOld] = padded;
     }
-    while (pages.length < count) pages.push(zero);
+    while (pages.length < held) pages.push(zero);
     for (const [index, page] of changes) if (index < count) pages[index] = page;
     const tail = length - (count - 1) * pageSize;
-    if (count > 0 && pages[count - 1]!.length !== tail) pages[count - 1] = pages[count - 1]!.subarray(0, tail);
+    if (held === count && count > 0 && pages[count - 1]!.length !== tail) pages[count - 1] = pages[count - 1]!.subarray(0, tail);
     return new PageImage(pageSize, length, pages);
   }
 }

@@ -1,4 +1,5 @@
-import { PageImage, sameBytes, zeroPage } from './page-image.ts';
+import { PipelineFailure } from '../errors.ts';
+import { MAX_TABLE_PAGES, PageImage, sameBytes, zeroPage } from './page-image.ts';
 
 /** Something that holds pages: a version's image or the storage sql.js reads it through. */
 export interface PageTable {
@@ -10,11 +11,11 @@ export interface PageTable {
 
 /** What a {@link PageStore} holds, for stats and tests. */
 export interface PageStoreStats {
-  /** Slabs that some tracked table still uses. */
+  /** Slabs that some tracked table still uses, and the slabs new pages are being copied into. */
   readonly slabs: number;
   /** Their size in bytes: the memory pages pin. */
   readonly slabBytes: number;
-  /** Bytes of distinct pages in use by tracked tables, at the last scan. */
+  /** Bytes of distinct pages in use by tracked tables. */
   readonly usedBytes: number;
   /** Slabs compacted since the store was made. */
   readonly compacted: number;
@@ -49,7 +50,8 @@ const MIN_BUMP_BYTES = 64 << 10;
 /**
  * The memory that versions' pages live in: slabs of pages shared between versions, and the
  * bookkeeping that stops a slab from pinning memory it no longer needs. Pages are never freed
- * or written here: a page no table refers to goes with its slab at garbage collection. A slab
+ * or written here: a page no table refers to goes with its slab at garbage collection, since the
+ * store knows its slabs only weakly (it keeps just the slabs it is copying new pages into). A slab
  * that only a few live pages still keep alive is compacted: those pages are copied into a fresh
  * slab and every tracked table is pointed at the copies (the same bytes, so a reader at any
  * moment sees the same file).
@@ -57,13 +59,20 @@ const MIN_BUMP_BYTES = 64 << 10;
 export class PageStore {
   readonly slabBytes: number;
   readonly #compactBelow: number;
-  readonly #slabs = new Map<ArrayBufferLike, Slab>();
+  /** Slab of each buffer holding pages; weak, so that a slab no table uses can be collected. */
+  readonly #slabs = new WeakMap<ArrayBufferLike, Slab>();
   readonly #bump = new Map<number, BumpSlab>();
   readonly #tables = new Map<PageTable, number>();
   #allocatedSinceScan = 0;
+  /** Bytes of slab pages that tables untracked since the last scan held and the live table does not. */
+  #releasedSinceScan = 0;
+  /** The live version's table: what a released table holds beyond it is probably garbage now. */
+  #live: PageTable | undefined;
   #usedBytes = 0;
   #sizeHint = 0;
   #compacted = 0;
+  /** What {@link PageStore.stats} last counted, until a table, a slab or a page changes. */
+  #stats: PageStoreStats | undefined;
 
   constructor(options: PageStoreOptions = {}) {
     this.slabBytes = options.slabBytes ?? DEFAULT_SLAB_BYTES;
@@ -83,6 +92,7 @@ export class PageStore {
     }
     const at = bump.next++ * pageSize;
     this.#allocatedSinceScan += pageSize;
+    this.#stats = undefined;
     return bump.bytes.subarray(at, at + pageSize);
   }
 
@@ -114,60 +124,69 @@ export class PageStore {
     if (this.#slabs.has(chunk.buffer)) return;
     this.#slabs.set(chunk.buffer, { buffer: chunk.buffer, offset: chunk.byteOffset, pageSize, slots: Math.ceil(chunk.length / pageSize) });
     this.#allocatedSinceScan += chunk.length;
+    this.#stats = undefined;
   }
 
   /** Counts `table` as live: compaction keeps its pages and repoints it. Counted per call. */
   track(table: PageTable): void {
     this.#tables.set(table, (this.#tables.get(table) ?? 0) + 1);
-  }
-
-  /** Undoes one {@link PageStore.track}. */
-  untrack(table: PageTable): void {
-    const count = this.#tables.get(table);
-    if (count === undefined) return;
-    if (count <= 1) this.#tables.delete(table);
-    else this.#tables.set(table, count - 1);
+    this.#stats = undefined;
   }
 
   /**
-   * Scans the tracked tables once enough new page memory has been taken since the last scan
-   * (an eighth of what was in use, at least 2 slabs of copied pages): cheap on average, bounded memory over
-   * any number of versions.
+   * Undoes one {@link PageStore.track}. The store holds no reference to the pages only that table
+   * used: they are returned at the next garbage collection. Slabs that other tables keep partly
+   * alive are left to {@link PageStore.collect}, which this counts the table's pages for unless
+   * `counted` is false (another table that holds the same pages counts them when it goes).
    */
-  collect(): void {
-    if (this.#allocatedSinceScan >= Math.max(this.#usedBytes / 8, 2 * this.#bumpBytes())) this.compact();
+  untrack(table: PageTable, counted = true): void {
+    const count = this.#tables.get(table);
+    if (count === undefined) return;
+    if (count <= 1) {
+      this.#tables.delete(table);
+      if (counted) this.#releasedSinceScan += this.#beyondLive(table);
+    } else {
+      this.#tables.set(table, count - 1);
+    }
+    this.#stats = undefined;
   }
 
-  /** Forgets slabs no tracked table uses and compacts the sparsely used ones; returns how many it compacted. */
+  /** Names the live version's table (tracked separately), against which released tables are counted. */
+  setLive(table: PageTable | undefined): void {
+    this.#live = table;
+  }
+
+  /** Bytes of the slab pages `table` holds where the live table holds another page: one pass, no lookups for shared pages. */
+  #beyondLive(table: PageTable): number {
+    const live = this.#live?.pages;
+    const pages = table.pages;
+    if (live === undefined || pages === live) return 0;
+    let bytes = 0;
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i]!;
+      if (page !== live[i] && this.#slabs.has(page.buffer)) bytes += page.length;
+    }
+    return bytes;
+  }
+
+  /**
+   * Compacts once enough new page memory has been taken since the last scan, or enough released
+   * (pages of untracked tables that the live table does not use): an eighth of what was in use,
+   * at least 2 slabs of copied pages. Cheap on average, bounded memory over any number of
+   * versions, and slabs that released versions leave sparse are not kept while nothing is published.
+   */
+  collect(): void {
+    if (Math.max(this.#allocatedSinceScan, this.#releasedSinceScan) >= Math.max(this.#usedBytes / 8, 2 * this.#bumpBytes())) this.compact();
+  }
+
+  /** Compacts the sparsely used slabs; returns how many it compacted. */
   compact(): number {
     this.#allocatedSinceScan = 0;
-    const marks = new Map<Slab, Uint8Array>();
-    let usedBytes = 0;
-    for (const table of this.#tables.keys()) {
-      for (const page of table.pages) {
-        const slab = this.#slabs.get(page.buffer);
-        if (slab === undefined) continue;
-        let mark = marks.get(slab);
-        if (mark === undefined) {
-          mark = new Uint8Array(slab.slots);
-          marks.set(slab, mark);
-        }
-        const slot = Math.floor((page.byteOffset - slab.offset) / slab.pageSize);
-        if (mark[slot] === 0) {
-          mark[slot] = 1;
-          usedBytes += slab.pageSize;
-        }
-      }
-    }
-    const current = new Set<Slab>();
-    for (const bump of this.#bump.values()) current.add(bump.slab);
+    this.#releasedSinceScan = 0;
+    const { marks, usedBytes } = this.#mark();
+    const current = this.#current();
     const sparse = new Set<Slab>();
-    for (const slab of [...this.#slabs.values()]) {
-      const mark = marks.get(slab);
-      if (mark === undefined) {
-        if (!current.has(slab)) this.#slabs.delete(slab.buffer);
-        continue;
-      }
+    for (const [slab, mark] of marks) {
       if (current.has(slab)) continue;
       let live = 0;
       for (let i = 0; i < mark.length; i++) live += mark[i]!;
@@ -201,13 +220,53 @@ export class PageStore {
       this.#allocatedSinceScan = 0;
     }
     this.#usedBytes = usedBytes;
+    this.#stats = undefined;
     return sparse.size;
   }
 
+  /**
+   * The slabs tracked tables use and the memory they pin, counted exactly: one pass over the
+   * tracked tables, remembered until a table, slab or page changes.
+   */
   stats(): PageStoreStats {
+    if (this.#stats !== undefined) return this.#stats;
+    const { marks, usedBytes } = this.#mark();
+    const slabs = new Set<Slab>(marks.keys());
+    for (const slab of this.#current()) slabs.add(slab);
     let slabBytes = 0;
-    for (const slab of this.#slabs.values()) slabBytes += slab.slots * slab.pageSize;
-    return { slabs: this.#slabs.size, slabBytes, usedBytes: this.#usedBytes, compacted: this.#compacted };
+    for (const slab of slabs) slabBytes += slab.slots * slab.pageSize;
+    this.#stats = { slabs: slabs.size, slabBytes, usedBytes, compacted: this.#compacted };
+    return this.#stats;
+  }
+
+  /** Which slots of which slabs the tracked tables use, and the bytes of those distinct pages. */
+  #mark(): { marks: Map<Slab, Uint8Array>; usedBytes: number } {
+    const marks = new Map<Slab, Uint8Array>();
+    let usedBytes = 0;
+    for (const table of this.#tables.keys()) {
+      for (const page of table.pages) {
+        const slab = this.#slabs.get(page.buffer);
+        if (slab === undefined) continue;
+        let mark = marks.get(slab);
+        if (mark === undefined) {
+          mark = new Uint8Array(slab.slots);
+          marks.set(slab, mark);
+        }
+        const slot = Math.floor((page.byteOffset - slab.offset) / slab.pageSize);
+        if (mark[slot] === 0) {
+          mark[slot] = 1;
+          usedBytes += slab.pageSize;
+        }
+      }
+    }
+    return { marks, usedBytes };
+  }
+
+  /** The slabs new pages are being copied into (the store itself keeps these alive). */
+  #current(): Set<Slab> {
+    const current = new Set<Slab>();
+    for (const bump of this.#bump.values()) current.add(bump.slab);
+    return current;
   }
 }
 
@@ -223,6 +282,8 @@ export class PageImageBuilder {
   readonly #live: PageImage | undefined;
   readonly pageSize: number;
   readonly #pages: Uint8Array[] = [];
+  /** All-zero pages after the last page in `#pages`: entered only when a page follows them. */
+  #zeros = 0;
   #length = 0;
   #spare: Uint8Array | undefined;
   /** Pages taken from `live`, for tests and stats. */
@@ -260,18 +321,22 @@ export class PageImageBuilder {
     for (let at = 0, index = first; at < bytes.length; at += pageSize, index++) {
       const page = bytes.subarray(at, Math.min(at + pageSize, bytes.length));
       const old = livePages?.[index];
-      if (old !== undefined && sameBytes(old, page)) {
+      if (old !== undefined && old !== zero && sameBytes(old, page)) {
+        this.#enterZeros();
         this.#pages.push(old);
         this.shared++;
       } else if (page.length === pageSize && page[0] === 0 && page[pageSize - 1] === 0 && sameBytes(page, zero)) {
-        // Free pages and holes (a sparse file, the lock-byte page) cost no memory.
-        this.#pages.push(zero);
+        // Free pages and holes (a sparse file, the lock-byte page) cost no memory, and those at
+        // the end of the file not even a table entry.
+        this.#zeros++;
       } else {
+        this.#enterZeros();
         this.#pages.push(page);
         fresh.push(this.#pages.length - 1);
       }
     }
     this.#length += bytes.length;
+    if (this.#pages.length > MAX_TABLE_PAGES) throw tooManyPages();
     const total = Math.ceil(bytes.length / pageSize);
     if (owned && fresh.length * 2 >= total) {
       this.#store.adopt(bytes, pageSize);
@@ -284,6 +349,18 @@ export class PageImageBuilder {
   finish(): PageImage {
     return new PageImage(this.pageSize, this.#length, this.#pages);
   }
+
+  /** Puts the zero pages met since the last page into the table: a page follows them. */
+  #enterZeros(): void {
+    if (this.#zeros === 0) return;
+    if (this.#pages.length + this.#zeros > MAX_TABLE_PAGES) throw tooManyPages();
+    const zero = zeroPage(this.pageSize);
+    for (; this.#zeros > 0; this.#zeros--) this.#pages.push(zero);
+  }
+}
+
+function tooManyPages(): PipelineFailure {
+  return new PipelineFailure('IO', `the file holds data past page ${MAX_TABLE_PAGES}, more pages than one page table holds`);
 }
 
 /** The whole chunk a (possibly shorter) filled part was read into. */

@@ -26,6 +26,11 @@ export class PagedStorage {
   #slabs: Uint8Array[] = [];
   #slabIds = new Map<ArrayBufferLike, number>();
   #pages: Uint8Array[];
+  /**
+   * Pages written past the table's end (private copies; the pages in between read as zeros): a
+   * file whose table ends long before the file does is never filled in up to a write.
+   */
+  #far: Map<number, Uint8Array> | undefined;
   /** Pages this storage wrote (private copies); `undefined` until the first write. */
   #owned: Set<number> | undefined;
   #length: number;
@@ -76,7 +81,7 @@ export class PagedStorage {
   }
 
   #read(index: number, from: number, start: number, end: number): Uint8Array {
-    const page = this.#pages[index];
+    const page = this.#pageAt(index);
     if (page === undefined || from + end - start > page.length) return this.#assemble(start, end);
     if (page.length === this.#pageSize) this.#learn(index, page);
     return page.subarray(from, from + end - start);
@@ -114,7 +119,7 @@ export class PagedStorage {
       const i = Math.floor(at / pageSize);
       const from = i * pageSize;
       const upto = Math.min(end, from + pageSize);
-      const source = this.#pages[i];
+      const source = this.#pageAt(i);
       if (source !== undefined) copy.set(source.subarray(at - from, Math.min(upto - from, source.length)), at - start);
       at = upto;
     }
@@ -147,23 +152,34 @@ export class PagedStorage {
     this.#sealed = true;
   }
 
-  /** The version is gone: its pages stop counting as live for compaction. */
+  /**
+   * The version is gone: its pages stop counting as live for compaction, and this storage lets go
+   * of them (a released lease kept by the caller must not keep its version's pages alive).
+   */
   release(): void {
     this.moved();
     this.#store?.untrack(this);
     this.#store = undefined;
+    this.#pages = [];
+    this.#far = undefined;
+  }
+
+  /** Page `index` as this storage holds it; `undefined` where it reads as zeros. */
+  #pageAt(index: number): Uint8Array | undefined {
+    return index < this.#pages.length ? this.#pages[index] : this.#far?.get(index);
   }
 
   /** A private, full-size copy of page `index` to write into. */
   #own(index: number): Uint8Array {
     const owned = this.#owned!;
-    if (owned.has(index)) return this.#pages[index]!;
+    if (owned.has(index)) return this.#pageAt(index)!;
     const pageSize = this.#pageSize;
     const copy = new Uint8Array(pageSize);
     if (this.#slabOf !== undefined && index < this.#slabOf.length) this.#slabOf[index] = 0;
-    const old = this.#pages[index];
+    const old = this.#pageAt(index);
     if (old !== undefined) copy.set(old);
-    this.#pages[index] = copy;
+    if (index < this.#pages.length) this.#pages[index] = copy;
+    else (this.#far ??= new Map()).set(index, copy);
     owned.add(index);
     return copy;
   }
@@ -171,13 +187,9 @@ export class PagedStorage {
   /** Extends the file to `end` bytes: the bytes in between read as zeros, as in MEMFS. */
   #grow(end: number): void {
     const pageSize = this.#pageSize;
-    const last = this.#pages.length - 1;
-    if (last >= 0 && this.#pages[last]!.length < pageSize) this.#own(last);
-    const count = Math.ceil(end / pageSize);
-    while (this.#pages.length < count) {
-      this.#owned!.add(this.#pages.length);
-      this.#pages.push(new Uint8Array(pageSize));
-    }
+    const last = Math.ceil(this.#length / pageSize) - 1;
+    const page = last >= 0 ? this.#pageAt(last) : undefined;
+    if (page !== undefined && page.length < pageSize) this.#own(last);
     this.#length = end;
   }
 }

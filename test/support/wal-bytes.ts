@@ -156,3 +156,73 @@ export class WalBuilder {
     return wal;
   }
 }
+
+/** One frame of a WAL file, as its header says. */
+export interface FrameInfo {
+  readonly index: number;
+  /** Byte offset of the frame (its 24-byte header) in the WAL. */
+  readonly offset: number;
+  readonly pageNumber: number;
+  readonly commitSize: number;
+}
+
+/** The page size a WAL header records (bytes 8–11). */
+export function walPageSize(wal: Uint8Array): number {
+  return getUint32(wal, 8);
+}
+
+/** Whether a WAL's checksums are over big-endian words (magic 0x377f0683; bit 0 of the magic). */
+export function walBigEndian(wal: Uint8Array): boolean {
+  return (getUint32(wal, 0) & 1) === 1;
+}
+
+/** Every whole frame of `wal` (valid or not), for a page size of `pageSize` (default: the header's). */
+export function walFrames(wal: Uint8Array, pageSize = walPageSize(wal)): FrameInfo[] {
+  const frames: FrameInfo[] = [];
+  const size = WAL_FRAME_HEADER_BYTES + pageSize;
+  for (let index = 0, offset = WAL_HEADER_BYTES; offset + size <= wal.length; index++, offset += size) {
+    frames.push({ index, offset, pageNumber: getUint32(wal, offset), commitSize: getUint32(wal, offset + 4) });
+  }
+  return frames;
+}
+
+/** Writes a big-endian uint32 (the byte order of every WAL and database header field). */
+export function setUint32(bytes: Uint8Array, at: number, value: number): void {
+  putUint32(bytes, at, value);
+}
+
+/**
+ * Makes the checksums of `wal` valid again after its fields or pages were edited: the header's
+ * checksum over bytes 0–23, then every frame's cumulative checksum in turn (salts are left as they
+ * are). `pageSize` and `bigEndian` default to what the header says.
+ */
+export function resealWal(wal: Uint8Array, pageSize = walPageSize(wal), bigEndian = walBigEndian(wal)): void {
+  let running = walChecksum(wal.subarray(0, 24), bigEndian);
+  putUint32(wal, 24, running[0]);
+  putUint32(wal, 28, running[1]);
+  for (const { offset } of walFrames(wal, pageSize)) {
+    running = walChecksum(wal.subarray(offset + WAL_FRAME_HEADER_BYTES, offset + WAL_FRAME_HEADER_BYTES + pageSize), bigEndian, walChecksum(wal.subarray(offset, offset + 8), bigEndian, running));
+    putUint32(wal, offset + 16, running[0]);
+    putUint32(wal, offset + 20, running[1]);
+  }
+}
+
+/**
+ * Changes three words of a frame's page so that every checksum stays what it was: SQLite's sum
+ * takes words in pairs (`s1 += w0 + s2; s2 += w1 + s1`), so adding `delta` to the first word of a
+ * pair and subtracting it from the second and from the first word of the next pair leaves both
+ * sums unchanged after the next pair. `pageOffset` (a multiple of 8) is where the pair starts in
+ * the page; words are taken in the WAL's checksum byte order.
+ */
+export function collideFrame(wal: Uint8Array, frame: FrameInfo, pageOffset: number, delta: number, bigEndian = walBigEndian(wal)): void {
+  if (pageOffset % 8 !== 0) throw new Error(`pageOffset ${pageOffset} is not the start of a pair of words`);
+  const at = frame.offset + WAL_FRAME_HEADER_BYTES + pageOffset;
+  const add = (offset: number, d: number): void => {
+    const value = (word(wal, offset, bigEndian) + d + TWO_32) % TWO_32;
+    if (bigEndian) putUint32(wal, offset, value);
+    else for (let i = 0; i < 4; i++) wal[offset + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
+  };
+  add(at, delta);
+  add(at + 4, -delta);
+  add(at + 8, -delta);
+}
