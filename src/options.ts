@@ -164,8 +164,12 @@ export interface DbCacheOptions {
   aggregates?: Readonly<Record<string, UserAggregate>>;
 }
 
-/** A SQL function written in JavaScript: called with the SQL arguments, returns the result. */
-export type UserFunction = (...args: SqlValue[]) => BindValue | undefined;
+/**
+ * A SQL function written in JavaScript: called with the SQL arguments (each a {@link SqlValue}:
+ * integers as numbers), returns the result.
+ */
+// The arguments are typed loosely, as better-sqlite3 types them: a function declares what it expects.
+export type UserFunction = (...args: any[]) => BindValue | undefined;
 
 /** A {@link UserFunction} with better-sqlite3's options. */
 export interface UserFunctionDefinition {
@@ -180,8 +184,8 @@ export interface UserFunctionDefinition {
 export interface UserAggregate<T = any> {
   /** The total each group starts from, or a function returning it (called once per group). @defaultValue `null` */
   readonly start?: T | (() => T);
-  /** Folds one row's arguments into the total and returns the new total; `undefined` keeps the total. */
-  readonly step: (total: T, ...args: SqlValue[]) => T | undefined;
+  /** Folds one row's arguments (each a {@link SqlValue}) into the total and returns the new total; `undefined` keeps the total. */
+  readonly step: (total: T, ...args: any[]) => T | undefined | void;
   /** The aggregate's value from the final total. @defaultValue the total itself */
   readonly result?: (total: T) => BindValue | undefined;
   /** As for {@link UserFunctionDefinition}. @defaultValue `false` */
