@@ -745,7 +745,9 @@ export async function openDbCacheOn(
     if (error instanceof TypeError) throw error;
     const unavailable = whyUnavailable(error);
     if (unavailable !== undefined) {
-      throw new DbCacheError('ENGINE_UNAVAILABLE', label, `Opening ${label} failed: sql.js could not be loaded (${describe(error)}): ${unavailable}; the cache was not opened`, { cause: error });
+      // The first line only: Node appends the require stack to "Cannot find module".
+      const reason = describe(error).split('\n')[0];
+      throw new DbCacheError('ENGINE_UNAVAILABLE', label, `Opening ${label} failed: sql.js could not be loaded (${reason}): ${unavailable}; the cache was not opened`, { cause: error });
     }
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
   }
