@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { engineOf, type Engine, type EngineNotice } from './engine.ts';
 import { DbCacheError, PipelineFailure, describe, illegalConstructor, isDbCacheError } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
@@ -14,7 +15,6 @@ import { ARRAY, FIRST } from './row-mode.ts';
 import { newLease, newOverlay, QueryMethods, queryAccess, SnapshotCore, type QueryAccess, type QuerySettings } from './snapshot.ts';
 import { findMissingModules, loadSqlJs, openImage, prepareFunctions, realBinder, rowReader, type FunctionSet, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
-import { fileURLToPath } from 'node:url';
 import type { Queryable, Snapshot, SqlJsCompatible } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
 
@@ -700,15 +700,16 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * Opens a live, read-only mirror of the SQLite database at `source` (a path, or a function that
- * returns an image from the application's own writer connection).
+ * Opens a live, read-only mirror of the SQLite database at `source` (a path, a `file:` URL, or a
+ * function that returns an image from the application's own writer connection).
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
- * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
- * for an unknown one. A watching cache does not keep the process alive: a script whose only work
+ * `OVERLAY_FAILED`, `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_UNAVAILABLE` when sql.js cannot be
+ * loaded (a bundle without `require`), `ENGINE_BROKEN` when the shared sql.js engine was found
+ * damaged, `CLOSED` when `signal` is already aborted); rejects with a `TypeError`/`RangeError`
+ * for bad arguments (`':memory:'`, a URL that is not `file:`), and a `TypeError` naming the
+ * closest known option for an unknown one. A watching cache does not keep the process alive: a script whose only work
  * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
  * `close()`.
  *
