@@ -4,8 +4,9 @@ import { builtinModules } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const { dependencies = {} } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
-const packages = [...Object.keys(dependencies), ...builtinModules];
+const { dependencies = {}, peerDependencies = {} } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+// Peer dependencies too: tslog (for the CLI's --verbose) may be one.
+const packages = [...Object.keys(dependencies), ...Object.keys(peerDependencies), ...builtinModules];
 // Dependencies, node: builtins, and their subpaths stay imports.
 const isExternal = (id) => id.startsWith('node:') || packages.some((name) => id === name || id.startsWith(`${name}/`));
 // A warning is a build error: unresolved imports and circular chunks must not ship silently.

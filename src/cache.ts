@@ -1,5 +1,6 @@
+import { fileURLToPath } from 'node:url';
 import { engineOf, type Engine, type EngineNotice } from './engine.ts';
-import { DbCacheError, PipelineFailure, describe, isDbCacheError } from './errors.ts';
+import { DbCacheError, PipelineFailure, describe, illegalConstructor, isDbCacheError } from './errors.ts';
 import { nodeFileSystem, type ImageFileSystem } from './image/file-system.ts';
 import type { DatabaseImage, ReadPolicy } from './image/read.ts';
 import { SAME_BAD_FILE, SourceFeed, type ImageFeed } from './live-image.ts';
@@ -7,14 +8,14 @@ import type { PageImage } from './pages/page-image.ts';
 import { insideHook, runInHook } from './hook-scope.ts';
 import { createSilentLogger, type Logger } from './logger.ts';
 import { resolveOptions, type DatabaseSource, type DbCacheOptions, type ResolvedOptions } from './options.ts';
-import { OrmHandle } from './orm-handle.ts';
+import { newOrmHandle } from './orm-handle.ts';
 import { replicaFeed } from './replica/feed.ts';
 import { isWatchingFeed } from './replica/litefs.ts';
 import { RefreshScheduler } from './refresh-scheduler.ts';
 import { SerialRunner } from './serial-runner.ts';
 import { ARRAY, FIRST } from './row-mode.ts';
-import { Overlay, QueryMethods, SnapshotCore, SnapshotLease, type QuerySettings } from './snapshot.ts';
-import { findMissingModules, loadSqlJs, openImage, realBinder, rowReader, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
+import { newLease, newOverlay, QueryMethods, queryAccess, SnapshotCore, type QueryAccess, type QuerySettings } from './snapshot.ts';
+import { findMissingModules, loadSqlJs, openImage, prepareFunctions, realBinder, rowReader, type FunctionSet, type SqlJsDatabase, type SqlJsLike } from './sqljs.ts';
 import { sleep, systemClock, type Clock } from './timers.ts';
 import type { Queryable, Snapshot, SqlJsCompatible } from './types.ts';
 import { watchDatabaseFiles, type FileWatcher } from './watcher.ts';
@@ -85,22 +86,36 @@ export interface DbCacheStats {
 /**
  * A live, read-only mirror of an SQLite database. Queries are synchronous and always run on one
  * whole committed version.
+ *
+ * After `close()`, every query (`get`, `all`, `iterate`, `values`, `prepare`, `pragma`, statements
+ * prepared before), `read`, `snapshot`, `sqlJsDatabase` and `subscribe` throw `CLOSED`, and
+ * `reload` rejects with it; `closed`, `open`, `path`, `name`, `generation`, `version` and
+ * `stats()` keep reporting the final state.
  */
 export interface DbCache extends Queryable, AsyncDisposable {
   /**
    * Number of the live version; grows by one each time a changed version is published (a change
    * of the files that leaves the content equal, such as a WAL checkpoint, publishes nothing).
+   * After close: the last one.
    */
   readonly generation: number;
-  /** The version string of the live version. */
+  /** The version string of the live version (after close: the last one). */
   readonly version: string;
   /**
-   * The database path as given (a symbolic link is not replaced by where it leads), or `"source"`
-   * for a source function.
+   * The database path as given (a `file:` URL as its path; a symbolic link is not replaced by
+   * where it leads), or `"source"` for a source function.
    */
   readonly path: string;
+  /** The same as `path` (better-sqlite3's `db.name`). */
+  readonly name: string;
   /** Whether `close()` has run. */
   readonly closed: boolean;
+  /** Whether the cache can be queried: `!closed` (better-sqlite3's `db.open`). */
+  readonly open: boolean;
+  /** Always `true`: the cache never writes (better-sqlite3's `db.readonly`). */
+  readonly readonly: true;
+  /** Always `false`: no transaction is ever open on a published version (better-sqlite3's `db.inTransaction`). */
+  readonly inTransaction: false;
   /**
    * Runs `fn` with one snapshot; every query inside sees the same version. A returned promise
    * keeps the snapshot leased until it settles.
@@ -124,15 +139,18 @@ export interface DbCache extends Queryable, AsyncDisposable {
   sqlJsDatabase(): SqlJsCompatible;
   /**
    * Resolves once a version that includes every commit made before the call is live; rejects
-   * with a DbCacheError when that fails (the previous version keeps serving). Rejects at once with
-   * a `TypeError` when called from inside this cache's own `onReload` hook (or anything it started).
+   * with a DbCacheError when that fails (the previous version keeps serving), with `CLOSED` after
+   * close. Rejects at once with a `TypeError` when called from inside this cache's own `onReload`
+   * hook (or anything it started).
    */
   reload(): Promise<void>;
   /**
    * Calls `listener` for every reload and error, in subscription order, with a frozen event;
    * returns the unsubscribe function. A listener that throws is logged and changes nothing.
+   * Throws `CLOSED` after close (no event follows close).
    */
   subscribe(listener: (event: DbCacheEvent) => void): () => void;
+  /** Counters since the cache opened; after close, their final values. */
   stats(): DbCacheStats;
   /**
    * Stops watching and frees the live version (leased ones when released). Idempotent. A reload in
@@ -150,8 +168,41 @@ interface MutableStats {
   lastReloadMs: number;
 }
 
+/** Set only while {@link startCache} constructs a cache: no one else can make a half-built one. */
+let constructing = false;
+
+/** Constructs a cache and runs its first reload (and starts its watcher); rejects with what stopped it. */
+let startCache: (
+  path: string,
+  source: DatabaseSource | undefined,
+  options: ResolvedOptions,
+  sqlJs: SqlJsLike,
+  fs: ImageFileSystem,
+  clock: Clock,
+) => Promise<Cache>;
+
 class Cache extends QueryMethods implements DbCache {
-  readonly path: string;
+  static {
+    startCache = async (...args) => {
+      constructing = true;
+      let cache: Cache;
+      try {
+        cache = new Cache(...args);
+      } finally {
+        constructing = false;
+      }
+      try {
+        await cache.#start();
+      } catch (error) {
+        await cache.close();
+        throw error;
+      }
+      return cache;
+    };
+  }
+
+  readonly #path: string;
+  readonly #access: QueryAccess;
   #source: DatabaseSource | undefined;
   #options: ResolvedOptions;
   #logger: Logger;
@@ -180,10 +231,19 @@ class Cache extends QueryMethods implements DbCache {
   #abandonHook: (() => void) | undefined;
 
   #clock: Clock;
+  /** The user functions, registered on every version's connection. */
+  #functions: FunctionSet | undefined;
 
   constructor(path: string, source: DatabaseSource | undefined, options: ResolvedOptions, sqlJs: SqlJsLike, fs: ImageFileSystem, clock: Clock) {
-    super();
-    this.path = path;
+    if (!constructing) throw illegalConstructor();
+    const access = queryAccess(
+      () => this.#live(),
+      () => this,
+    );
+    super(access);
+    this.#access = access;
+    this.#path = path;
+    this.#functions = prepareFunctions(sqlJs, options.functions);
     this.#clock = clock;
     this.#source = source;
     this.#feed = source === undefined ? replicaFeed(path, fs, options.replica) : new SourceFeed(source);
@@ -203,6 +263,7 @@ class Cache extends QueryMethods implements DbCache {
       onClose: (core) => this.#closed_(core),
       bindReal: realBinder(sqlJs),
       rows: rowReader(sqlJs),
+      volatileFunctions: this.#functions?.volatile,
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -219,8 +280,28 @@ class Cache extends QueryMethods implements DbCache {
     return this.#closed;
   }
 
+  get open(): boolean {
+    return !this.#closed;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  get name(): string {
+    return this.#path;
+  }
+
+  get readonly(): true {
+    return true;
+  }
+
+  get inTransaction(): false {
+    return false;
+  }
+
   /** The first reload and the watcher; rejects with the DbCacheError that stopped it. */
-  async open(): Promise<void> {
+  async #start(): Promise<void> {
     await this.#runner.run();
     const { signal, watch, pollMs } = this.#options;
     if (watch && this.#source === undefined) {
@@ -237,17 +318,17 @@ class Cache extends QueryMethods implements DbCache {
             persistent: this.#options.persistent,
             clock: this.#clock,
             onError: (error, attempt) => {
-              const message = `Following changes of ${this.path} failed (${describe(error)}); retrying, and polling meanwhile`;
+              const message = `Following changes of ${this.#path} failed (${describe(error)}); retrying, and polling meanwhile`;
               if (attempt === 1) this.#logger.warn(message);
               else this.#logger.debug(message);
             },
-            onRecovered: (failures) => this.#logger.info(`Following changes of ${this.path} works again after ${failures} failed attempts`),
+            onRecovered: (failures) => this.#logger.info(`Following changes of ${this.#path} works again after ${failures} failed attempts`),
           })
         : await watchDatabaseFiles(
-        this.path,
+        this.#path,
         { polling: pollMs !== undefined, intervalMs: pollMs ?? 100, persistent: this.#options.persistent },
         () => scheduler.notify(),
-        (error) => this.#logger.warn(`Watching ${this.path} reported an error; reloads on change may be late: ${describe(error)}`),
+        (error) => this.#logger.warn(`Watching ${this.#path} reported an error; reloads on change may be late: ${describe(error)}`),
       );
       // A commit between the first read and the watcher's start would otherwise wait for the next event.
       scheduler.notify();
@@ -256,16 +337,16 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   snapshot(): Snapshot {
-    return new SnapshotLease(this.core());
+    return this.#access.use((core) => newLease(core));
   }
 
   sqlJsDatabase(): SqlJsCompatible {
-    return new OrmHandle(this);
+    return newOrmHandle(this.#access);
   }
 
   read<T>(fn: (snapshot: Snapshot) => T): T {
     if (typeof fn !== 'function') throw new TypeError(`read() needs a function, got ${typeof fn}`);
-    const lease = this.snapshot();
+    const lease = this.#access.use((core) => newLease(core));
     let result: T;
     try {
       result = fn(lease);
@@ -290,7 +371,7 @@ class Cache extends QueryMethods implements DbCache {
     if (insideHook(this)) {
       return Promise.reject(
         new TypeError(
-          `reload() of ${this.path} was called from inside its onReload hook (or from something the hook started); the reload running the hook already includes every commit made before it started`,
+          `reload() of ${this.#path} was called from inside its onReload hook (or from something the hook started); the reload running the hook already includes every commit made before it started`,
         ),
       );
     }
@@ -300,6 +381,8 @@ class Cache extends QueryMethods implements DbCache {
 
   subscribe(listener: (event: DbCacheEvent) => void): () => void {
     if (typeof listener !== 'function') throw new TypeError(`subscribe() needs a function, got ${typeof listener}`);
+    // No event follows close(): a listener added now would never be called.
+    if (this.#closed) throw this.#closedError();
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -337,13 +420,15 @@ class Cache extends QueryMethods implements DbCache {
     return this.close();
   }
 
-  protected core(): SnapshotCore {
+  /** The live version; `CLOSED` once closed. */
+  #live(): SnapshotCore {
     if (this.#closed || this.#current === undefined) throw this.#closedError();
     return this.#current;
   }
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#listeners.clear();
     this.#abandonHook?.();
     this.#unwatchEngine();
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
@@ -366,13 +451,13 @@ class Cache extends QueryMethods implements DbCache {
   }
 
   #engineFault({ error, broken }: EngineNotice): void {
-    if (broken) this.#logger.error(`${error.message} (reported to the cache of ${this.path})`);
+    if (broken) this.#logger.error(`${error.message} (reported to the cache of ${this.#path})`);
     else this.#logger.warn(error.message);
     this.#emit({ type: 'engine', error, broken });
   }
 
   #closedError(): DbCacheError {
-    return new DbCacheError('CLOSED', this.path, `The cache of ${this.path} is closed; open a new one with openDbCache()`);
+    return new DbCacheError('CLOSED', this.#path, `The cache of ${this.#path} is closed; open a new one with openDbCache()`);
   }
 
   /**
@@ -412,7 +497,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#nextCause = 'watch';
     if (this.#closed) throw this.#closedError();
     const started = performance.now();
-    if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.path), cause);
+    if (this.#engine.broken !== undefined) throw this.#fail(this.#engine.brokenError(this.#path), cause);
     try {
       const image = await this.#feed.read(cause, this.#policy());
       if (image === SAME_BAD_FILE) return;
@@ -458,9 +543,9 @@ class Cache extends QueryMethods implements DbCache {
   /** Builds the next version privately: engine, probe, overlay, then read-only. */
   async #build(image: DatabaseImage): Promise<SnapshotCore> {
     let core: SnapshotCore;
-    this.#engine.enter(this.path);
+    this.#engine.enter(this.#path);
     try {
-      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#feed.store);
+      const { db, seal, release } = openImage(this.#sqlJs, image.pages, this.#feed.store, this.#functions);
       try {
         core = new SnapshotCore(db, this.generation + 1, image.version, image.pages.length, this.#settings, seal);
       } catch (error) {
@@ -469,7 +554,7 @@ class Cache extends QueryMethods implements DbCache {
       }
       this.#releases.set(core, [release]);
     } catch (error) {
-      const failure = this.#engine.fault(error, this.path, `Opening an image of ${this.path}`);
+      const failure = this.#engine.fault(error, this.#path, `Opening an image of ${this.#path}`);
       if (ENGINE_CODES.has(failure.code)) throw new PipelineFailure(failure.code, describe(error), { cause: failure });
       throw new PipelineFailure('CORRUPT', `SQLite could not open the image: ${describe(error)}`, { cause: error });
     }
@@ -507,12 +592,12 @@ class Cache extends QueryMethods implements DbCache {
    */
   async #overlay(core: SnapshotCore, onReload: NonNullable<ResolvedOptions['onReload']>): Promise<void> {
     if (this.#closed) throw this.#closedError();
-    const overlay = new Overlay(core);
+    const overlay = newOverlay(core);
     const info = { generation: core.generation, version: core.version };
     // Per run, not one promise per cache: each race would leave a reaction on it until close().
     const abandoned = new Promise<void>((resolve) => (this.#abandonHook = resolve));
     const hook = runInHook(this, async () => {
-      await onReload(overlay, info);
+      await onReload(overlay.db, info);
     });
     let threw = false;
     let thrown: unknown;
@@ -553,7 +638,7 @@ class Cache extends QueryMethods implements DbCache {
 
   /** The image (never written: no overlay) on a new connection, set up and sealed like a published version. */
   #reopen(core: SnapshotCore, pages: PageImage): SqlJsDatabase {
-    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#feed.store);
+    const { db, seal, release } = openImage(this.#sqlJs, pages, this.#feed.store, this.#functions);
     const releases = this.#releases.get(core);
     if (releases === undefined) this.#releases.set(core, [release]);
     else releases.push(release);
@@ -572,7 +657,7 @@ class Cache extends QueryMethods implements DbCache {
   /** Names, once at open, the tables this sql.js build cannot query (FTS5, R*Tree, … virtual tables). */
   #noteMissingModules(core: SnapshotCore): void {
     for (const { table, module } of findMissingModules((sql) => core.all(sql, undefined, ARRAY) as unknown[][])) {
-      this.#logger.warn(`${this.path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
+      this.#logger.warn(`${this.#path}: table ${table} needs the ${module} module, which the sql.js build in use lacks; queries on it fail until you pass a sql.js build that has it as the sqlJs option`);
     }
   }
 
@@ -599,8 +684,8 @@ class Cache extends QueryMethods implements DbCache {
     const next = opening ? 'the cache was not opened' : `still serving generation ${this.generation}`;
     const wrapped = new DbCacheError(
       failure.code,
-      this.path,
-      `${opening ? 'Opening' : 'Reloading'} ${this.path} failed: ${failure.message}; ${next}`,
+      this.#path,
+      `${opening ? 'Opening' : 'Reloading'} ${this.#path} failed: ${failure.message}; ${next}`,
       { cause: failure.cause ?? failure },
     );
     if (failure.code === 'NOT_A_DATABASE' || failure.code === 'CORRUPT') this.#feed.rejected();
@@ -623,7 +708,7 @@ class Cache extends QueryMethods implements DbCache {
     this.#feed.recovered();
     if (!this.#failing) return;
     this.#failing = false;
-    this.#logger.info(`Reloading ${this.path} works again; serving generation ${this.generation}`);
+    this.#logger.info(`Reloading ${this.#path} works again; serving generation ${this.generation}`);
   }
 
   /**
@@ -638,7 +723,7 @@ class Cache extends QueryMethods implements DbCache {
       try {
         listener(event);
       } catch (error) {
-        this.#logger.error(`A subscriber of ${this.path} threw on a ${event.type} event: ${describe(error)}`);
+        this.#logger.error(`A subscriber of ${this.#path} threw on a ${event.type} event: ${describe(error)}`);
       }
     }
   }
@@ -652,15 +737,16 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 }
 
 /**
- * Opens a live, read-only mirror of the SQLite database at `source` (a path, or a function that
- * returns an image from the application's own writer connection).
+ * Opens a live, read-only mirror of the SQLite database at `source` (a path, a `file:` URL, or a
+ * function that returns an image from the application's own writer connection).
  *
  * Resolves once the first version is published. Rejects with a {@link DbCacheError}
  * (`NOT_FOUND`, `NOT_A_FILE`, `PERMISSION`, `NOT_A_DATABASE`, `CORRUPT`, `BUSY`, `IO`,
- * `REPLICA` when the `replica` option's checks refuse the file, `OVERLAY_FAILED`,
- * `SOURCE_FAILED`, `OUT_OF_MEMORY`, `ENGINE_BROKEN` when the shared sql.js
- * engine was found damaged, `CLOSED` when `signal` is already aborted); throws
- * `TypeError`/`RangeError` for bad arguments, and a `TypeError` naming the closest known option
+ * `REPLICA` when the `replica` option's checks refuse the file, `OVERLAY_FAILED`, `SOURCE_FAILED`,
+ * `OUT_OF_MEMORY`, `ENGINE_UNAVAILABLE` when sql.js cannot be loaded (a bundle without
+ * `require`), `ENGINE_BROKEN` when the shared sql.js engine was found damaged, `CLOSED` when
+ * `signal` is already aborted); rejects with a `TypeError`/`RangeError` for bad arguments
+ * (`':memory:'`, a URL that is not `file:`), and a `TypeError` naming the closest known option
  * for an unknown one. A watching cache does not keep the process alive: a script whose only work
  * is to follow the database passes `persistent: true` (like chokidar's option) and runs until
  * `close()`.
@@ -672,23 +758,20 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * await cache.close();
  * ```
  */
-export function openDbCache(source: string | DatabaseSource, options?: DbCacheOptions): Promise<DbCache> {
+export function openDbCache(source: string | URL | DatabaseSource, options?: DbCacheOptions): Promise<DbCache> {
   return openDbCacheOn(nodeFileSystem, source, options);
 }
 
 /** {@link openDbCache} on another file system and clock; for tests, not exported from the package. */
 export async function openDbCacheOn(
   fs: ImageFileSystem,
-  source: string | DatabaseSource,
+  source: string | URL | DatabaseSource,
   options?: DbCacheOptions,
   clock: Clock = systemClock,
 ): Promise<DbCache> {
-  if (typeof source !== 'string' && typeof source !== 'function') {
-    throw new TypeError(`openDbCache() needs a path or a source function, got ${source === null ? 'null' : typeof source}`);
-  }
-  if (source === '') throw new TypeError('openDbCache() needs a non-empty path');
+  const from = sourceOf(source);
   const resolved = resolveOptions(options);
-  const label = typeof source === 'string' ? source : 'source';
+  const label = typeof from === 'string' ? from : 'source';
   if (resolved.signal?.aborted) {
     throw new DbCacheError('CLOSED', label, `Opening ${label} was aborted before it started; no cache was opened`, {
       cause: resolved.signal.reason,
@@ -699,20 +782,71 @@ export async function openDbCacheOn(
     sqlJs = await loadSqlJs(resolved.sqlJs);
   } catch (error) {
     if (error instanceof TypeError) throw error;
+    const unavailable = whyUnavailable(error);
+    if (unavailable !== undefined) {
+      // The first line only: Node appends the require stack to "Cannot find module".
+      const reason = describe(error).split('\n')[0];
+      throw new DbCacheError('ENGINE_UNAVAILABLE', label, `Opening ${label} failed: sql.js could not be loaded (${reason}): ${unavailable}; the cache was not opened`, { cause: error });
+    }
     throw new DbCacheError('IO', label, `Opening ${label} failed: sql.js could not be initialised (${describe(error)}); the cache was not opened`, { cause: error });
+  }
+  if (resolved.functions.length > 0 && typeof (sqlJs.Database.prototype as Partial<SqlJsDatabase> | undefined)?.create_function !== 'function') {
+    throw new TypeError('options.functions and options.aggregates need a sql.js module whose Database has create_function and create_aggregate');
   }
   const broken = engineOf(sqlJs).broken;
   if (broken !== undefined) throw engineOf(sqlJs).brokenError(label);
-  const cache = new Cache(label, typeof source === 'function' ? source : undefined, resolved, sqlJs, fs, clock);
-  try {
-    await cache.open();
-  } catch (error) {
-    await cache.close();
-    throw error;
-  }
+  const cache = await startCache(label, typeof from === 'function' ? from : undefined, resolved, sqlJs, fs, clock);
   if (resolved.signal?.aborted) {
     await cache.close();
     throw new DbCacheError('CLOSED', label, `Opening ${label} was aborted; the cache was closed`, { cause: resolved.signal.reason });
   }
   return cache;
+}
+
+const hrefOf = Object.getOwnPropertyDescriptor(URL.prototype, 'href')!.get!;
+
+/**
+ * The path or source function `source` names, read once: a path string, a `file:` URL (as
+ * `node:fs` takes one), or a function. `':memory:'` and other values are `TypeError`s that say
+ * what to pass instead.
+ */
+function sourceOf(source: unknown): string | DatabaseSource {
+  if (typeof source === 'function') return source as DatabaseSource;
+  if (typeof source === 'string') {
+    if (source === '') throw new TypeError('openDbCache() needs a non-empty path');
+    if (source === ':memory:') {
+      throw new TypeError(
+        "openDbCache(':memory:') has nothing to mirror: dbcache mirrors a database file; for an in-memory database of your own, pass a source function such as () => db.serialize()",
+      );
+    }
+    return source;
+  }
+  if (source instanceof URL) {
+    // The href through URL's own getter: a subclass cannot make it say something else later.
+    const url = new URL(String(Reflect.apply(hrefOf, source, [])));
+    if (url.protocol !== 'file:') {
+      throw new TypeError(`openDbCache() reads local files: got a ${url.protocol} URL; pass a file: URL or a path (or a source function that returns the database's bytes)`);
+    }
+    // As node:fs does: a host other than localhost, or an encoded '/', is a TypeError.
+    return fileURLToPath(url);
+  }
+  const kind = source === null ? 'null' : source instanceof Uint8Array ? 'a Buffer or Uint8Array (decode it to a string)' : typeof source;
+  throw new TypeError(`openDbCache() needs a path string, a file: URL or a source function, got ${kind}`);
+}
+
+/**
+ * Why sql.js could not be loaded, when that is how dbcache runs rather than a failure of the
+ * machine: inside a bundle whose sql.js glue has no `require` (esbuild's ESM output), or with
+ * sql.js's files out of reach of the runtime's resolver.
+ */
+function whyUnavailable(error: unknown): string | undefined {
+  const message = describe(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (/Dynamic require of|require is not defined|__dirname is not defined|__filename is not defined/.test(message)) {
+    return `it runs inside a bundle that gives sql.js's glue code no require (esbuild's ESM output); make the bundle define it (esbuild: --banner:js="import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);") and pass sqlJs: 'inline', or keep the default 'wasm' build and node_modules/sql.js beside the bundle`;
+  }
+  if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && message.includes('sql.js')) {
+    return "the default 'wasm' build is loaded from node_modules/sql.js, which cannot be found from where dbcache runs; install sql.js there, or bundle sql.js with sqlJs: 'inline' (esbuild's ESM output also needs a createRequire banner)";
+  }
+  return undefined;
 }

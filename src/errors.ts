@@ -11,10 +11,11 @@
  * | `BUSY` | a writer kept the file changing (or a journal hot) past the retry budget |
  * | `REPLICA` | a replica is written in a way that cannot be read consistently, or its files do not belong together (the `replica` option: a `-wal` older than the database file, Litestream's follow mode, LiteFS files that are not this database's) |
  * | `IO` | any other file-system error |
+ * | `ENGINE_UNAVAILABLE` | sql.js could not be loaded: a bundle without `require` (esbuild's ESM output needs a `createRequire` banner), or its files not found from where dbcache runs |
  * | `OVERLAY_FAILED` | the `onReload` hook threw, returned with an iterator unfinished or a transaction open, or left a database SQLite's probe rejects |
  * | `SOURCE_FAILED` | a source function threw or returned something that is not an image |
  * | `QUERY` | SQLite rejected a query (syntax, missing table) |
- * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version |
+ * | `READ_ONLY` | a statement that writes, changes a setting, attaches or opens a transaction was sent to a published version; or `onReload` sent one that would reach beyond its version (`ATTACH`, `VACUUM INTO`, a `PRAGMA` that changes the shared engine or how the version is stored) |
  * | `CLOSED` | the cache or the snapshot was used after `close()` / `release()` |
  * | `TOO_BIG` | a parameter or a result exceeds SQLite's 1,000,000,000-byte limit, or a result is too big for a JavaScript string or array |
  * | `OUT_OF_MEMORY` | the sql.js heap (at most 2 GiB, shared by every cache in the process) or JavaScript had no room for the query |
@@ -30,6 +31,7 @@ export type DbCacheErrorCode =
   | 'BUSY'
   | 'REPLICA'
   | 'IO'
+  | 'ENGINE_UNAVAILABLE'
   | 'OVERLAY_FAILED'
   | 'SOURCE_FAILED'
   | 'QUERY'
@@ -122,4 +124,43 @@ export class PipelineFailure extends Error {
     this.name = 'PipelineFailure';
     this.code = code;
   }
+}
+
+/** What `new` on one of dbcache's classes throws: they are made only by dbcache itself. */
+export function illegalConstructor(): TypeError {
+  return new TypeError('Illegal constructor: dbcache makes these objects itself (openDbCache(), cache.snapshot(), cache.prepare(), sqlJsDatabase())');
+}
+
+/**
+ * What a caller's value is, for messages ("a string", "null", "an ArrayBuffer"). Never throws, and
+ * reads no property of the value (`instanceof` may run a proxy's trap: guarded).
+ */
+export function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
+    case 'string':
+      return 'a string';
+    case 'number':
+      return 'a number';
+    case 'bigint':
+      return 'a bigint';
+    case 'boolean':
+      return 'a boolean';
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+    default:
+      break;
+  }
+  try {
+    if (Array.isArray(value)) return 'an array';
+    if (value instanceof ArrayBuffer) return 'an ArrayBuffer';
+    if (ArrayBuffer.isView(value)) return 'a typed array or DataView other than Uint8Array';
+  } catch {
+    // A proxy whose traps throw: just an object.
+  }
+  return 'an object';
 }

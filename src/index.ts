@@ -5,6 +5,6 @@ export type { DbCacheErrorCode } from './errors.ts';
 export { inspectDatabase } from './inspect.ts';
 export type { DatabaseInfo } from './inspect.ts';
 export type { Logger } from './logger.ts';
-export type { DatabaseSource, DbCacheOptions, LiteFsReplica, ReloadInfo, ReplicaOption } from './options.ts';
+export type { DatabaseSource, DbCacheOptions, LiteFsReplica, ReloadInfo, ReplicaOption, UserAggregate, UserFunction, UserFunctionDefinition } from './options.ts';
 export type { SqlJsChoice, SqlJsDatabase, SqlJsLike, SqlJsStatement } from './sqljs.ts';
 export type { BindArgument, BindValue, OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlJsCompatibleStatement, SqlJsParams, SqlJsValue, SqlValue, Statement } from './types.ts';

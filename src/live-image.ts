@@ -1,5 +1,5 @@
 import type { ReloadCause } from './cache.ts';
-import { PipelineFailure, describe } from './errors.ts';
+import { PipelineFailure, describe, kindOf } from './errors.ts';
 import { fileClockNs, type ImageFileSystem } from './image/file-system.ts';
 import { databaseImage, readFingerprint, readImage, sameFiles, validatePages, type DatabaseImage, type Fingerprint, type ReadPolicy, type WalMemory } from './image/read.ts';
 import { absolutePath, namingTarget, resolveDatabasePath } from './image/resolve.ts';
@@ -202,7 +202,7 @@ export class SourceFeed implements ImageFeed {
       throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
     }
     if (!(bytes instanceof Uint8Array)) {
-      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
+      throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${kindOf(bytes)}; return the database image as a Uint8Array (e.g. db.serialize())`);
     }
     // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
     const { store } = this;

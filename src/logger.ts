@@ -68,7 +68,7 @@ export function createSilentLogger(): Logger {
  * here, on request. Under Deno it needs env and sys (`hostname`) access, or it asks for them.
  */
 export async function createTsLogger(minLevel = 3, write: (line: string) => void = (line) => console.error(line)): Promise<Logger> {
-  const { Logger: TsLogger } = await import('tslog');
+  const { Logger: TsLogger } = await loadTsLog();
   const print = (...args: unknown[]): void => write(args.map(String).join(' '));
   return new TsLogger({
     name: 'dbcache',
@@ -79,4 +79,20 @@ export async function createTsLogger(minLevel = 3, write: (line: string) => void
       levelMethod: { '*': print },
     },
   });
+}
+
+/**
+ * tslog, which the command line's `--verbose` needs and nothing else: it is an optional peer
+ * dependency, so the library costs nothing by default. When it is not installed, an Error that
+ * says how to install it (other failures as they are).
+ */
+export async function loadTsLog<T = typeof import('tslog')>(load: () => Promise<T> = () => import('tslog') as Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code;
+    const message = describe(error);
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND' && !/Cannot find (module|package) ['"]?tslog/.test(message)) throw error;
+    throw new Error('--verbose logs through tslog, which is not installed (dbcache lists it as an optional peer dependency): run npm install tslog, or leave out --verbose', { cause: error });
+  }
 }

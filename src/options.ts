@@ -1,6 +1,6 @@
 import { guardLogger, type Logger } from './logger.ts';
 import type { SqlJsChoice } from './sqljs.ts';
-import type { OverlayDatabase } from './types.ts';
+import type { BindValue, OverlayDatabase, SqlValue } from './types.ts';
 
 /** What `onReload` learns about the version it is preparing. */
 export interface ReloadInfo {
@@ -68,9 +68,10 @@ export interface LiteFsReplica {
  *
  * @example
  * ```ts
+ * const shutdown = new AbortController(); // abort it when the application stops
  * const cache = await openDbCache('app.db', {
  *   onReload: (db) => db.exec('CREATE INDEX IF NOT EXISTS routes_host ON routes(host)'),
- *   signal: AbortSignal.timeout(60_000),
+ *   signal: shutdown.signal,
  * });
  * ```
  */
@@ -125,7 +126,10 @@ export interface DbCacheOptions {
    * @defaultValue a logger that drops everything (nothing is printed, nothing read from the environment)
    */
   logger?: Logger;
-  /** Closes the cache when aborted. */
+  /**
+   * Closes the cache when aborted: pass the signal of an `AbortController` that your shutdown
+   * aborts. (`AbortSignal.timeout(ms)` would close the cache after `ms`, however busy it is.)
+   */
   signal?: AbortSignal;
   /**
    * Which sql.js to run: `'wasm'` loads `sql-wasm.wasm` from the sql.js package; `'inline'` uses
@@ -181,6 +185,77 @@ export interface DbCacheOptions {
    * @defaultValue `'sqlite'`
    */
   replica?: ReplicaOption;
+  /**
+   * SQL functions written in JavaScript, registered on every version before `onReload` runs (so
+   * the overlay and every reader can call them), as better-sqlite3's `db.function(name, fn)`
+   * registers them on its connection. A function takes as many arguments as its `length` (or any
+   * number with `varargs: true`), gets integers as numbers, text as strings, blobs as
+   * `Uint8Array` and NULL as `null`, and returns a number (REAL), string (at most 1 MiB of UTF-8),
+   * bigint (within ±2^53, as REAL), boolean (1/0), `Uint8Array`, `null` or `undefined` (NULL).
+   * What it throws, or returning anything else, fails the query with `QUERY` (`cause`: the
+   * error); it may not query dbcache (that throws a `TypeError` inside it). The result memo
+   * never remembers SQL that names a function unless it is declared `deterministic`.
+   * @defaultValue none
+   * @example
+   * ```ts
+   * functions: { slug: (text: string) => text.toLowerCase().replace(/\W+/g, '-'),
+   *              score: { fn: (a: number, b: number) => a * 2 + b, deterministic: true } }
+   * ```
+   */
+  functions?: Readonly<Record<string, UserFunction | UserFunctionDefinition>>;
+  /**
+   * Aggregate functions written in JavaScript (better-sqlite3's `db.aggregate(name, options)`),
+   * registered like `functions`: `start` (a value, or a function returning one per group; default
+   * `null`), `step(total, ...args)` returning the new total (`undefined` keeps it), `result(total)`
+   * (default: the total). Window functions (`inverse`) are not supported: sql.js cannot register
+   * them.
+   * @defaultValue none
+   * @example
+   * ```ts
+   * aggregates: { product: { start: 1, step: (total: number, value: number) => total * value } }
+   * ```
+   */
+  aggregates?: Readonly<Record<string, UserAggregate>>;
+}
+
+/**
+ * A SQL function written in JavaScript: called with the SQL arguments (each a {@link SqlValue}:
+ * integers as numbers), returns the result.
+ */
+// The arguments are typed loosely, as better-sqlite3 types them: a function declares what it expects.
+export type UserFunction = (...args: any[]) => BindValue | undefined;
+
+/** A {@link UserFunction} with better-sqlite3's options. */
+export interface UserFunctionDefinition {
+  readonly fn: UserFunction;
+  /** The function returns the same result for the same arguments: the result memo may remember SQL that calls it. @defaultValue `false` */
+  readonly deterministic?: boolean;
+  /** Any number of arguments, instead of `fn.length`. @defaultValue `false` */
+  readonly varargs?: boolean;
+}
+
+/** An aggregate function written in JavaScript, with better-sqlite3's options. */
+export interface UserAggregate<T = any> {
+  /** The total each group starts from, or a function returning it (called once per group). @defaultValue `null` */
+  readonly start?: T | (() => T);
+  /** Folds one row's arguments (each a {@link SqlValue}) into the total and returns the new total; `undefined` keeps the total. */
+  readonly step: (total: T, ...args: any[]) => T | undefined | void;
+  /** The aggregate's value from the final total. @defaultValue the total itself */
+  readonly result?: (total: T) => BindValue | undefined;
+  /** As for {@link UserFunctionDefinition}. @defaultValue `false` */
+  readonly deterministic?: boolean;
+  /** Any number of arguments, instead of `step.length - 1`. @defaultValue `false` */
+  readonly varargs?: boolean;
+}
+
+/** A user function or aggregate, read once and checked. */
+export interface FunctionDefinition {
+  readonly name: string;
+  /** How many arguments SQLite passes (-1: any number). */
+  readonly args: number;
+  readonly deterministic: boolean;
+  readonly scalar: Function | undefined;
+  readonly aggregate: { readonly start: unknown; readonly startIsFunction: boolean; readonly step: Function; readonly result: Function | undefined } | undefined;
 }
 
 /** Options with defaults applied and every value checked. */
@@ -203,6 +278,7 @@ export interface ResolvedOptions {
   readonly memoEntries: number;
   readonly cacheSize: number;
   readonly replica: ResolvedReplica;
+  readonly functions: readonly FunctionDefinition[];
 }
 
 /** The `replica` option, checked. */
@@ -256,6 +332,8 @@ const OPTION_NAMES: Record<keyof DbCacheOptions, true> = {
   cacheSize: true,
   memo: true,
   replica: true,
+  functions: true,
+  aggregates: true,
 };
 
 /** A misspelled option would otherwise be ignored in plain JavaScript: name the closest real one. */
@@ -340,6 +418,7 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     memoEntries,
     cacheSize: integer(options, 'cacheSize', DEFAULT_CACHE_KIB),
     replica: resolveReplica(options.replica),
+    functions: userFunctions(options.functions, options.aggregates),
   };
 }
 
@@ -403,4 +482,92 @@ function resolveReplica(replica: unknown): ResolvedReplica {
     }
   }
   return { kind: 'litefs', dataDir, url: parsed, name };
+}
+
+/** better-sqlite3's limit; SQLite's own in sql.js is 1000. */
+const MAX_FUNCTION_ARGS = 100;
+
+/** Reads a definition object's fields once each, refusing fields it does not know. */
+function fields(value: object, where: string, known: readonly string[]): Map<string, unknown> {
+  const read = new Map<string, unknown>();
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw new TypeError(`${where}.${key} is not an option of a user function here; the options are ${known.join(', ')}`);
+    read.set(key, (value as Record<string, unknown>)[key]);
+  }
+  return read;
+}
+
+function flag(read: Map<string, unknown>, where: string, key: string): boolean {
+  const value = read.get(key);
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new TypeError(`${where}.${key} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function argumentCount(fn: Function, where: string, minus: number): number {
+  const length: unknown = fn.length;
+  if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new TypeError(`${where}: expected the function's length to be a whole number, got ${String(length)}`);
+  const count = Math.max(0, length - minus);
+  if (count > MAX_FUNCTION_ARGS) throw new RangeError(`${where}: user functions cannot have more than ${MAX_FUNCTION_ARGS} arguments, got ${count}`);
+  return count;
+}
+
+function definitionsOf(value: unknown, option: 'functions' | 'aggregates'): Array<[string, unknown]> {
+  if (value === undefined) return [];
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`options.${option} must be an object mapping SQL function names to ${option === 'functions' ? 'functions' : 'aggregate definitions'}, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+  }
+  return Object.keys(value).map((name) => [name, (value as Record<string, unknown>)[name]]);
+}
+
+/** The user functions and aggregates, each read once and checked (as better-sqlite3 checks them). */
+function userFunctions(functions: unknown, aggregates: unknown): FunctionDefinition[] {
+  const definitions: FunctionDefinition[] = [];
+  const seen = new Map<string, string>();
+  const named = (name: string, where: string): void => {
+    if (name === '' || name.includes('\0')) throw new TypeError(`${where}: a SQL function name must be non-empty and hold no NUL character`);
+    if (new TextEncoder().encode(name).length > 255) throw new RangeError(`${where}: SQLite takes function names of at most 255 bytes`);
+    const key = name.toLowerCase();
+    const other = seen.get(key);
+    if (other !== undefined) throw new TypeError(`${where} and ${other} name the same SQL function (SQLite ignores case)`);
+    seen.set(key, where);
+  };
+  for (const [name, value] of definitionsOf(functions, 'functions')) {
+    const where = `options.functions.${name}`;
+    named(name, where);
+    let fn = value;
+    let deterministic = false;
+    let varargs = false;
+    if (typeof value !== 'function') {
+      if (typeof value !== 'object' || value === null) throw new TypeError(`${where} must be a function or { fn, deterministic?, varargs? }, got ${value === null ? 'null' : typeof value}`);
+      const read = fields(value, where, ['fn', 'deterministic', 'varargs']);
+      fn = read.get('fn');
+      if (typeof fn !== 'function') throw new TypeError(`${where}.fn must be a function, got ${typeof fn}`);
+      deterministic = flag(read, where, 'deterministic');
+      varargs = flag(read, where, 'varargs');
+    }
+    const scalar = fn as Function;
+    definitions.push({ name, args: varargs ? -1 : argumentCount(scalar, where, 0), deterministic, scalar, aggregate: undefined });
+  }
+  for (const [name, value] of definitionsOf(aggregates, 'aggregates')) {
+    const where = `options.aggregates.${name}`;
+    named(name, where);
+    if (typeof value !== 'object' || value === null) throw new TypeError(`${where} must be { start?, step, result?, deterministic?, varargs? }, got ${value === null ? 'null' : typeof value}`);
+    const read = fields(value, where, ['start', 'step', 'result', 'inverse', 'deterministic', 'varargs']);
+    if (read.get('inverse') !== undefined) throw new TypeError(`${where}.inverse: window functions are not supported (sql.js cannot register them)`);
+    const step = read.get('step');
+    if (typeof step !== 'function') throw new TypeError(`${where}.step must be a function, got ${typeof step}`);
+    const result = read.get('result');
+    if (result !== undefined && typeof result !== 'function') throw new TypeError(`${where}.result must be a function, got ${typeof result}`);
+    const start = read.has('start') ? read.get('start') : null;
+    const varargs = flag(read, where, 'varargs');
+    definitions.push({
+      name,
+      args: varargs ? -1 : argumentCount(step, `${where}.step`, 1),
+      deterministic: flag(read, where, 'deterministic'),
+      scalar: undefined,
+      aggregate: { start, startIsFunction: typeof start === 'function', step, result: result as Function | undefined },
+    });
+  }
+  return definitions;
 }

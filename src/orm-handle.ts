@@ -1,4 +1,4 @@
-import { DbCacheError } from './errors.ts';
+import { DbCacheError, illegalConstructor } from './errors.ts';
 import { isNamedObject, type BindInput } from './params.ts';
 import { ARRAY } from './row-mode.ts';
 import type { StatementOwner } from './statement.ts';
@@ -14,17 +14,26 @@ export interface OrmOwner extends StatementOwner {
   admitReader(sql: string): void;
 }
 
+const HANDLE = Symbol('OrmHandle');
+const STATEMENT = Symbol('OrmStatement');
+
+/** An ORM handle over `owner` (the access of a cache or a snapshot lease); throws `CLOSED` when it is closed. */
+export function newOrmHandle(owner: OrmOwner): SqlJsCompatible {
+  return new OrmHandle(HANDLE, owner);
+}
+
 /**
  * The part of a sql.js `Database` that ORM drivers call, over dbcache's own read path: every
  * statement is admitted by the SQL guard, bound by dbcache's binding and read by the snapshot's
  * code. No sql.js object is reachable from it.
  */
-export class OrmHandle implements SqlJsCompatible {
+class OrmHandle implements SqlJsCompatible {
   readonly #owner: OrmOwner;
   readonly #path: string;
   #closed = false;
 
-  constructor(owner: OrmOwner) {
+  constructor(key: symbol, owner: OrmOwner) {
+    if (key !== HANDLE) throw illegalConstructor();
     this.#owner = owner;
     this.#path = owner.checkOpen();
   }
@@ -33,7 +42,7 @@ export class OrmHandle implements SqlJsCompatible {
     if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
     this.#check();
     this.#owner.admitReader(sql);
-    const statement = new OrmStatement(this.#owner, sql, this.#path, () => this.#check());
+    const statement = new OrmStatement(STATEMENT, this.#owner, sql, this.#path, () => this.#check());
     if (params !== undefined && params !== null) statement.bind(params);
     return statement;
   }
@@ -104,7 +113,8 @@ class OrmStatement implements SqlJsCompatibleStatement {
   #row: SqlJsValue[] | undefined;
   #freed = false;
 
-  constructor(owner: OrmOwner, sql: string, path: string, checkHandle: () => void) {
+  constructor(key: symbol, owner: OrmOwner, sql: string, path: string, checkHandle: () => void) {
+    if (key !== STATEMENT) throw illegalConstructor();
     this.#owner = owner;
     this.#sql = sql;
     this.#path = path;

@@ -70,9 +70,12 @@ export class ResultMemo {
   readonly #ringTables: Array<Map<unknown, unknown>> = [];
   readonly #ringKeys: unknown[] = [];
   #next = 0;
+  /** Lower-cased names (user functions not declared deterministic): SQL that mentions one is never memoised. */
+  readonly #volatile: ReadonlySet<string>;
 
-  constructor(limit: number) {
+  constructor(limit: number, volatile: ReadonlySet<string> = new Set()) {
     this.#limit = limit;
+    this.#volatile = volatile;
   }
 
   /** The table of `sql` in call shape `slot`, or `undefined` when it must not be memoised. */
@@ -82,7 +85,7 @@ export class ResultMemo {
     if (table === undefined) {
       // SQL built per call (values inlined) would add tables without end: start over past the limit.
       if (tables.size >= this.#limit) tables.clear();
-      table = isDeterministic(sql) ? { byValue: new Map(), byKey: new Map() } : null;
+      table = isDeterministic(sql) && !mentions(sql, this.#volatile) ? { byValue: new Map(), byKey: new Map() } : null;
       tables.set(sql, table);
     }
     return table ?? undefined;
@@ -117,6 +120,14 @@ export class ResultMemo {
     this.#next = (slot + 1) % this.#limit;
     map.set(key, value);
   }
+}
+
+/** Whether `sql` contains any of `names` (lower-cased) anywhere, quoted or not: conservative by design. */
+function mentions(sql: string, names: ReadonlySet<string>): boolean {
+  if (names.size === 0) return false;
+  const lower = sql.toLowerCase();
+  for (const name of names) if (lower.includes(name)) return true;
+  return false;
 }
 
 /** Freezes a row (an object or an array of values); blobs stay mutable: typed arrays cannot be frozen. */

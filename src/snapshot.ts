@@ -1,13 +1,13 @@
 import { isStackOverflow, type Engine } from './engine.ts';
-import { DbCacheError, describe } from './errors.ts';
+import { DbCacheError, describe, illegalConstructor } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { OrmHandle } from './orm-handle.ts';
+import { newOrmHandle, type OrmOwner } from './orm-handle.ts';
 import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
-import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
-import type { RowReader, SqlJsDatabase, SqlJsStatement } from './sqljs.ts';
-import { BoundStatement, type StatementOwner } from './statement.ts';
+import { analyzeSql, assertOneStatement, overlayRefusal, type SqlAnalysis } from './sql-guard.ts';
+import { insideUserFunction, takeFunctionFailure, type RowReader, type SqlJsDatabase, type SqlJsStatement } from './sqljs.ts';
+import { newStatement } from './statement.ts';
 import type { OverlayDatabase, Params, Queryable, Row, RunResult, Snapshot, SqlJsCompatible, SqlValue, Statement } from './types.ts';
 
 /** Settings every snapshot of one cache shares. */
@@ -28,6 +28,8 @@ export interface QuerySettings {
   readonly bindReal?: RealBinder | undefined;
   /** Reads number-mode rows straight from SQLite (absent: sql.js's `get()`). */
   readonly rows?: RowReader | undefined;
+  /** Lower-cased names of user functions not declared deterministic: the memo leaves SQL naming one alone. */
+  readonly volatileFunctions?: ReadonlySet<string> | undefined;
 }
 
 /** The memo's slots: `get` in each row mode, then `all` from here on. */
@@ -119,7 +121,7 @@ export class SnapshotCore {
     this.#statements.clear();
     this.#sealStorage();
     this.#sealed = true;
-    if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
+    if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries, this.settings.volatileFunctions);
   }
 
   /**
@@ -129,6 +131,7 @@ export class SnapshotCore {
    * first statement (`QUERY`), then `RangeError` for no statement or more than one.
    */
   admit(sql: string, forRead: boolean): SqlAnalysis {
+    if (!this.#sealed) this.refuseForOverlay(sql);
     const analysis = analyzeSql(sql);
     if (analysis.statements === 1 && (analysis.kind === 'read' || (!this.#sealed && analysis.kind !== 'invalid'))) return analysis;
     if (analysis.statements > 0 && (analysis.compilable || !this.#sealed)) {
@@ -142,6 +145,21 @@ export class SnapshotCore {
     assertOneStatement(analysis);
     if (forRead && analysis.kind === 'none') throw new TypeError(NO_DATA_MESSAGE);
     throw this.#readOnly();
+  }
+
+  /**
+   * Throws `READ_ONLY` when `sql` holds a statement the `onReload` overlay may not run: one that
+   * would reach beyond this version (`ATTACH`, `VACUUM INTO`, a PRAGMA that changes the shared
+   * engine or how the version is stored). Checked before any statement of the text runs.
+   */
+  refuseForOverlay(sql: string): void {
+    const reason = overlayRefusal(sql);
+    if (reason === undefined) return;
+    throw new DbCacheError(
+      'READ_ONLY',
+      this.settings.path,
+      `onReload may not run ${reason}; nothing of that SQL ran on generation ${this.generation} of ${this.settings.path}`,
+    );
   }
 
   #readOnly(): DbCacheError {
@@ -575,12 +593,20 @@ export class SnapshotCore {
     this.#engineError = NO_ERROR;
     if (!fromEngine && !isStackOverflow(error)) return error;
     const failure = this.settings.engine.fault(error, this.settings.path, `Query on ${this.settings.path} (generation ${this.generation})`);
+    // A user function failed: the query fails with its error as the cause (the caller's, never ENGINE).
+    const own = failure.code === 'QUERY' ? takeFunctionFailure(error) : undefined;
+    if (own !== undefined) return new DbCacheError(own.code, this.settings.path, failure.message, { cause: own.error });
     if (failure.code === 'ENGINE') this.#taint();
     return failure;
   }
 
   #close(): void {
     if (this.#closed) return;
+    // A lease released by a user function: SQLite is inside a query of this engine; close after it.
+    if (insideUserFunction()) {
+      queueMicrotask(() => this.#close());
+      return;
+    }
     this.#closed = true;
     try {
       if (this.settings.engine.broken === undefined) {
@@ -643,114 +669,189 @@ function lease(core: SnapshotCore, owner: object, what: string): () => void {
   };
 }
 
-/** The read methods over whichever snapshot `core()` returns when they run. */
-export abstract class QueryMethods implements Queryable, StatementOwner {
-  protected abstract core(): SnapshotCore;
+/**
+ * How the read methods of a cache, a snapshot or the overlay, and the statements and ORM handles
+ * they hand out, reach a version. Made inside the class that owns it and held only in private
+ * fields: nothing reachable from the public objects leads to a version's database.
+ */
+export interface QueryAccess extends OrmOwner {
+  /**
+   * Runs `fn` on the version the owner reads now, held open until `fn` returns (so a lease
+   * released meanwhile cannot close it under the query). Throws `CLOSED` once the owner can no
+   * longer be queried, and a `TypeError` from inside a user function.
+   */
+  use<T>(fn: (core: SnapshotCore) => T): T;
+}
+
+/** How an owner makes row iterators over `core`. */
+type RowsOf = (core: SnapshotCore, sql: string, params: BindInput, mode: RowMode) => IterableIterator<unknown>;
+
+/** Accesses made by {@link queryAccess}: the only ones the read methods accept. */
+const accesses = new WeakSet<object>();
+
+/**
+ * The access of a cache, a snapshot or the overlay: `current` returns the version it reads now
+ * (or throws `CLOSED`), `database` the object itself (`stmt.database`), `rows` how its iterators
+ * are made (by default each holds a lease on its version until it ends).
+ */
+export function queryAccess(current: () => SnapshotCore, database: () => Queryable, rows: RowsOf = leasedRows): QueryAccess {
+  const enter = (): SnapshotCore => {
+    const core = current();
+    if (insideUserFunction()) throw reentrant(core.settings.path);
+    return core;
+  };
+  const use = <T>(fn: (core: SnapshotCore) => T): T => {
+    const core = enter();
+    core.acquire();
+    try {
+      return fn(core);
+    } finally {
+      core.release();
+    }
+  };
+  const access: QueryAccess = {
+    use,
+    getAs: (sql, params, mode) => use((core) => core.get(sql, params, mode)),
+    allAs: (sql, params, mode) => use((core) => core.all(sql, params, mode)),
+    iterateAs: <R>(sql: string, params: BindInput, mode: RowMode) => rows(enter(), sql, params, mode) as IterableIterator<R>,
+    runOf: (sql, params) => use((core) => core.run(sql, params)),
+    columnsOf: (sql) => use((core) => core.columns(sql)),
+    readerOf: (sql) => use((core) => core.reader(sql)),
+    checkParams: (sql, params) => use((core) => core.checkParams(sql, params)),
+    database,
+    all: (sql, params) => use((core) => core.all(sql, params, core.objectMode) as Row[]),
+    iterate: (sql, params) => {
+      const core = enter();
+      return rows(core, sql, params, core.objectMode) as IterableIterator<Row>;
+    },
+    checkOpen: () => enter().settings.path,
+    admitReader: (sql) =>
+      use((core) => {
+        core.admit(sql, false);
+        core.columns(sql);
+      }),
+  };
+  Object.freeze(access);
+  accesses.add(access);
+  return access;
+}
+
+/** What a query from inside a user function throws: SQLite is in the middle of the query that called it. */
+function reentrant(path: string): TypeError {
+  return new TypeError(
+    `${path} cannot be queried from inside a user function: SQLite is in the middle of the query that called the function; read what it needs before that query (or join it in the SQL)`,
+  );
+}
+
+/** Rows one at a time, holding a lease on `core` until the iterator ends. */
+function leasedRows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode): IterableIterator<unknown> {
+  const rows = core.iterate(sql, params, mode);
+  // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
+  const end = lease(core, rows, 'row iterator');
+  const path = core.settings.path;
+  const iterator: IterableIterator<unknown> = {
+    next: () => {
+      if (insideUserFunction()) throw reentrant(path);
+      try {
+        const step = rows.next();
+        if (step.done === true) end();
+        return step;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    return: (value?: unknown) => {
+      // Finishing it frees its statement, which may be the one running the user function.
+      if (insideUserFunction()) throw reentrant(path);
+      rows.return();
+      end();
+      return { value, done: true };
+    },
+    [Symbol.iterator]: () => iterator,
+  };
+  return iterator;
+}
+
+/** Options of `pragma()`, as in better-sqlite3. */
+export interface PragmaOptions {
+  /** Return only the first column of the first row (`undefined` when there is none). @defaultValue `false` */
+  readonly simple?: boolean;
+}
+
+/** The read methods over whichever version the owner's access reads when they run. */
+export abstract class QueryMethods implements Queryable {
+  readonly #access: QueryAccess;
+
+  constructor(access: QueryAccess) {
+    if (!accesses.has(access)) throw illegalConstructor();
+    this.#access = access;
+  }
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
-    const core = this.core();
-    return core.get(sql, params, core.objectMode) as R | undefined;
+    return this.#access.use((core) => core.get(sql, params, core.objectMode)) as R | undefined;
   }
 
   all<R = Row>(sql: string, params?: Params): R[] {
-    const core = this.core();
-    return core.all(sql, params, core.objectMode) as R[];
+    return this.#access.use((core) => core.all(sql, params, core.objectMode)) as R[];
   }
 
   values(sql: string, params?: Params): SqlValue[][] {
-    const core = this.core();
-    return core.all(sql, params, core.objectMode - OBJECT + ARRAY) as SqlValue[][];
+    return this.#access.use((core) => core.all(sql, params, core.objectMode - OBJECT + ARRAY)) as SqlValue[][];
   }
 
   iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
-    return this.iterateAs<R>(sql, params, this.core().objectMode);
+    return this.#access.iterate(sql, params) as IterableIterator<R>;
   }
 
   prepare<R = Row>(sql: string): Statement<R> {
     if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
-    const core = this.core();
     // Bad SQL is reported here, as better-sqlite3 does.
-    core.check(sql);
-    return new BoundStatement<R, R>(this, sql, core.objectMode >= BIGINTS);
+    const bigint = this.#access.use((core) => {
+      core.check(sql);
+      return core.objectMode >= BIGINTS;
+    });
+    return newStatement<R>(this.#access, sql, bigint);
   }
 
-  /** @internal `get` in any mode, for statements. */
-  getAs(sql: string, params: BindInput, mode: RowMode): unknown {
-    return this.core().get(sql, params, mode);
-  }
-
-  /** @internal `all` in any mode, for statements. */
-  allAs(sql: string, params: BindInput, mode: RowMode): unknown[] {
-    return this.core().all(sql, params, mode);
-  }
-
-  /** @internal runs `sql` to completion (refused with `READ_ONLY` on published snapshots unless it reads). */
-  runOf(sql: string, params: BindInput): RunResult {
-    return this.core().run(sql, params);
-  }
-
-  /** @internal the columns of `sql` on the current snapshot. */
-  columnsOf(sql: string): string[] {
-    return this.core().columns(sql);
-  }
-
-  /** @internal whether `sql` returns rows on the current snapshot. */
-  readerOf(sql: string): boolean {
-    return this.core().reader(sql);
-  }
-
-  /** @internal checks parameters without running (`bind()`). */
-  checkParams(sql: string, params: BindInput): void {
-    this.core().checkParams(sql, params);
-  }
-
-  /** @internal the database path; throws `CLOSED` once this can no longer be queried (for the ORM handle). */
-  checkOpen(): string {
-    return this.core().settings.path;
-  }
-
-  /** @internal admits `sql` for the ORM handle: one statement that reads (else `READ_ONLY`), compiled now to report its SQL errors. */
-  admitReader(sql: string): void {
-    const core = this.core();
-    core.admit(sql, false);
-    core.columns(sql);
-  }
-
-  /** @internal rows one at a time in any mode. */
-  iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
-    const core = this.core();
-    const rows = core.iterate(sql, params, mode);
-    // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
-    const end = lease(core, rows, 'row iterator');
-    const iterator: IterableIterator<R> = {
-      next: () => {
-        try {
-          const step = rows.next();
-          if (step.done === true) end();
-          return step as IteratorResult<R>;
-        } catch (error) {
-          end();
-          throw error;
-        }
-      },
-      return: (value?: unknown) => {
-        rows.return();
-        end();
-        return { value: value as R, done: true };
-      },
-      [Symbol.iterator]: () => iterator,
-    };
-    return iterator;
+  pragma(source: string, options?: PragmaOptions): unknown {
+    if (typeof source !== 'string') throw new TypeError('Expected first argument to be a string');
+    if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError('Expected second argument to be an options object');
+    const simple: unknown = options?.simple;
+    if (simple !== undefined && typeof simple !== 'boolean') throw new TypeError('Expected the "simple" option to be a boolean');
+    const sql = `PRAGMA ${source}`;
+    return this.#access.use((core) => {
+      // On a published version a setter is refused here (READ_ONLY), before anything compiles it.
+      if (core.columns(sql).length === 0) {
+        core.run(sql, undefined);
+        return simple === true ? undefined : [];
+      }
+      return simple === true ? core.get(sql, undefined, FIRST + (core.objectMode >= BIGINTS ? BIGINTS : 0)) : core.all(sql, undefined, core.objectMode);
+    });
   }
 }
 
-/** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
-export class SnapshotLease extends QueryMethods implements Snapshot {
-  #core: SnapshotCore;
-  #end: (() => void) | undefined;
+const LEASE = Symbol('SnapshotLease');
 
-  constructor(core: SnapshotCore) {
-    super();
+/** A lease on `core`, as `cache.snapshot()` and `cache.read()` hand it out. */
+export function newLease(core: SnapshotCore): Snapshot {
+  return new SnapshotLease(LEASE, core);
+}
+
+/** A lease on one snapshot, handed out by `cache.snapshot()` and `cache.read()`. */
+class SnapshotLease extends QueryMethods implements Snapshot {
+  readonly #core: SnapshotCore;
+  #end: (() => void) | undefined;
+  readonly #access: QueryAccess;
+
+  constructor(key: symbol, core: SnapshotCore) {
+    if (key !== LEASE) throw illegalConstructor();
+    const access = queryAccess(
+      () => this.#usable(),
+      () => this,
+    );
+    super(access);
+    this.#access = access;
     this.#core = core;
     this.#end = lease(core, this, 'snapshot lease');
   }
@@ -774,10 +875,10 @@ export class SnapshotLease extends QueryMethods implements Snapshot {
   }
 
   sqlJsDatabase(): SqlJsCompatible {
-    return new OrmHandle(this);
+    return newOrmHandle(this.#access);
   }
 
-  protected core(): SnapshotCore {
+  #usable(): SnapshotCore {
     if (this.#end === undefined) {
       throw new DbCacheError(
         'CLOSED',
@@ -795,28 +896,51 @@ interface OverlayRows {
   cut: boolean;
 }
 
+const OVERLAY = Symbol('Overlay');
+
+/** The database handed to `onReload`, and `end()`, which the cache calls when the hook is over: how many of its iterators were left open. */
+export function newOverlay(core: SnapshotCore): { readonly db: OverlayDatabase; readonly end: () => number } {
+  const ends: Array<() => number> = [];
+  const db = new Overlay(OVERLAY, core, ends);
+  return { db, end: ends[0]! };
+}
+
 /**
  * The still-private database handed to `onReload`. It keeps track of the row iterators it hands
  * out: one still open when the hook returns would leave a statement mid-result (an uncommitted
- * write, a transaction) in the version about to be published.
+ * write, a transaction) in the version about to be published. What it runs is checked first: no
+ * statement that reaches beyond the version (see `overlayRefusal`).
  */
-export class Overlay extends QueryMethods implements OverlayDatabase {
-  #core: SnapshotCore;
+class Overlay extends QueryMethods implements OverlayDatabase {
+  readonly #core: SnapshotCore;
+  readonly #access: QueryAccess;
   #ended = false;
   /** Iterators handed out and not finished yet. */
-  #open = new Set<OverlayRows>();
+  readonly #open = new Set<OverlayRows>();
 
-  constructor(core: SnapshotCore) {
-    super();
+  constructor(key: symbol, core: SnapshotCore, ends: Array<() => number>) {
+    if (key !== OVERLAY) throw illegalConstructor();
+    const access = queryAccess(
+      () => this.#usable(),
+      () => this,
+      (version, sql, params, mode) => this.#rows(version, sql, params, mode),
+    );
+    super(access);
+    this.#access = access;
     this.#core = core;
+    ends.push(() => this.#end());
   }
 
   exec(sql: string): void {
-    this.core().exec(sql);
+    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
+    this.#access.use((core) => {
+      core.refuseForOverlay(sql);
+      core.exec(sql);
+    });
   }
 
   run(sql: string, params?: Params): RunResult {
-    return this.core().run(sql, params);
+    return this.#access.use((core) => core.run(sql, params));
   }
 
   /**
@@ -824,26 +948,29 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
    * hook: afterwards `next()` on one that was still open throws `CLOSED`, never stepping a
    * statement of a published version.
    */
-  override iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
-    const entry: OverlayRows = { rows: this.core().iterate(sql, params, mode), cut: false };
+  #rows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode): IterableIterator<unknown> {
+    const entry: OverlayRows = { rows: core.iterate(sql, params, mode), cut: false };
     const open = this.#open;
+    const path = core.settings.path;
     open.add(entry);
-    const iterator: IterableIterator<R> = {
+    const iterator: IterableIterator<unknown> = {
       next: () => {
         if (entry.cut) throw this.#endedError();
-        if (!open.has(entry)) return { value: undefined as R, done: true };
+        if (!open.has(entry)) return { value: undefined, done: true };
+        if (insideUserFunction()) throw reentrant(path);
         try {
           const step = entry.rows.next();
           if (step.done === true) open.delete(entry);
-          return step as IteratorResult<R>;
+          return step;
         } catch (error) {
           open.delete(entry);
           throw error;
         }
       },
       return: (value?: unknown) => {
+        if (open.has(entry) && insideUserFunction()) throw reentrant(path);
         if (open.delete(entry)) entry.rows.return();
-        return { value: value as R, done: true };
+        return { value, done: true };
       },
       [Symbol.iterator]: () => iterator,
     };
@@ -854,7 +981,7 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
    * The hook returned (or was abandoned): nothing kept from it may reach the version any more.
    * Returns how many of its iterators were still open; each is finished here (its statement freed).
    */
-  end(): number {
+  #end(): number {
     this.#ended = true;
     const left = this.#open.size;
     for (const entry of this.#open) {
@@ -877,7 +1004,7 @@ export class Overlay extends QueryMethods implements OverlayDatabase {
     );
   }
 
-  protected core(): SnapshotCore {
+  #usable(): SnapshotCore {
     if (this.#ended) throw this.#endedError();
     return this.#core;
   }

@@ -537,3 +537,67 @@ export function assertOneStatement(analysis: SqlAnalysis): void {
     analysis.statements === 0 ? 'The supplied SQL string contains no statements' : 'The supplied SQL string contains more than one statement',
   );
 }
+
+/**
+ * PRAGMA settings the `onReload` overlay may change: each changes only how its own version
+ * answers (LIKE, foreign keys, triggers, the planner) or the version's own header fields.
+ * Everything else that takes an argument is refused there: settings of the sql.js engine every
+ * cache in the process shares (`hard_heap_limit`, `soft_heap_limit`, `temp_store_directory`,
+ * `threads`), of how the version is stored or locked (`journal_mode`, `locking_mode`,
+ * `mmap_size`, `page_size`, `cache_size`: dbcache sets these), and `query_only` and
+ * `writable_schema`, which only undo dbcache's guarantees.
+ */
+const OVERLAY_PRAGMAS = wordSet(`
+  analysis_limit application_id automatic_index case_sensitive_like defer_foreign_keys foreign_keys
+  ignore_check_constraints legacy_alter_table optimize recursive_triggers reverse_unordered_selects
+  trusted_schema user_version`);
+
+/** PRAGMAs that set something every cache in the process shares. */
+const PROCESS_WIDE_PRAGMAS = wordSet('hard_heap_limit soft_heap_limit temp_store_directory data_store_directory threads');
+
+/** Why the overlay may not run the statement `tokens`, or `undefined`. */
+function overlayVerdict(tokens: readonly Token[]): string | undefined {
+  // EXPLAIN compiles the statement, and a PRAGMA setter acts when compiled: judged as the statement.
+  const k = afterExplain(tokens);
+  const first = tokens[k];
+  if (isWord(first, 'ATTACH')) {
+    return 'ATTACH: the attached file would stay in the sql.js engine\'s file system, which every cache in the process shares, until the process ends';
+  }
+  if (isWord(first, 'VACUUM') && topLevelWord(tokens, k + 1, (word) => word === 'INTO') !== -1) {
+    return 'VACUUM INTO: it writes a file into the sql.js engine\'s file system, which every cache in the process shares';
+  }
+  if (!isWord(first, 'PRAGMA')) return undefined;
+  let n = k + 1;
+  if (isOp(tokens[n + 1], '.')) n += 2;
+  const nameToken = tokens[n];
+  // A PRAGMA whose name is not a word is SQLite's to reject.
+  if (nameToken === undefined || nameToken.kind !== WORD) return undefined;
+  const name = asciiLower(nameToken.text);
+  if (tokens.length === n + 1 || OVERLAY_PRAGMAS.has(name) || PRAGMA_QUERIES.has(name)) return undefined;
+  return PROCESS_WIDE_PRAGMAS.has(name)
+    ? `PRAGMA ${name} with a value: it changes the sql.js engine that every cache in the process shares, for good`
+    : `PRAGMA ${name} with a value: only settings that change how this version answers may be set here (${[...OVERLAY_PRAGMAS].join(', ')})`;
+}
+
+/**
+ * Why the `onReload` overlay may not run `sql`, or `undefined` when it may: every statement of the
+ * text is checked before any runs. The overlay may create and drop tables, indexes, views and
+ * triggers, write rows, `ANALYZE`, run transactions and read; it may not `ATTACH` or `VACUUM INTO`
+ * (both put files into the file system of the sql.js engine every cache shares) or set a PRAGMA
+ * other than the few that change only how its version answers (see `OVERLAY_PRAGMAS`). PRAGMA
+ * getters are allowed. Table-valued PRAGMA functions (`pragma_x(…)`) take arguments only for
+ * PRAGMAs that report, so they never set anything.
+ *
+ * @example
+ * ```ts
+ * overlayRefusal('CREATE INDEX i ON t(a); ANALYZE'); // undefined
+ * overlayRefusal('PRAGMA hard_heap_limit = 100000'); // 'PRAGMA hard_heap_limit with a value: …'
+ * ```
+ */
+export function overlayRefusal(sql: string): string | undefined {
+  for (const statement of splitStatements(tokenize(sql))) {
+    const reason = overlayVerdict(statement);
+    if (reason !== undefined) return reason;
+  }
+  return undefined;
+}

@@ -1,3 +1,6 @@
+import { Buffer } from 'node:buffer';
+import { describe } from './errors.ts';
+import type { FunctionDefinition } from './options.ts';
 import type { RealBinder } from './params.ts';
 import { PageImage } from './pages/page-image.ts';
 import { PagedStorage } from './pages/paged-storage.ts';
@@ -21,6 +24,10 @@ export interface SqlJsDatabase {
   run(sql: string, params?: unknown): unknown;
   prepare(sql: string): SqlJsStatement;
   close(): void;
+  /** Registers a scalar function; SQLite passes `fn.length` arguments (-1: any number). */
+  create_function?(name: string, fn: (...args: never[]) => unknown): unknown;
+  /** Registers an aggregate; SQLite passes `step.length - 1` arguments. */
+  create_aggregate?(name: string, functions: { init(): unknown; step(...args: never[]): unknown; finalize(state: never): unknown }): unknown;
 }
 
 /**
@@ -82,10 +89,15 @@ export function loadSqlJs(choice: SqlJsChoice = 'wasm'): Promise<SqlJsLike> {
   if (choice !== 'wasm' && choice !== 'inline') return Promise.resolve(choice).then(checkModule);
   let loading = builds.get(choice);
   if (loading === undefined) {
-    // Imported lazily: a bundle that only uses one build does not carry the other.
-    const imported: Promise<{ default: InitSqlJs }> =
-      choice === 'inline' ? import('sql.js/dist/sql-wasm-inline.js') : import('sql.js');
-    loading = imported.then((module) => initialise(module.default, choice));
+    // The inline build is imported (a bundler carries it, .wasm and all). The wasm build reads its
+    // .wasm from node_modules anyway, so it is loaded from there too, with the runtime's own
+    // require: a bundle (esbuild's ESM output) cannot give sql.js's glue the `require` and
+    // `__dirname` it uses in Node, but the runtime's loader can.
+    const imported: Promise<InitSqlJs> =
+      choice === 'inline'
+        ? import('sql.js/dist/sql-wasm-inline.js').then((module: { default: InitSqlJs }) => module.default)
+        : import('node:module').then(({ createRequire }) => createRequire(import.meta.url)('sql.js') as InitSqlJs);
+    loading = imported.then((init) => initialise(init, choice));
     loading.catch(() => builds.delete(choice));
     builds.set(choice, loading);
   }
@@ -106,14 +118,29 @@ export interface OpenedImage {
  * (written copy-on-write, so `image` itself never changes) and refuses writes after `seal()`.
  * A `Uint8Array` is used as pages in place (not copied), so it must not be touched again.
  */
-export function openImage(sqlJs: SqlJsLike, image: Uint8Array | PageImage, store?: PageStore): OpenedImage {
-  if (image.length === 0) return { db: new sqlJs.Database(null), seal: () => {}, release: () => {} };
+export function openImage(sqlJs: SqlJsLike, image: Uint8Array | PageImage, store?: PageStore, functions?: FunctionSet): OpenedImage {
+  if (image.length === 0) {
+    const db = new sqlJs.Database(null);
+    registerOn(db, functions);
+    return { db, seal: () => {}, release: () => {} };
+  }
   const storage = new PagedStorage(image instanceof PageImage ? image : PageImage.fromBytes(image), store);
   try {
     const db = new sqlJs.Database(storage as unknown as Uint8Array);
+    registerOn(db, functions);
     return { db, seal: () => storage.seal(), release: () => storage.release() };
   } catch (error) {
     storage.release();
+    throw error;
+  }
+}
+
+function registerOn(db: SqlJsDatabase, functions: FunctionSet | undefined): void {
+  if (functions === undefined) return;
+  try {
+    functions.register(db);
+  } catch (error) {
+    db.close();
     throw error;
   }
 }
@@ -373,4 +400,261 @@ export function findMissingModules(rows: (sql: string) => unknown[][]): MissingM
 export function missingModuleHint(error: unknown): string {
   const module = /no such module: (\w+)/.exec(typeof error === 'string' ? error : String((error as Error | null)?.message ?? error))?.[1];
   return module === undefined ? '' : ` (the sql.js build in use has no ${module} module: pass a sql.js build that has it as the sqlJs option)`;
+}
+
+/** User functions, wrapped once per cache, registered on the connection of every version it opens. */
+export interface FunctionSet {
+  /** Lower-cased names of the functions not declared deterministic: the result memo leaves SQL naming one alone. */
+  readonly volatile: ReadonlySet<string>;
+  /** Registers every function on `db`. */
+  register(db: SqlJsDatabase): void;
+}
+
+/** How the query that a user function's failure ended should fail. */
+export interface FunctionFailure {
+  readonly code: 'QUERY' | 'TOO_BIG' | 'OUT_OF_MEMORY';
+  /** What the function threw, or the TypeError/RangeError for what it returned. */
+  readonly error: unknown;
+}
+
+/** User functions running now (SQLite called into JavaScript): while one runs, no query may enter the engine. */
+let userCode = 0;
+
+/** Whether a user function is running: dbcache is inside a query, and must not be entered again. */
+export function insideUserFunction(): boolean {
+  return userCode > 0;
+}
+
+/** The last failure of a user function, and the text SQLite was handed for it. */
+let pending: { readonly text: string; readonly failure: FunctionFailure } | undefined;
+
+/**
+ * The failure of a user function that ended the query which threw `error` (sql.js's Error, whose
+ * message is what the function's wrapper handed SQLite), or `undefined` when `error` is not one.
+ */
+export function takeFunctionFailure(error: unknown): FunctionFailure | undefined {
+  const last = pending;
+  if (last === undefined || !(error instanceof Error) || error.message !== last.text) return undefined;
+  pending = undefined;
+  return last.failure;
+}
+
+/** Text of a failure, short and without NUL (sql.js copies it onto the stack as a C string). */
+function failureText(text: string): string {
+  const clean = text.replaceAll('\0', '\\0');
+  return clean.length > 500 ? `${clean.slice(0, 500)}…` : clean;
+}
+
+/**
+ * Ends the user function's call with an error SQLite reports for the query: sql.js hands what a
+ * function throws to `sqlite3_result_error`, so a short string of ours is thrown, and the real
+ * failure is kept for {@link takeFunctionFailure}.
+ */
+function fail(text: string, error: unknown, code: FunctionFailure['code'] = 'QUERY'): never {
+  const message = failureText(text);
+  pending = { text: message, failure: { code, error } };
+  throw message;
+}
+
+/** What sql.js copies text onto: the module's stack (5 MiB in sql.js's builds), which nothing checks. */
+const STACK_BYTES = 5 * 1024 * 1024;
+/** Stack left for sql.js's own frames after a text result is copied. */
+const STACK_MARGIN = 64 * 1024;
+/** The longest text a user function may return (UTF-8 bytes); a Uint8Array may be longer. */
+const MAX_TEXT_RESULT = 1024 * 1024;
+/** SQLite's `SQLITE_MAX_LENGTH` in sql.js. */
+const MAX_VALUE_BYTES = 1_000_000_000;
+
+const typedArrayTag = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, Symbol.toStringTag)!.get!;
+
+/** Whether `value` is a real Uint8Array (or Buffer): asks the internal slot, which no proxy or prototype can fake. */
+function isUint8Array(value: unknown): value is Uint8Array {
+  return typedArrayTag.call(value) === 'Uint8Array';
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * What a user function returned, as a value sql.js can hand SQLite safely: sql.js sizes a blob by
+ * its `length` property and copies text onto its stack, so a blob is copied into an array of its
+ * own (sized by the real buffer) and text is bounded. Anything else ends the query.
+ */
+function resultValue(sqlJs: SqlJsLike, stack: StackBounds | undefined, name: string, value: unknown): unknown {
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+      return value;
+    case 'undefined':
+      return null;
+    case 'string':
+      return textResult(stack, name, value);
+    case 'bigint':
+      if (value >= -MAX_SAFE && value <= MAX_SAFE) return Number(value);
+      return fail(
+        `the function ${name}() returned ${value}n, an integer beyond 2^53, which sql.js cannot return exactly; return it as a string`,
+        new RangeError(`${name}() returned a bigint beyond 2^53`),
+      );
+    default:
+      break;
+  }
+  if (value === null) return null;
+  if (isUint8Array(value)) {
+    const copy = new Uint8Array(value);
+    if (copy.length > MAX_VALUE_BYTES) {
+      return fail(`the function ${name}() returned ${copy.length} bytes; SQLite takes at most ${MAX_VALUE_BYTES}`, new RangeError(`${name}() returned too many bytes`), 'TOO_BIG');
+    }
+    // sql.js copies a blob to the address its allocation returned, 0 when it failed: try first.
+    if (copy.length > 0 && sqlJs._malloc !== undefined && sqlJs._free !== undefined) {
+      const pointer = sqlJs._malloc(copy.length);
+      if (pointer === 0) {
+        return fail(
+          `the function ${name}() returned ${copy.length} bytes, for which the sql.js heap (shared by every cache) has no room`,
+          new RangeError(`${name}() returned more bytes than the heap has room for`),
+          'OUT_OF_MEMORY',
+        );
+      }
+      sqlJs._free(pointer);
+    }
+    return copy;
+  }
+  return fail(
+    `the function ${name}() returned ${describeResult(value)}; return a number, string, bigint, boolean, Uint8Array or null`,
+    new TypeError(`${name}() returned an unsupported value`),
+  );
+}
+
+/** {@link resultValue}, with anything unforeseen (a detached buffer, say) ending the query as the caller's failure too. */
+function safeResult(sqlJs: SqlJsLike, stack: StackBounds | undefined, name: string, value: unknown): unknown {
+  try {
+    return resultValue(sqlJs, stack, name, value);
+  } catch (error) {
+    if (typeof error === 'string') throw error;
+    return fail(`the function ${name}() returned a value that cannot be read: ${describe(error)}`, error);
+  }
+}
+
+function describeResult(value: unknown): string {
+  try {
+    if (Array.isArray(value)) return 'an array';
+    if (typeof value === 'function') return 'a function';
+    if (typeof value === 'symbol') return 'a symbol';
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return 'a buffer other than a Uint8Array';
+    if (value instanceof Promise) return 'a promise (user functions run synchronously)';
+  } catch {
+    // A proxy whose traps throw.
+  }
+  return 'an object';
+}
+
+/** Where the module's stack ends, from the stack pointer at rest. */
+interface StackBounds {
+  readonly save: () => number;
+  readonly end: number;
+}
+
+function textResult(stack: StackBounds | undefined, name: string, value: string): string {
+  // Lone surrogates become U+FFFD, as TextEncoder does (sql.js would write them as invalid UTF-8).
+  const wellFormed = value as string & { isWellFormed(): boolean; toWellFormed(): string };
+  const text = wellFormed.isWellFormed() ? value : wellFormed.toWellFormed();
+  // SQLite gets text as UTF-8: at most 3 bytes per UTF-16 unit, measured only when that is too many.
+  const room = Math.min(MAX_TEXT_RESULT, stack === undefined ? Infinity : stack.save() - stack.end - STACK_MARGIN);
+  if (text.length * 3 + 1 <= room) return text;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes + 1 <= room) return text;
+  return fail(
+    `the function ${name}() returned ${bytes} bytes of text; a user function may return at most ${Math.max(0, room - 1)} (sql.js copies text onto its stack): return a Uint8Array for more`,
+    new RangeError(`${name}() returned too much text`),
+    'TOO_BIG',
+  );
+}
+
+/** Calls the user's `fn` with `args`, counted as user code; a throw ends the query with it. */
+function callUser(fn: Function, args: unknown[], what: string): unknown {
+  userCode++;
+  try {
+    return Reflect.apply(fn, undefined, args);
+  } catch (error) {
+    return fail(`${what} threw: ${describe(error)}`, error);
+  } finally {
+    userCode--;
+  }
+}
+
+/** A function object whose `length` is `length`: what sql.js takes as the number of arguments. */
+function withLength<T extends Function>(fn: T, length: number): T {
+  Object.defineProperty(fn, 'length', { value: length });
+  return fn;
+}
+
+/** The accumulator of a group whose `start()` threw. */
+class StartFailure {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
+/**
+ * Wraps `definitions` for `sqlJs`. Every wrapper catches whatever the user's code throws (sql.js
+ * lets a throw from an aggregate's start escape into WebAssembly), counts as user code while it
+ * runs (a query from inside is refused), and hands SQLite only plain values.
+ */
+export function prepareFunctions(sqlJs: SqlJsLike, definitions: readonly FunctionDefinition[]): FunctionSet | undefined {
+  if (definitions.length === 0) return undefined;
+  const { stackSave } = sqlJs;
+  // Called where no WebAssembly runs: the stack pointer is at its base.
+  const stack = typeof stackSave === 'function' ? { save: stackSave, end: stackSave() - STACK_BYTES } : undefined;
+  const registrations: Array<(db: SqlJsDatabase) => void> = [];
+  for (const definition of definitions) {
+    const { name, args } = definition;
+    const label = `the function ${name}()`;
+    if (definition.scalar !== undefined) {
+      const fn = definition.scalar;
+      const wrapper = withLength((...values: unknown[]): unknown => safeResult(sqlJs, stack, name, callUser(fn, values, label)), args);
+      registrations.push((db) => {
+        if (typeof db.create_function !== 'function') throw new TypeError(`The sql.js module in use cannot register user functions (${name}): its Database has no create_function`);
+        db.create_function(name, wrapper);
+      });
+    } else if (definition.aggregate !== undefined) {
+      const { start, startIsFunction, step, result } = definition.aggregate;
+      const failures = new WeakSet<object>();
+      const init = (): unknown => {
+        if (!startIsFunction) return start;
+        userCode++;
+        try {
+          return Reflect.apply(start as Function, undefined, []);
+        } catch (error) {
+          const failure = new StartFailure(error);
+          failures.add(failure);
+          return failure;
+        } finally {
+          userCode--;
+        }
+      };
+      const startFailed = (total: unknown): void => {
+        if (typeof total === 'object' && total !== null && failures.has(total)) fail(`the start() of ${label} threw: ${describe((total as StartFailure).error)}`, (total as StartFailure).error);
+      };
+      const stepWrapper = withLength((total: unknown, ...values: unknown[]): unknown => {
+        startFailed(total);
+        const next = callUser(step, [total, ...values], `the step() of ${label}`);
+        // As in better-sqlite3: a step that returns nothing keeps the accumulator.
+        return next === undefined ? total : next;
+      }, args === -1 ? 0 : args + 1);
+      const finalize = (total: unknown): unknown => {
+        startFailed(total);
+        return safeResult(sqlJs, stack, name, result === undefined ? total : callUser(result, [total], `the result() of ${label}`));
+      };
+      registrations.push((db) => {
+        if (typeof db.create_aggregate !== 'function') throw new TypeError(`The sql.js module in use cannot register user aggregates (${name}): its Database has no create_aggregate`);
+        db.create_aggregate(name, { init, step: stepWrapper, finalize });
+      });
+    }
+  }
+  const volatile = new Set(definitions.filter((definition) => !definition.deterministic).map((definition) => definition.name.toLowerCase()));
+  return {
+    volatile,
+    register(db: SqlJsDatabase): void {
+      for (const register of registrations) register(db);
+    },
+  };
 }

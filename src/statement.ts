@@ -1,9 +1,13 @@
+import { illegalConstructor } from './errors.ts';
 import { analyzeSql } from './sql-guard.ts';
 import { fromArguments, isNamedObject, type BindInput } from './params.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
-import type { RunResult, SqlValue, Statement } from './types.ts';
+import type { Queryable, RunResult, SqlValue, Statement } from './types.ts';
 
-/** What a statement runs through: the read methods of the cache, a snapshot or the overlay, in any row mode. */
+/**
+ * What a statement runs through: the read methods of the cache, a snapshot or the overlay, in any
+ * row mode. A capability made inside the owner's class and kept in the statement's private field.
+ */
 export interface StatementOwner {
   getAs(sql: string, params: BindInput, mode: RowMode): unknown;
   allAs(sql: string, params: BindInput, mode: RowMode): unknown[];
@@ -12,33 +16,57 @@ export interface StatementOwner {
   columnsOf(sql: string): string[];
   readerOf(sql: string): boolean;
   checkParams(sql: string, params: BindInput): void;
+  /** The cache, snapshot or overlay the statement came from (`stmt.database`). */
+  database(): Queryable;
 }
 
 const NOT_BOUND: unique symbol = Symbol('not bound');
+
+const STATEMENT = Symbol('BoundStatement');
+
+/** A statement of `owner` for `sql`, as `prepare` hands it out. */
+export function newStatement<R>(owner: StatementOwner, sql: string, bigint: boolean): Statement<R> {
+  return new BoundStatement<R, R>(STATEMENT, owner, sql, bigint);
+}
 
 /**
  * A prepared statement with better-sqlite3's read-side semantics: `raw()`, `pluck()` and
  * `safeIntegers()` stick until switched off, `bind()` fixes the parameters once.
  */
-export class BoundStatement<R, O> implements Statement<R, O> {
-  readonly source: string;
-  #owner: StatementOwner;
+class BoundStatement<R, O> implements Statement<R, O> {
+  readonly #source: string;
+  readonly #owner: StatementOwner;
   #raw = false;
   #pluck = false;
   #bigint: boolean;
   /** The row mode that `#raw`, `#pluck` and `#bigint` make. */
   #mode: RowMode;
   #bound: BindInput | typeof NOT_BOUND = NOT_BOUND;
+  /** Iterators of this statement still open. */
+  #iterating = 0;
 
-  constructor(owner: StatementOwner, sql: string, bigint: boolean) {
+  constructor(key: symbol, owner: StatementOwner, sql: string, bigint: boolean) {
+    if (key !== STATEMENT) throw illegalConstructor();
     this.#owner = owner;
-    this.source = sql;
+    this.#source = sql;
     this.#bigint = bigint;
     this.#mode = this.#modeNow();
   }
 
+  get source(): string {
+    return this.#source;
+  }
+
   get sql(): string {
-    return this.source;
+    return this.#source;
+  }
+
+  get database(): Queryable {
+    return this.#owner.database();
+  }
+
+  get busy(): boolean {
+    return this.#iterating > 0;
   }
 
   #modeNow(): RowMode {
@@ -52,19 +80,45 @@ export class BoundStatement<R, O> implements Statement<R, O> {
   }
 
   get(...params: unknown[]): R | undefined {
-    return this.#owner.getAs(this.source, this.#input(params), this.#mode) as R | undefined;
+    return this.#owner.getAs(this.#source, this.#input(params), this.#mode) as R | undefined;
   }
 
   all(...params: unknown[]): R[] {
-    return this.#owner.allAs(this.source, this.#input(params), this.#mode) as R[];
+    return this.#owner.allAs(this.#source, this.#input(params), this.#mode) as R[];
   }
 
   iterate(...params: unknown[]): IterableIterator<R> {
-    return this.#owner.iterateAs<R>(this.source, this.#input(params), this.#mode);
+    const rows = this.#owner.iterateAs<R>(this.#source, this.#input(params), this.#mode);
+    this.#iterating++;
+    let open = true;
+    const done = (): void => {
+      if (open) this.#iterating--;
+      open = false;
+    };
+    const iterator: IterableIterator<R> = {
+      next: () => {
+        if (!open) return { value: undefined as R, done: true };
+        try {
+          const step = rows.next();
+          if (step.done === true) done();
+          return step;
+        } catch (error) {
+          done();
+          throw error;
+        }
+      },
+      return: (value?: unknown) => {
+        const result = open ? rows.return!(value) : undefined;
+        done();
+        return result ?? { value: value as R, done: true };
+      },
+      [Symbol.iterator]: () => iterator,
+    };
+    return iterator;
   }
 
   values(...params: unknown[]): SqlValue[][] {
-    return this.#owner.allAs(this.source, this.#input(params), ARRAY + (this.#bigint ? BIGINTS : 0)) as SqlValue[][];
+    return this.#owner.allAs(this.#source, this.#input(params), ARRAY + (this.#bigint ? BIGINTS : 0)) as SqlValue[][];
   }
 
   #requireReader(method: string): void {
@@ -96,28 +150,28 @@ export class BoundStatement<R, O> implements Statement<R, O> {
   bind(...params: unknown[]): this {
     if (this.#bound !== NOT_BOUND) throw new TypeError('The bind() method can only be invoked once per statement object');
     const input = fromArguments(params);
-    this.#owner.checkParams(this.source, input);
+    this.#owner.checkParams(this.#source, input);
     // A copy: changing the caller's array or object later must not change what is bound.
     this.#bound = fromArguments(structuredCloneShallow(params));
     return this;
   }
 
   columns(): string[] {
-    const columns = this.#owner.columnsOf(this.source);
+    const columns = this.#owner.columnsOf(this.#source);
     if (columns.length === 0) throw new TypeError('The columns() method is only for statements that return data');
     return columns;
   }
 
   get reader(): boolean {
-    return this.#owner.readerOf(this.source);
+    return this.#owner.readerOf(this.#source);
   }
 
   get readonly(): boolean {
-    return analyzeSql(this.source).kind === 'read';
+    return analyzeSql(this.#source).kind === 'read';
   }
 
   run(...params: unknown[]): RunResult {
-    return this.#owner.runOf(this.source, this.#input(params));
+    return this.#owner.runOf(this.#source, this.#input(params));
   }
 }
 

@@ -74,6 +74,10 @@ export interface Statement<R = Row, O = R> {
   readonly reader: boolean;
   /** Whether the statement only reads, i.e. may run on a published version. */
   readonly readonly: boolean;
+  /** The cache, snapshot or `onReload` database it was prepared on (better-sqlite3's `stmt.database`). */
+  readonly database: Queryable;
+  /** Whether an iterator of this statement is still open (better-sqlite3's `stmt.busy`); dbcache still runs other calls meanwhile. */
+  readonly busy: boolean;
   /**
    * Runs the statement to completion. On the cache and its snapshots only statements that read
    * may run (others throw `READ_ONLY`); on the `onReload` database it writes and reports the counts.
@@ -226,6 +230,12 @@ export interface Queryable {
   values(sql: string, params?: Params): SqlValue[][];
   /** A prepared statement; statements are cached per snapshot by SQL text. */
   prepare<R = Row>(sql: string): Statement<R>;
+  /**
+   * Runs `PRAGMA <source>` as better-sqlite3's `db.pragma()` does: its rows, or with
+   * `{ simple: true }` the first column of the first row. On a published version only getters
+   * run (`pragma('user_version')`, `pragma('table_info(t)')`); a setter throws `READ_ONLY`.
+   */
+  pragma(source: string, options?: { readonly simple?: boolean }): unknown;
 }
 
 /**

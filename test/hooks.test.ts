@@ -282,7 +282,10 @@ describe('onReload: what the hook leaves open is refused, never published', () =
     }
   });
 
-  test('a database the hook left unreadable is refused (probed again after the hook)', async () => {
+  // Rewriting the schema needs writable_schema and a schema_version bump, which onReload may not
+  // set (test/overlay-guard.test.ts): the hook is refused before its SQL runs. The probe after the
+  // hook stays as the backstop for a database left unreadable some other way.
+  test('a hook that rewrites the schema to leave the database unreadable is refused', async () => {
     for (const quickCheck of [false, true]) {
       const scene = await stage({ quickCheck });
       try {
@@ -291,7 +294,7 @@ describe('onReload: what the hook leaves open is refused, never published', () =
           db.exec(`PRAGMA writable_schema=ON; UPDATE sqlite_schema SET sql = 'CREATE TABLE t(' WHERE name = 't'; PRAGMA schema_version=${version + 1}; PRAGMA writable_schema=OFF`);
         };
         scene.commit();
-        await refused(scene, /probe|quick_check|malformed/);
+        await refused(scene, /may not run PRAGMA writable_schema/);
         scene.check();
         await recovers(scene);
       } finally {
@@ -304,7 +307,8 @@ describe('onReload: what the hook leaves open is refused, never published', () =
     const scene = await stage({ quickCheck: true });
     try {
       scene.hook = (db) => {
-        // An index whose entries disagree with its table: what quick_check exists to find.
+        // An index whose entries disagree with its table (what quick_check exists to find) needs
+        // writable_schema, which is refused before anything of that SQL runs.
         db.exec('CREATE INDEX t_v ON t(v); PRAGMA writable_schema=ON');
         const root = db.get<{ rootpage: number }>("SELECT rootpage FROM sqlite_schema WHERE name = 't_v'")!.rootpage;
         const table = db.get<{ rootpage: number }>("SELECT rootpage FROM sqlite_schema WHERE name = 't'")!.rootpage;
@@ -312,7 +316,7 @@ describe('onReload: what the hook leaves open is refused, never published', () =
         db.exec(`UPDATE sqlite_schema SET rootpage = ${table} WHERE name = 't_v'; UPDATE sqlite_schema SET rootpage = ${root} WHERE name = 't'; PRAGMA schema_version=${version + 1}; PRAGMA writable_schema=OFF`);
       };
       scene.commit();
-      await refused(scene, /quick_check|probe|malformed/);
+      await refused(scene, /may not run PRAGMA writable_schema/);
       scene.check();
       await recovers(scene);
     } finally {

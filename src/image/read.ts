@@ -153,7 +153,10 @@ export async function readImage(path: string, fs: ImageFileSystem, policy: ReadP
     const elapsed = policy.now() - started;
     // A second attempt always: a file seen once at an odd size is accepted when seen again unchanged.
     if (elapsed >= policy.busyTimeoutMs && attempts >= 2) {
-      throw new PipelineFailure('BUSY', `${outcome.reason} on each of ${attempts} attempts over ${Math.round(elapsed)} ms`);
+      throw new PipelineFailure(
+        'BUSY',
+        `${outcome.reason} on each of ${attempts} attempts over ${Math.round(elapsed)} ms${outcome.reason.includes('journal') ? ` (if no writer is running, one crashed mid-transaction and left a hot journal: open ${path} once with SQLite, e.g. sqlite3 ${path} 'PRAGMA quick_check', to roll it back)` : ''}`,
+      );
     }
     await policy.sleep(Math.max(0, Math.min(delay, policy.busyTimeoutMs - elapsed)));
     delay = Math.min(delay * 2, 100);
