@@ -1,7 +1,8 @@
 import { isStackOverflow, type Engine } from './engine.ts';
 import { DbCacheError } from './errors.ts';
 import type { Logger } from './logger.ts';
-import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
+import { volatileViews } from './deterministic-sql.ts';
+import { applyBinding, type BindInput, BoundValues, describeParams, isNamedObject, type PlainValue, readBinding, type RealBinder, SpreadArgs, wellFormed } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
 import { analyzeSql, assertOneStatement, type SqlAnalysis } from './sql-guard.ts';
@@ -35,6 +36,14 @@ const NUMBER_ROWS = { useBigInt: false };
 const BIGINT_ROWS = { useBigInt: true };
 
 const NO_DATA_MESSAGE = 'This statement does not return data. Use run() instead';
+
+/** The views of the main and temp schemas, for the memo. */
+const VIEWS_SQL = "SELECT name, sql FROM sqlite_schema WHERE type = 'view' UNION ALL SELECT name, sql FROM temp.sqlite_schema WHERE type = 'view'";
+
+/** Who called a read method: told to throw `CLOSED` if the caller's values released its lease or closed its cache. */
+export interface CallOwner {
+  assertUsable(): void;
+}
 
 /** One sql.js statement with what we learned about it at prepare time. */
 class CompiledStatement {
@@ -118,7 +127,22 @@ export class SnapshotCore {
     this.#statements.clear();
     this.#sealStorage();
     this.#sealed = true;
-    if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries);
+    if (this.settings.memoEntries > 0) {
+      const volatile = this.#volatileViews();
+      if (volatile !== undefined) this.#memo = new ResultMemo(this.settings.memoEntries, volatile);
+    }
+  }
+
+  /** The views whose rows are not deterministic (the memo leaves SQL naming them alone); `undefined`: no memo. */
+  #volatileViews(): ReadonlySet<string> | undefined {
+    try {
+      this.#assertOpen();
+      const result = this.#guard(() => this.#db.exec(VIEWS_SQL)) as Array<{ values: unknown[][] }>;
+      return volatileViews((result[0]?.values ?? []).map(([name, sql]) => [String(name), String(sql)] as const));
+    } catch (error) {
+      this.settings.logger.warn(`The result memo of ${this.settings.path} is off for generation ${this.generation}: ${String(this.#failure(error))}`);
+      return undefined;
+    }
   }
 
   /**
@@ -156,20 +180,29 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     try {
       this.#assertOpen();
-      this.#guard(() => this.#db.exec(sql));
+      this.#guard(() => this.#db.exec(wellFormed(sql)));
     } catch (error) {
       throw this.#failure(error);
     }
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
-  run(sql: string, params?: BindInput): RunResult {
+  run(sql: string, params?: BindInput, owner?: CallOwner): RunResult {
+    assertCall(sql, params);
+    let compiled: CompiledStatement;
     try {
       if (this.#sealed) this.admit(sql, false);
+      compiled = this.#compiled(sql, false);
+    } catch (error) {
+      throw this.#failure(error);
+    }
+    const values = this.#read(compiled, params, owner);
+    try {
       const before = this.#counter('total_changes()');
-      this.#use(sql, params, (raw) => {
+      this.#use(sql, values, (raw) => {
         while (raw.step());
       });
       return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
@@ -196,17 +229,17 @@ export class SnapshotCore {
   }
 
   /** The first row in `mode`, or `undefined`. */
-  get(sql: string, params: BindInput, mode: RowMode): unknown {
+  get(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): unknown {
+    const values = this.#valuesFor(sql, params, owner);
     try {
       const memo = this.#memo;
-      if (memo === undefined) return this.#first(sql, params, mode);
-      const place = this.#memoPlace(memo, mode, sql, params);
-      if (place === undefined) return this.#first(sql, params, mode);
-      const [map, key] = place;
+      const table = memo?.table(mode, sql);
+      if (table === undefined) return this.#first(sql, values, mode);
+      const [map, key] = ResultMemo.locate(table, values);
       const known = map.get(key);
       if (known !== undefined) return known === NO_ROW ? undefined : known;
-      const row = this.#first(sql, params, mode);
-      memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+      const row = this.#first(sql, values, mode);
+      memo!.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
       return row;
     } catch (error) {
       throw this.#failure(error);
@@ -214,38 +247,71 @@ export class SnapshotCore {
   }
 
   /** Every row in `mode`. */
-  all(sql: string, params: BindInput, mode: RowMode): unknown[] {
+  all(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): unknown[] {
+    const values = this.#valuesFor(sql, params, owner);
     try {
       const memo = this.#memo;
-      if (memo === undefined) return this.#every(sql, params, mode);
-      const place = this.#memoPlace(memo, mode + ALL_SLOTS, sql, params);
-      if (place === undefined) return this.#every(sql, params, mode);
-      const [map, key] = place;
+      const table = memo?.table(mode + ALL_SLOTS, sql);
+      if (table === undefined) return this.#every(sql, values, mode);
+      const [map, key] = ResultMemo.locate(table, values);
       const known = map.get(key);
       if (known !== undefined) return known as unknown[];
-      const rows = freezeRows(this.#every(sql, params, mode)) as unknown[];
-      memo.remember(map, key, rows);
+      const rows = freezeRows(this.#every(sql, values, mode)) as unknown[];
+      memo!.remember(map, key, rows);
       return rows;
     } catch (error) {
       throw this.#failure(error);
     }
   }
 
-  #memoPlace(memo: ResultMemo, slot: number, sql: string, params: BindInput): [Map<unknown, unknown>, unknown] | undefined {
-    if (params instanceof SpreadArgs) return undefined;
-    const table = memo.table(slot, sql);
-    return table === undefined ? undefined : ResultMemo.locate(table, params as Params | undefined);
+  /**
+   * The values of `params` for `sql`, read once and before the engine runs: bad SQL is reported
+   * first (as better-sqlite3 reports it at prepare), then statements without data, then the
+   * values. Errors from the caller's own values (getters, Proxy traps) propagate as they are.
+   */
+  #valuesFor(sql: string, params: BindInput, owner: CallOwner | undefined): readonly PlainValue[] {
+    assertCall(sql, params);
+    let compiled: CompiledStatement;
+    try {
+      compiled = this.#compiled(sql, true);
+    } catch (error) {
+      throw this.#failure(error);
+    }
+    if (compiled.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+    return this.#read(compiled, params, owner);
   }
 
-  #first(sql: string, params: BindInput, mode: RowMode): unknown {
+  /**
+   * Reads the values (the caller's code may run: getters, Proxy traps), then makes sure that code
+   * did not release the caller's lease, close its cache or close this version: `CLOSED` then.
+   */
+  #read(compiled: CompiledStatement, params: BindInput, owner: CallOwner | undefined): readonly PlainValue[] {
+    const values = readBinding(compiled.analysis, params);
+    owner?.assertUsable();
+    if (this.#closed) this.#assertOpen();
+    return values;
+  }
+
+  /**
+   * The statement for `sql` as compiled on this version (its analysis and columns), compiling and
+   * caching it first if needed: SQL that SQLite rejects fails here, before any value is read.
+   */
+  #compiled(sql: string, forRead: boolean): CompiledStatement {
+    this.#assertOpen();
+    const cached = this.#statements.get(sql);
+    if (cached !== undefined) return cached;
+    const statement = this.#checkout(sql, forRead);
+    this.#checkin(sql, statement);
+    return statement;
+  }
+
+  #first(sql: string, values: readonly PlainValue[], mode: RowMode): unknown {
     const statement = this.#checkout(sql, true);
     try {
-      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       const { engine, path } = this.settings;
       try {
         engine.enter(path);
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         return statement.raw.step() ? this.#row(statement, mode) : undefined;
       } catch (error) {
         this.#interrupted(error, statement);
@@ -256,15 +322,13 @@ export class SnapshotCore {
     }
   }
 
-  #every(sql: string, params: BindInput, mode: RowMode): unknown[] {
+  #every(sql: string, values: readonly PlainValue[], mode: RowMode): unknown[] {
     const statement = this.#checkout(sql, true);
     try {
-      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       const { engine, path } = this.settings;
       try {
         engine.enter(path);
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         const rows: unknown[] = [];
         while (statement.raw.step()) rows.push(this.#row(statement, mode));
         return rows;
@@ -301,32 +365,31 @@ export class SnapshotCore {
     if (analyzeSql(sql).kind !== 'none') throw new TypeError(`compile() is only for statements that return no data: ${sql}`);
     try {
       this.#assertOpen();
-      this.#guard(() => this.#db.prepare(sql).free());
+      this.#guard(() => this.#db.prepare(wellFormed(sql)).free());
     } catch (error) {
       throw this.#failure(error);
     }
   }
 
-  /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
-  checkParams(sql: string, params: BindInput): void {
-    bindValues(analyzeSql(sql), params);
+  /** Reads and checks `params` against the parameters of `sql` without running it (`stmt.bind()`): what later calls bind. */
+  checkParams(sql: string, params: BindInput): BoundValues {
+    return new BoundValues(readBinding(analyzeSql(sql), params));
   }
 
   /**
    * Rows one at a time; the caller holds a lease for as long as the iterator is open. Bad SQL,
    * values and parameter counts throw here, at the call, not at the first `next()`.
    */
-  iterate(sql: string, params: BindInput, mode: RowMode): Generator<unknown, void, undefined> {
+  iterate(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): Generator<unknown, void, undefined> {
+    const values = this.#valuesFor(sql, params, owner);
     try {
       this.#assertOpen();
-      const analysis = this.#statements.get(sql)?.analysis ?? this.admit(sql, true);
+      const { analysis } = this.#statements.get(sql) ?? this.#compiled(sql, true);
       // A statement of its own: an iterator that is dropped unfinished must not hold the cached
       // one (every later call with this SQL would prepare afresh). Freed with the database.
-      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(wellFormed(sql)), analysis));
       try {
-        if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-        const binding = checkBinding(analysis, params, this.settings.bindReal);
-        this.#guard(() => applyBinding(statement.raw, analysis, params, binding, this.settings.bindReal, this.#reserve), statement);
+        this.#guard(() => applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve), statement);
       } catch (error) {
         this.#free(statement);
         throw error;
@@ -367,13 +430,12 @@ export class SnapshotCore {
     return row;
   }
 
-  /** Binds `params` (which also resets the statement) and runs `fn` on the checked-out statement. */
-  #use<T>(sql: string, params: BindInput, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
+  /** Binds `values` (read already) and runs `fn` on the checked-out statement. */
+  #use<T>(sql: string, values: readonly PlainValue[], fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
     const statement = this.#checkout(sql, false);
     try {
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       return this.#guard(() => {
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         return fn(statement.raw, statement);
       }, statement);
     } finally {
@@ -432,7 +494,7 @@ export class SnapshotCore {
       return cached;
     }
     const analysis = cached?.analysis ?? this.admit(sql, forRead);
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(wellFormed(sql)), analysis));
     if (cached === undefined) {
       if (this.#statements.size >= this.settings.maxStatements) this.#evictOldest();
       this.#statements.set(sql, statement);
@@ -542,6 +604,19 @@ export class SnapshotCore {
   }
 }
 
+/** better-sqlite3's message for SQL that is not a string. */
+const NOT_A_STRING = 'Expected first argument to be a string';
+
+/**
+ * The argument checks that come before anything else (as in better-sqlite3): the SQL is a
+ * string; the parameters an array, a plain object or nothing (or a statement's own forms).
+ */
+function assertCall(sql: unknown, params: unknown): void {
+  if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+  if (params === undefined || Array.isArray(params) || SpreadArgs.is(params) || BoundValues.is(params) || isNamedObject(params)) return;
+  throw new TypeError(`Expected the parameters to be an array or a plain object, got ${describeParams(params)}`);
+}
+
 /** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
 const END = Symbol('end');
 
@@ -575,30 +650,34 @@ function lease(core: SnapshotCore, owner: object, what: string): () => void {
 }
 
 /** The read methods over whichever snapshot `core()` returns when they run. */
-export abstract class QueryMethods implements Queryable, StatementOwner {
+export abstract class QueryMethods implements Queryable, StatementOwner, CallOwner {
   protected abstract core(): SnapshotCore;
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     const core = this.core();
-    return core.get(sql, params, core.objectMode) as R | undefined;
+    return core.get(sql, params, core.objectMode, this) as R | undefined;
   }
 
   all<R = Row>(sql: string, params?: Params): R[] {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     const core = this.core();
-    return core.all(sql, params, core.objectMode) as R[];
+    return core.all(sql, params, core.objectMode, this) as R[];
   }
 
   values(sql: string, params?: Params): SqlValue[][] {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     const core = this.core();
-    return core.all(sql, params, core.objectMode - OBJECT + ARRAY) as SqlValue[][];
+    return core.all(sql, params, core.objectMode - OBJECT + ARRAY, this) as SqlValue[][];
   }
 
   iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     return this.iterateAs<R>(sql, params, this.core().objectMode);
   }
 
   prepare<R = Row>(sql: string): Statement<R> {
-    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     const core = this.core();
     const analysis = analyzeSql(sql);
     assertOneStatement(analysis);
@@ -609,19 +688,24 @@ export abstract class QueryMethods implements Queryable, StatementOwner {
     return new BoundStatement<R, R>(this, sql, core.objectMode >= BIGINTS);
   }
 
+  /** @internal throws `CLOSED` once this cache, snapshot or overlay can no longer be queried. */
+  assertUsable(): void {
+    this.core();
+  }
+
   /** @internal `get` in any mode, for statements. */
   getAs(sql: string, params: BindInput, mode: RowMode): unknown {
-    return this.core().get(sql, params, mode);
+    return this.core().get(sql, params, mode, this);
   }
 
   /** @internal `all` in any mode, for statements. */
   allAs(sql: string, params: BindInput, mode: RowMode): unknown[] {
-    return this.core().all(sql, params, mode);
+    return this.core().all(sql, params, mode, this);
   }
 
   /** @internal runs `sql` to completion (refused with `READ_ONLY` on published snapshots unless it reads). */
   runOf(sql: string, params: BindInput): RunResult {
-    return this.core().run(sql, params);
+    return this.core().run(sql, params, this);
   }
 
   /** @internal the columns of `sql` on the current snapshot. */
@@ -629,15 +713,15 @@ export abstract class QueryMethods implements Queryable, StatementOwner {
     return this.core().columns(sql);
   }
 
-  /** @internal checks parameters without running (`bind()`). */
-  checkParams(sql: string, params: BindInput): void {
-    this.core().checkParams(sql, params);
+  /** @internal reads and checks parameters without running (`bind()`): what the statement binds from then on. */
+  checkParams(sql: string, params: BindInput): BindInput {
+    return this.core().checkParams(sql, params);
   }
 
   /** @internal rows one at a time in any mode. */
   iterateAs<R>(sql: string, params: BindInput, mode: RowMode): IterableIterator<R> {
     const core = this.core();
-    const rows = core.iterate(sql, params, mode);
+    const rows = core.iterate(sql, params, mode, this);
     // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
     const end = lease(core, rows, 'row iterator');
     const iterator: IterableIterator<R> = {
