@@ -171,19 +171,17 @@ function plainValue(value: unknown): PlainValue {
  * by the caller's own getters or Proxy traps propagates as it is.
  */
 export function readBinding(analysis: SqlAnalysis, input: BindInput): readonly PlainValue[] {
-  if (BoundValues.is(input)) return input.values;
   const { parameters, anonymous } = analysis;
-  if (input === undefined && parameters.length === 0) return NO_VALUES;
   if (isArray(input) && !analysis.named) {
     // Positional values only (a point lookup): the length, then each value, read once.
     const length = input.length;
-    const count = Math.min(length, anonymous + 1);
-    const values = new Array<PlainValue>(count);
-    for (let i = 0; i < count; i++) values[i] = plainValue(input[i]);
-    if (length > anonymous) throw new RangeError('Too many parameter values were provided');
-    if (length < anonymous) throw new RangeError('Too few parameter values were provided');
+    const values: PlainValue[] = [];
+    for (let i = 0; i < length && i <= anonymous; i++) values.push(plainValue(input[i]));
+    if (length !== anonymous) throw new RangeError(length > anonymous ? 'Too many parameter values were provided' : 'Too few parameter values were provided');
     return values;
   }
+  if (input === undefined && parameters.length === 0) return NO_VALUES;
+  if (BoundValues.is(input)) return input.values;
   const values = new Array<PlainValue>(parameters.length);
   let slot = 0;
   let positional = 0;
