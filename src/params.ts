@@ -1,5 +1,6 @@
 import type { SqlAnalysis } from './sql-guard.ts';
 import type { SqlJsStatement } from './sqljs.ts';
+import { copyOfView, isBufferView } from './real-bytes.ts';
 
 /**
  * Arguments of a statement call in better-sqlite3's mixed forms (`stmt.get({ a }, 7)`,
@@ -79,25 +80,10 @@ const MIN_INT64 = -(2n ** 63n);
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_EXACT = BigInt(Number.MIN_SAFE_INTEGER);
 
-// What reading a caller's value relies on, taken when this module loads: a value can redefine
-// its own `length`, `byteOffset` or `buffer`, be a subclass or a Proxy, but not change these.
-const apply = Reflect.apply;
 const isArray = Array.isArray;
-const isView = ArrayBuffer.isView;
 const hasOwn = Object.hasOwn;
-const Bytes = Uint8Array;
+const apply = Reflect.apply;
 const NO_ARGUMENTS: [] = [];
-const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const getterOf = (prototype: object, key: PropertyKey): ((this: unknown) => unknown) => Object.getOwnPropertyDescriptor(prototype, key)!.get!;
-/** `undefined` for anything but a typed array (a DataView): the standard brand check. */
-const typedArrayTag = getterOf(typedArrayPrototype, Symbol.toStringTag);
-const typedArrayBuffer = getterOf(typedArrayPrototype, 'buffer');
-const typedArrayOffset = getterOf(typedArrayPrototype, 'byteOffset');
-const typedArrayLength = getterOf(typedArrayPrototype, 'byteLength');
-const dataViewBuffer = getterOf(DataView.prototype, 'buffer');
-const dataViewOffset = getterOf(DataView.prototype, 'byteOffset');
-const dataViewLength = getterOf(DataView.prototype, 'byteLength');
-const setBytes = (typedArrayPrototype as { set(source: ArrayLike<number>): void }).set;
 const stringMethods = String.prototype as { isWellFormed?: () => boolean; toWellFormed?: () => string };
 const isWellFormed = stringMethods.isWellFormed;
 const toWellFormed = stringMethods.toWellFormed;
@@ -112,27 +98,6 @@ const BAD_VALUE = 'SQLite3 can only bind numbers, strings, bigints, buffers, and
 export function wellFormed(text: string): string {
   if (isWellFormed !== undefined && toWellFormed !== undefined) return apply(isWellFormed, text, NO_ARGUMENTS) ? text : apply(toWellFormed, text, NO_ARGUMENTS);
   return text.replace(LONE_SURROGATE, '\uFFFD');
-}
-
-/**
- * A copy of the bytes a typed array or DataView really covers, found through the built-in
- * getters (never its own, redefinable, properties), as better-sqlite3 binds any such view.
- */
-function bytesOf(view: object): Uint8Array {
-  let source: Uint8Array;
-  try {
-    const typed = apply(typedArrayTag, view, NO_ARGUMENTS) !== undefined;
-    const buffer = apply(typed ? typedArrayBuffer : dataViewBuffer, view, NO_ARGUMENTS) as ArrayBuffer;
-    const offset = apply(typed ? typedArrayOffset : dataViewOffset, view, NO_ARGUMENTS) as number;
-    const length = apply(typed ? typedArrayLength : dataViewLength, view, NO_ARGUMENTS) as number;
-    source = new Bytes(buffer, offset, length);
-  } catch {
-    // A DataView's getters, and a view over an ArrayBuffer, throw only once the buffer is detached.
-    throw new TypeError('A typed array or DataView whose ArrayBuffer was detached (transferred) cannot be bound');
-  }
-  const copy = new Bytes(source.byteLength);
-  apply(setBytes, copy, [source]);
-  return copy;
 }
 
 /**
@@ -154,7 +119,8 @@ function plainValue(value: unknown): PlainValue {
       return value;
     case 'object':
       if (value === null) return null;
-      if (isView(value)) return bytesOf(value);
+      // Any typed array or DataView binds its bytes, as in better-sqlite3.
+      if (isBufferView(value)) return copyOfView(value);
       break;
     default:
       break;
@@ -235,7 +201,7 @@ export function readBinding(analysis: SqlAnalysis, input: BindInput): readonly P
 export function describeParams(params: unknown): string {
   if (params === null) return 'null';
   if (typeof params !== 'object') return typeof params;
-  return isView(params) ? 'a typed array' : 'an object that is neither an array nor a plain object';
+  return isBufferView(params) ? 'a typed array' : 'an object that is neither an array nor a plain object';
 }
 
 /**
