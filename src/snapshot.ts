@@ -383,8 +383,7 @@ export class SnapshotCore {
   iterate(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): Generator<unknown, void, undefined> {
     const values = this.#valuesFor(sql, params, owner);
     try {
-      this.#assertOpen();
-      const { analysis } = this.#statements.get(sql) ?? this.#compiled(sql, true);
+      const { analysis } = this.#compiled(sql, true);
       // A statement of its own: an iterator that is dropped unfinished must not hold the cached
       // one (every later call with this SQL would prepare afresh). Freed with the database.
       const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(wellFormed(sql)), analysis));

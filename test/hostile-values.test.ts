@@ -257,6 +257,33 @@ describe('typed arrays bind exactly their real bytes', () => {
     }
   });
 
+  test("a later value's getter that changes or detaches an earlier blob changes nothing: each is copied as it is read", async () => {
+    const w = await world(true);
+    try {
+      for (const [name, door] of doors(w.victim)) {
+        const buffer = new ArrayBuffer(4);
+        const bytes = new Uint8Array(buffer);
+        bytes.set([1, 2, 3, 4]);
+        const params: unknown[] = [bytes];
+        Object.defineProperty(params, 1, {
+          enumerable: true,
+          get: () => {
+            bytes.fill(9);
+            structuredClone(buffer, { transfer: [buffer] });
+            return 5;
+          },
+        });
+        const row = door('SELECT ? AS a, ? AS b', params);
+        const [a, b] = Array.isArray(row) ? row : Object.values(row as object);
+        assert.equal(hex(a), '01020304', name);
+        assert.equal(b, 5, name);
+      }
+      await assertSound(w);
+    } finally {
+      await w.close();
+    }
+  });
+
   test('a Proxy around a Uint8Array is refused with a TypeError', async () => {
     const w = await world(true);
     try {
@@ -754,6 +781,65 @@ describe('read(fn) releases its lease however the result settles', () => {
   });
 });
 
+describe("a source function's image is read by its real bytes", () => {
+  let image: Uint8Array;
+  before(async () => {
+    const db = new shared.Database(null);
+    db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)");
+    image = (db as unknown as { export(): Uint8Array }).export();
+    db.close();
+  });
+
+  const rows = async (make: () => unknown): Promise<unknown> => {
+    const cache = await openDbCache(make as never, { watch: false });
+    try {
+      return cache.values('SELECT x FROM t');
+    } finally {
+      await cache.close();
+    }
+  };
+
+  test('lies in length, subarray or slice change nothing', async () => {
+    const lies: Array<(a: Uint8Array) => void> = [
+      (a) => Object.defineProperty(a, 'length', { value: a.length * 100 }),
+      (a) => Object.defineProperty(a, 'length', { value: 100 }),
+      (a) => Object.assign(a, { subarray: () => new Uint8Array(10), slice: () => new Uint8Array(10) }),
+      (a) => Object.defineProperty(a, 'byteLength', { value: 3 }),
+    ];
+    for (const lie of lies) {
+      assert.deepEqual(
+        await rows(() => {
+          const copy = image.slice();
+          lie(copy);
+          return copy;
+        }),
+        [[1], [2]],
+      );
+    }
+    const padded = new Uint8Array(image.length + 7);
+    padded.set(image, 7);
+    assert.deepEqual(await rows(() => padded.subarray(7)), [[1], [2]]);
+  });
+
+  test('a detached buffer, a Proxy or another typed array is SOURCE_FAILED (not an empty database)', async () => {
+    const makes: Array<() => unknown> = [
+      () => {
+        const copy = image.slice();
+        structuredClone(copy.buffer, { transfer: [copy.buffer] });
+        return copy;
+      },
+      () => new Proxy(image.slice(), {}),
+      () => new Int16Array(image.slice().buffer),
+    ];
+    for (const make of makes) {
+      await assert.rejects(
+        openDbCache(make as never, { watch: false }),
+        (error) => isDbCacheError(error, 'SOURCE_FAILED'),
+      );
+    }
+  });
+});
+
 describe('the result memo', () => {
   let w: World;
   before(async () => {
@@ -847,6 +933,22 @@ describe('the result memo', () => {
     for (const [sql, params] of always) {
       assert.equal(remembered(() => victim.get(sql, params as never)), true, `get: ${sql}`);
       assert.equal(remembered(() => victim.all(sql, params as never)), true, `all: ${sql}`);
+    }
+  });
+
+  test('a TEMP view made by onReload that calls random() is not remembered either', async () => {
+    const overlaid = await openDbCache(victimFile, {
+      watch: false,
+      memo: true,
+      onReload: (db) => {
+        db.exec('CREATE TEMP VIEW noise AS SELECT random() AS r; CREATE TEMP VIEW calm AS SELECT 1 AS one');
+      },
+    });
+    try {
+      assert.equal(remembered(() => overlaid.get('SELECT r FROM noise')), false);
+      assert.equal(remembered(() => overlaid.get('SELECT one FROM temp.calm')), true);
+    } finally {
+      await overlaid.close();
     }
   });
 
