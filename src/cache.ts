@@ -264,6 +264,7 @@ class Cache extends QueryMethods implements DbCache {
       bindReal: realBinder(sqlJs),
       rows: rowReader(sqlJs),
       volatileFunctions: this.#functions?.volatile,
+      deterministicFunctions: this.#functions?.deterministic,
     };
     this.#runner = new SerialRunner(() => this.#reloadOnce());
   }
@@ -354,14 +355,20 @@ class Cache extends QueryMethods implements DbCache {
       lease.release();
       throw error;
     }
-    if (isPromiseLike(result)) {
-      result.then(
-        () => lease.release(),
-        () => lease.release(),
-      );
-    } else {
+    // A thenable keeps the lease until it settles. Its `then` is the caller's code: read once,
+    // and if reading or calling it throws, the lease ends and the error is the caller's.
+    let then: unknown;
+    try {
+      then = typeof result === 'object' || typeof result === 'function' ? (result as { then?: unknown } | null)?.then : undefined;
+      if (typeof then === 'function') {
+        const release = (): void => lease.release();
+        Reflect.apply(then, result, [release, release]);
+      }
+    } catch (error) {
       lease.release();
+      throw error;
     }
+    if (typeof then !== 'function') lease.release();
     return result;
   }
 
@@ -731,10 +738,6 @@ class Cache extends QueryMethods implements DbCache {
 
 /** Failures of the engine, not of the image: a reload that meets them keeps their code. */
 const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
 
 /**
  * Opens a live, read-only mirror of the SQLite database at `source` (a path, a `file:` URL, or a

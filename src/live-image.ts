@@ -6,6 +6,7 @@ import { absolutePath, namingTarget, resolveDatabasePath } from './image/resolve
 import type { DatabaseSource } from './options.ts';
 import { FALLBACK_PAGE_SIZE, pageSizeOf, type PageImage } from './pages/page-image.ts';
 import { PageImageBuilder, PageStore } from './pages/page-store.ts';
+import { isUint8Array, realView } from './real-bytes.ts';
 
 /** A watch-triggered read skipped: the files are exactly as they were when their content last failed. */
 export const SAME_BAD_FILE = Symbol('same bad file');
@@ -201,13 +202,20 @@ export class SourceFeed implements ImageFeed {
     } catch (error) {
       throw new PipelineFailure('SOURCE_FAILED', `the source function threw: ${describe(error)}`, { cause: error });
     }
-    if (!(bytes instanceof Uint8Array)) {
+    if (!isUint8Array(bytes)) {
       throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${kindOf(bytes)}; return the database image as a Uint8Array (e.g. db.serialize())`);
+    }
+    // Its real bytes, whatever its own length, offset or subarray say.
+    let image: Uint8Array;
+    try {
+      image = realView(bytes);
+    } catch (error) {
+      throw new PipelineFailure('SOURCE_FAILED', 'the source function returned a Uint8Array whose buffer was detached (transferred)', { cause: error });
     }
     // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
     const { store } = this;
-    const builder = new PageImageBuilder(store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
-    for (let at = 0; at < bytes.length; at += store.slabBytes) builder.push(bytes.subarray(at, at + store.slabBytes), false);
+    const builder = new PageImageBuilder(store, pageSizeOf(image) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
+    for (let at = 0; at < image.length; at += store.slabBytes) builder.push(image.subarray(at, at + store.slabBytes), false);
     const pages = validatePages(builder.finish(), store);
     return databaseImage({
       pages,

@@ -170,12 +170,22 @@ export interface DbCacheOptions {
    */
   cacheSize?: number;
   /**
-   * Remember the results of identical queries (same call, SQL and parameters) per snapshot: a
+   * Remember the results of identical queries (same call, SQL and bound values) per snapshot: a
    * snapshot never changes, so a repeated lookup costs a map access. Results are then frozen.
-   * Queries using `random()`, the clock (`'now'`, `CURRENT_TIMESTAMP`, `date()`) or change
-   * counters are never remembered. `true` keeps up to 10,000 results per snapshot; a number sets
-   * the limit.
+   * Only SQL proven deterministic from its tokens is remembered: every function it calls is a
+   * deterministic SQLite built-in, date and time functions take only literals that name no clock
+   * (`date('2024-01-01')` yes; `date('now')`, `date()`, `date(?)` no), no `CURRENT_*` keyword, no
+   * view that calls anything else, no PRAGMA or EXPLAIN. `random()`, `changes()`, functions of the
+   * application and anything unknown are never remembered. Values are keyed by what binds
+   * (`-0` apart from `0`, `5n` from `5`, `true` from `1`). `true` keeps up to 10,000 results per
+   * snapshot; a number sets the limit.
    * @defaultValue `false`
+   * @example
+   * ```ts
+   * const cache = await openDbCache('data/app.db', { memo: true });
+   * cache.get('SELECT * FROM routes WHERE host = ?', [host]); // SQLite runs
+   * cache.get('SELECT * FROM routes WHERE host = ?', [host]); // the same frozen row, from the memo
+   * ```
    */
   memo?: boolean | number;
   /**

@@ -129,10 +129,8 @@ class OrmStatement implements SqlJsCompatibleStatement {
   bind(params?: SqlJsParams): boolean {
     this.#check();
     this.#end();
-    const input = copyParams(params);
     this.#bound = undefined;
-    this.#owner.checkParams(this.#sql, input);
-    this.#bound = input;
+    this.#bound = this.#owner.checkParams(this.#sql, copyParams(params));
     return true;
   }
 

@@ -1,17 +1,6 @@
 import { Buffer } from 'node:buffer';
-import type { Params } from './types.ts';
-
-/**
- * SQL whose result can change while the database does not: random values, the clock, and the
- * connection's change counters. Such queries are never memoised.
- */
-const NON_DETERMINISTIC =
-  /\b(?:random|randomblob|changes|total_changes|last_insert_rowid)\s*\(|\bcurrent_(?:time|date|timestamp)\b|'now'|\b(?:date|time|datetime|julianday|unixepoch)\s*\(\s*\)|\bstrftime\s*\(\s*'[^']*'\s*\)/i;
-
-/** Whether `sql` may be memoised: it reads nothing but the database and its parameters. */
-export function isDeterministic(sql: string): boolean {
-  return !NON_DETERMINISTIC.test(sql);
-}
+import { isDeterministic } from './deterministic-sql.ts';
+import type { PlainValue } from './params.ts';
 
 /** The remembered results of one SQL text in one call shape. */
 export interface MemoTable {
@@ -21,20 +10,17 @@ export interface MemoTable {
   readonly byKey: Map<string, unknown>;
 }
 
-function isNow(value: string): boolean {
-  return value.length === 3 && value.toLowerCase() === 'now';
-}
-
 /**
  * Parameter values as one string in which each value carries its type and length, so that two
- * different parameter lists never share a key (unlike JSON, where `Infinity` and `null` agree).
+ * different parameter lists never share a key (unlike JSON, where `Infinity` and `null` agree,
+ * or `String`, where `-0` and `0` do).
  */
-function encodeValues(values: readonly unknown[]): string | undefined {
+function encodeValues(values: readonly PlainValue[]): string {
   let key = '';
   for (const value of values) {
     switch (typeof value) {
       case 'number':
-        key += `n${value};`;
+        key += Object.is(value, -0) ? 'n-0;' : `n${value};`;
         break;
       case 'bigint':
         key += `i${value};`;
@@ -43,13 +29,11 @@ function encodeValues(values: readonly unknown[]): string | undefined {
         key += value ? 'b1;' : 'b0;';
         break;
       case 'string':
-        if (isNow(value)) return undefined;
         key += `s${value.length}:${value}`;
         break;
       default:
         if (value === null) key += 'z;';
-        else if (value instanceof Uint8Array) key += `x${value.length}:${Buffer.from(value.buffer, value.byteOffset, value.length).toString('latin1')}`;
-        else return undefined;
+        else key += `x${value.length}:${Buffer.from(value.buffer, value.byteOffset, value.length).toString('latin1')}`;
     }
   }
   return key;
@@ -70,12 +54,18 @@ export class ResultMemo {
   readonly #ringTables: Array<Map<unknown, unknown>> = [];
   readonly #ringKeys: unknown[] = [];
   #next = 0;
-  /** Lower-cased names (user functions not declared deterministic): SQL that mentions one is never memoised. */
+  /**
+   * Lower-cased names SQL may not name to be memoised: user functions not declared deterministic
+   * and the version's views whose rows are not deterministic.
+   */
   readonly #volatile: ReadonlySet<string>;
+  /** Lower-cased names of user functions declared deterministic. */
+  readonly #allowed: ReadonlySet<string>;
 
-  constructor(limit: number, volatile: ReadonlySet<string> = new Set()) {
+  constructor(limit: number, volatile: ReadonlySet<string>, allowed: ReadonlySet<string> = new Set()) {
     this.#limit = limit;
     this.#volatile = volatile;
+    this.#allowed = allowed;
   }
 
   /** The table of `sql` in call shape `slot`, or `undefined` when it must not be memoised. */
@@ -85,30 +75,23 @@ export class ResultMemo {
     if (table === undefined) {
       // SQL built per call (values inlined) would add tables without end: start over past the limit.
       if (tables.size >= this.#limit) tables.clear();
-      table = isDeterministic(sql) && !mentions(sql, this.#volatile) ? { byValue: new Map(), byKey: new Map() } : null;
+      table = isDeterministic(sql, this.#volatile, this.#allowed) ? { byValue: new Map(), byKey: new Map() } : null;
       tables.set(sql, table);
     }
     return table ?? undefined;
   }
 
   /**
-   * Where the result of a call with `params` lives in `table`, or `undefined` when the call must
-   * not be memoised (a value that cannot be keyed, or the string 'now', which SQLite's date
-   * functions read as the clock).
+   * Where the result of a call that bound `values` (in parameter order, as they were read) lives
+   * in `table`. Whether SQL may read the clock was decided by its tokens ({@link table}).
    */
-  static locate(table: MemoTable, params: Params | undefined): [Map<unknown, unknown>, unknown] | undefined {
-    if (params === undefined) return [table.byKey, ''];
-    if (Array.isArray(params)) {
-      if (params.length === 1) {
-        const value: unknown = params[0];
-        if (typeof value === 'number' || (typeof value === 'string' && !isNow(value))) return [table.byValue, value];
-      }
-      const key = encodeValues(params);
-      return key === undefined ? undefined : [table.byKey, `[${key}`];
+  static locate(table: MemoTable, values: readonly PlainValue[]): [Map<unknown, unknown>, unknown] {
+    if (values.length === 1) {
+      const value = values[0];
+      // A Map takes -0 for 0: those bind differently (atan2(0, -0) is π).
+      if ((typeof value === 'number' && !Object.is(value, -0)) || typeof value === 'string') return [table.byValue, value];
     }
-    const names = Object.keys(params);
-    const key = encodeValues(names.map((name) => (params as Readonly<Record<string, unknown>>)[name]));
-    return key === undefined ? undefined : [table.byKey, `{${names.join('\u0001')}\u0002${key}`];
+    return [table.byKey, encodeValues(values)];
   }
 
   remember(map: Map<unknown, unknown>, key: unknown, value: unknown): void {
@@ -120,14 +103,6 @@ export class ResultMemo {
     this.#next = (slot + 1) % this.#limit;
     map.set(key, value);
   }
-}
-
-/** Whether `sql` contains any of `names` (lower-cased) anywhere, quoted or not: conservative by design. */
-function mentions(sql: string, names: ReadonlySet<string>): boolean {
-  if (names.size === 0) return false;
-  const lower = sql.toLowerCase();
-  for (const name of names) if (lower.includes(name)) return true;
-  return false;
 }
 
 /** Freezes a row (an object or an array of values); blobs stay mutable: typed arrays cannot be frozen. */

@@ -2,7 +2,8 @@ import { isStackOverflow, type Engine } from './engine.ts';
 import { DbCacheError, describe, illegalConstructor } from './errors.ts';
 import type { Logger } from './logger.ts';
 import { newOrmHandle, type OrmOwner } from './orm-handle.ts';
-import { applyBinding, type BindInput, bindValues, checkBinding, type RealBinder, SpreadArgs } from './params.ts';
+import { volatileViews } from './deterministic-sql.ts';
+import { applyBinding, type BindInput, BoundValues, describeParams, isNamedObject, type PlainValue, readBinding, type RealBinder, SpreadArgs, wellFormed } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
 import { analyzeSql, assertOneStatement, overlayRefusal, type SqlAnalysis } from './sql-guard.ts';
@@ -30,6 +31,8 @@ export interface QuerySettings {
   readonly rows?: RowReader | undefined;
   /** Lower-cased names of user functions not declared deterministic: the memo leaves SQL naming one alone. */
   readonly volatileFunctions?: ReadonlySet<string> | undefined;
+  /** Lower-cased names of user functions declared deterministic: the memo may remember SQL that calls them. */
+  readonly deterministicFunctions?: ReadonlySet<string> | undefined;
 }
 
 /** The memo's slots: `get` in each row mode, then `all` from here on. */
@@ -38,6 +41,14 @@ const NUMBER_ROWS = { useBigInt: false };
 const BIGINT_ROWS = { useBigInt: true };
 
 const NO_DATA_MESSAGE = 'This statement does not return data. Use run() instead';
+
+/** The views of the main and temp schemas, for the memo. */
+const VIEWS_SQL = "SELECT name, sql FROM sqlite_schema WHERE type = 'view' UNION ALL SELECT name, sql FROM temp.sqlite_schema WHERE type = 'view'";
+
+/** Who called a read method: told to throw `CLOSED` if the caller's values released its lease or closed its cache. */
+export interface CallOwner {
+  assertUsable(): void;
+}
 
 /** One sql.js statement with what we learned about it at prepare time. */
 class CompiledStatement {
@@ -121,7 +132,26 @@ export class SnapshotCore {
     this.#statements.clear();
     this.#sealStorage();
     this.#sealed = true;
-    if (this.settings.memoEntries > 0) this.#memo = new ResultMemo(this.settings.memoEntries, this.settings.volatileFunctions);
+    if (this.settings.memoEntries > 0) {
+      const volatile = this.#volatileNames();
+      if (volatile !== undefined) this.#memo = new ResultMemo(this.settings.memoEntries, volatile, this.settings.deterministicFunctions);
+    }
+  }
+
+  /**
+   * The names the memo leaves SQL alone for: user functions not declared deterministic, and the
+   * views whose rows are not deterministic; `undefined`: no memo.
+   */
+  #volatileNames(): ReadonlySet<string> | undefined {
+    try {
+      this.#assertOpen();
+      const result = this.#guard(() => this.#db.exec(VIEWS_SQL)) as Array<{ values: unknown[][] }>;
+      const views = (result[0]?.values ?? []).map(([name, sql]) => [String(name), String(sql)] as const);
+      return volatileViews(views, this.settings.volatileFunctions, this.settings.deterministicFunctions);
+    } catch (error) {
+      this.settings.logger.warn(`The result memo of ${this.settings.path} is off for generation ${this.generation}: ${String(this.#failure(error))}`);
+      return undefined;
+    }
   }
 
   /**
@@ -213,9 +243,10 @@ export class SnapshotCore {
 
   /** Runs SQL without parameters on the private database (pragmas, the overlay's `exec`). */
   exec(sql: string): void {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     try {
       this.#assertOpen();
-      this.#guard(() => this.#db.exec(sql));
+      this.#guard(() => this.#db.exec(wellFormed(sql)));
     } catch (error) {
       throw this.#failure(error);
     }
@@ -237,11 +268,19 @@ export class SnapshotCore {
   }
 
   /** Runs a statement to completion; the counts matter only on the overlay's writable database. */
-  run(sql: string, params?: BindInput): RunResult {
+  run(sql: string, params?: BindInput, owner?: CallOwner): RunResult {
+    assertCall(sql, params);
+    let compiled: CompiledStatement;
     try {
       if (this.#sealed) this.admit(sql, false);
+      compiled = this.#compiled(sql, false);
+    } catch (error) {
+      throw this.#failure(error);
+    }
+    const values = this.#read(compiled, params, owner);
+    try {
       const before = this.#counter('total_changes()');
-      this.#use(sql, params, (raw) => {
+      this.#use(sql, values, (raw) => {
         while (raw.step());
       });
       return { changes: this.#counter('total_changes()') - before, lastInsertRowid: this.#counter('last_insert_rowid()') };
@@ -256,17 +295,17 @@ export class SnapshotCore {
   }
 
   /** The first row in `mode`, or `undefined`. */
-  get(sql: string, params: BindInput, mode: RowMode): unknown {
+  get(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): unknown {
+    const values = this.#valuesFor(sql, params, owner);
     try {
       const memo = this.#memo;
-      if (memo === undefined) return this.#first(sql, params, mode);
-      const place = this.#memoPlace(memo, mode, sql, params);
-      if (place === undefined) return this.#first(sql, params, mode);
-      const [map, key] = place;
+      const table = memo?.table(mode, sql);
+      if (table === undefined) return this.#first(sql, values, mode);
+      const [map, key] = ResultMemo.locate(table, values);
       const known = map.get(key);
       if (known !== undefined) return known === NO_ROW ? undefined : known;
-      const row = this.#first(sql, params, mode);
-      memo.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
+      const row = this.#first(sql, values, mode);
+      memo!.remember(map, key, row === undefined ? NO_ROW : freezeRow(row));
       return row;
     } catch (error) {
       throw this.#failure(error);
@@ -274,38 +313,71 @@ export class SnapshotCore {
   }
 
   /** Every row in `mode`. */
-  all(sql: string, params: BindInput, mode: RowMode): unknown[] {
+  all(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): unknown[] {
+    const values = this.#valuesFor(sql, params, owner);
     try {
       const memo = this.#memo;
-      if (memo === undefined) return this.#every(sql, params, mode);
-      const place = this.#memoPlace(memo, mode + ALL_SLOTS, sql, params);
-      if (place === undefined) return this.#every(sql, params, mode);
-      const [map, key] = place;
+      const table = memo?.table(mode + ALL_SLOTS, sql);
+      if (table === undefined) return this.#every(sql, values, mode);
+      const [map, key] = ResultMemo.locate(table, values);
       const known = map.get(key);
       if (known !== undefined) return known as unknown[];
-      const rows = freezeRows(this.#every(sql, params, mode)) as unknown[];
-      memo.remember(map, key, rows);
+      const rows = freezeRows(this.#every(sql, values, mode)) as unknown[];
+      memo!.remember(map, key, rows);
       return rows;
     } catch (error) {
       throw this.#failure(error);
     }
   }
 
-  #memoPlace(memo: ResultMemo, slot: number, sql: string, params: BindInput): [Map<unknown, unknown>, unknown] | undefined {
-    if (params instanceof SpreadArgs) return undefined;
-    const table = memo.table(slot, sql);
-    return table === undefined ? undefined : ResultMemo.locate(table, params as Params | undefined);
+  /**
+   * The values of `params` for `sql`, read once and before the engine runs: bad SQL is reported
+   * first (as better-sqlite3 reports it at prepare), then statements without data, then the
+   * values. Errors from the caller's own values (getters, Proxy traps) propagate as they are.
+   */
+  #valuesFor(sql: string, params: BindInput, owner: CallOwner | undefined): readonly PlainValue[] {
+    assertCall(sql, params);
+    let compiled: CompiledStatement;
+    try {
+      compiled = this.#compiled(sql, true);
+    } catch (error) {
+      throw this.#failure(error);
+    }
+    if (compiled.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
+    return this.#read(compiled, params, owner);
   }
 
-  #first(sql: string, params: BindInput, mode: RowMode): unknown {
+  /**
+   * Reads the values (the caller's code may run: getters, Proxy traps), then makes sure that code
+   * did not release the caller's lease, close its cache or close this version: `CLOSED` then.
+   */
+  #read(compiled: CompiledStatement, params: BindInput, owner: CallOwner | undefined): readonly PlainValue[] {
+    const values = readBinding(compiled.analysis, params);
+    owner?.assertUsable();
+    if (this.#closed) this.#assertOpen();
+    return values;
+  }
+
+  /**
+   * The statement for `sql` as compiled on this version (its analysis and columns), compiling and
+   * caching it first if needed: SQL that SQLite rejects fails here, before any value is read.
+   */
+  #compiled(sql: string, forRead: boolean): CompiledStatement {
+    this.#assertOpen();
+    const cached = this.#statements.get(sql);
+    if (cached !== undefined) return cached;
+    const statement = this.#checkout(sql, forRead);
+    this.#checkin(sql, statement);
+    return statement;
+  }
+
+  #first(sql: string, values: readonly PlainValue[], mode: RowMode): unknown {
     const statement = this.#checkout(sql, true);
     try {
-      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       const { engine, path } = this.settings;
       try {
         engine.enter(path);
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         return statement.raw.step() ? this.#row(statement, mode) : undefined;
       } catch (error) {
         this.#interrupted(error, statement);
@@ -316,15 +388,13 @@ export class SnapshotCore {
     }
   }
 
-  #every(sql: string, params: BindInput, mode: RowMode): unknown[] {
+  #every(sql: string, values: readonly PlainValue[], mode: RowMode): unknown[] {
     const statement = this.#checkout(sql, true);
     try {
-      if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       const { engine, path } = this.settings;
       try {
         engine.enter(path);
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         const rows: unknown[] = [];
         while (statement.raw.step()) rows.push(this.#row(statement, mode));
         return rows;
@@ -381,26 +451,24 @@ export class SnapshotCore {
     this.columns(sql);
   }
 
-  /** Checks `params` against the parameters of `sql` without running it (`stmt.bind()`). */
-  checkParams(sql: string, params: BindInput): void {
-    bindValues(analyzeSql(sql), params);
+  /** Reads and checks `params` against the parameters of `sql` without running it (`stmt.bind()`): what later calls bind. */
+  checkParams(sql: string, params: BindInput): BoundValues {
+    return new BoundValues(readBinding(analyzeSql(sql), params));
   }
 
   /**
    * Rows one at a time; the caller holds a lease for as long as the iterator is open. Bad SQL,
    * values and parameter counts throw here, at the call, not at the first `next()`.
    */
-  iterate(sql: string, params: BindInput, mode: RowMode): Generator<unknown, void, undefined> {
+  iterate(sql: string, params: BindInput, mode: RowMode, owner?: CallOwner): Generator<unknown, void, undefined> {
+    const values = this.#valuesFor(sql, params, owner);
     try {
-      this.#assertOpen();
-      const analysis = this.#statements.get(sql)?.analysis ?? this.admit(sql, true);
+      const { analysis } = this.#compiled(sql, true);
       // A statement of its own: an iterator that is dropped unfinished must not hold the cached
       // one (every later call with this SQL would prepare afresh). Freed with the database.
-      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+      const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(wellFormed(sql)), analysis));
       try {
-        if (statement.columns.length === 0) throw new TypeError(NO_DATA_MESSAGE);
-        const binding = checkBinding(analysis, params, this.settings.bindReal);
-        this.#guard(() => applyBinding(statement.raw, analysis, params, binding, this.settings.bindReal, this.#reserve), statement);
+        this.#guard(() => applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve), statement);
       } catch (error) {
         this.#free(statement);
         throw error;
@@ -441,13 +509,12 @@ export class SnapshotCore {
     return row;
   }
 
-  /** Binds `params` (which also resets the statement) and runs `fn` on the checked-out statement. */
-  #use<T>(sql: string, params: BindInput, fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
+  /** Binds `values` (read already) and runs `fn` on the checked-out statement. */
+  #use<T>(sql: string, values: readonly PlainValue[], fn: (raw: SqlJsStatement, statement: CompiledStatement) => T): T {
     const statement = this.#checkout(sql, false);
     try {
-      const binding = checkBinding(statement.analysis, params, this.settings.bindReal);
       return this.#guard(() => {
-        applyBinding(statement.raw, statement.analysis, params, binding, this.settings.bindReal, this.#reserve);
+        applyBinding(statement.raw, values, this.settings.bindReal, this.#reserve);
         return fn(statement.raw, statement);
       }, statement);
     } finally {
@@ -506,7 +573,7 @@ export class SnapshotCore {
       return cached;
     }
     const analysis = cached?.analysis ?? this.admit(sql, forRead);
-    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(sql), analysis));
+    const statement = this.#guard(() => new CompiledStatement(this.#db.prepare(wellFormed(sql)), analysis));
     if (cached === undefined) {
       if (this.#statements.size >= this.settings.maxStatements) this.#evictOldest();
       this.#statements.set(sql, statement);
@@ -624,6 +691,19 @@ export class SnapshotCore {
   }
 }
 
+/** better-sqlite3's message for SQL that is not a string. */
+const NOT_A_STRING = 'Expected first argument to be a string';
+
+/**
+ * The argument checks that come before anything else (as in better-sqlite3): the SQL is a
+ * string; the parameters an array, a plain object or nothing (or a statement's own forms).
+ */
+function assertCall(sql: unknown, params: unknown): void {
+  if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+  if (params === undefined || Array.isArray(params) || SpreadArgs.is(params) || BoundValues.is(params) || isNamedObject(params)) return;
+  throw new TypeError(`Expected the parameters to be an array or a plain object, got ${describeParams(params)}`);
+}
+
 /** `iterate`'s marker for "no more rows" (a row may be `undefined` in no shape, but be explicit). */
 const END = Symbol('end');
 
@@ -681,10 +761,12 @@ export interface QueryAccess extends OrmOwner {
    * longer be queried, and a `TypeError` from inside a user function.
    */
   use<T>(fn: (core: SnapshotCore) => T): T;
+  /** Passed to a version's read methods: throws `CLOSED` once the owner can no longer be queried. */
+  readonly caller: CallOwner;
 }
 
 /** How an owner makes row iterators over `core`. */
-type RowsOf = (core: SnapshotCore, sql: string, params: BindInput, mode: RowMode) => IterableIterator<unknown>;
+type RowsOf = (core: SnapshotCore, sql: string, params: BindInput, mode: RowMode, caller: CallOwner) => IterableIterator<unknown>;
 
 /** Accesses made by {@link queryAccess}: the only ones the read methods accept. */
 const accesses = new WeakSet<object>();
@@ -700,6 +782,8 @@ export function queryAccess(current: () => SnapshotCore, database: () => Queryab
     if (insideUserFunction()) throw reentrant(core.settings.path);
     return core;
   };
+  // Told after the caller's values were read: a getter among them may have released the lease or closed the cache.
+  const caller: CallOwner = { assertUsable: () => void current() };
   const use = <T>(fn: (core: SnapshotCore) => T): T => {
     const core = enter();
     core.acquire();
@@ -711,18 +795,19 @@ export function queryAccess(current: () => SnapshotCore, database: () => Queryab
   };
   const access: QueryAccess = {
     use,
-    getAs: (sql, params, mode) => use((core) => core.get(sql, params, mode)),
-    allAs: (sql, params, mode) => use((core) => core.all(sql, params, mode)),
-    iterateAs: <R>(sql: string, params: BindInput, mode: RowMode) => rows(enter(), sql, params, mode) as IterableIterator<R>,
-    runOf: (sql, params) => use((core) => core.run(sql, params)),
+    caller,
+    getAs: (sql, params, mode) => use((core) => core.get(sql, params, mode, caller)),
+    allAs: (sql, params, mode) => use((core) => core.all(sql, params, mode, caller)),
+    iterateAs: <R>(sql: string, params: BindInput, mode: RowMode) => rows(enter(), sql, params, mode, caller) as IterableIterator<R>,
+    runOf: (sql, params) => use((core) => core.run(sql, params, caller)),
     columnsOf: (sql) => use((core) => core.columns(sql)),
     readerOf: (sql) => use((core) => core.reader(sql)),
     checkParams: (sql, params) => use((core) => core.checkParams(sql, params)),
     database,
-    all: (sql, params) => use((core) => core.all(sql, params, core.objectMode) as Row[]),
+    all: (sql, params) => use((core) => core.all(sql, params, core.objectMode, caller) as Row[]),
     iterate: (sql, params) => {
       const core = enter();
-      return rows(core, sql, params, core.objectMode) as IterableIterator<Row>;
+      return rows(core, sql, params, core.objectMode, caller) as IterableIterator<Row>;
     },
     checkOpen: () => enter().settings.path,
     admitReader: (sql) =>
@@ -744,8 +829,8 @@ function reentrant(path: string): TypeError {
 }
 
 /** Rows one at a time, holding a lease on `core` until the iterator ends. */
-function leasedRows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode): IterableIterator<unknown> {
-  const rows = core.iterate(sql, params, mode);
+function leasedRows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode, caller: CallOwner): IterableIterator<unknown> {
+  const rows = core.iterate(sql, params, mode, caller);
   // The iterator keeps its snapshot open even if a reload retires it mid-iteration.
   const end = lease(core, rows, 'row iterator');
   const path = core.settings.path;
@@ -789,23 +874,27 @@ export abstract class QueryMethods implements Queryable {
   }
 
   get<R = Row>(sql: string, params?: Params): R | undefined {
-    return this.#access.use((core) => core.get(sql, params, core.objectMode)) as R | undefined;
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+    return this.#access.use((core) => core.get(sql, params, core.objectMode, this.#access.caller)) as R | undefined;
   }
 
   all<R = Row>(sql: string, params?: Params): R[] {
-    return this.#access.use((core) => core.all(sql, params, core.objectMode)) as R[];
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+    return this.#access.use((core) => core.all(sql, params, core.objectMode, this.#access.caller)) as R[];
   }
 
   values(sql: string, params?: Params): SqlValue[][] {
-    return this.#access.use((core) => core.all(sql, params, core.objectMode - OBJECT + ARRAY)) as SqlValue[][];
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+    return this.#access.use((core) => core.all(sql, params, core.objectMode - OBJECT + ARRAY, this.#access.caller)) as SqlValue[][];
   }
 
   iterate<R = Row>(sql: string, params?: Params): IterableIterator<R> {
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     return this.#access.iterate(sql, params) as IterableIterator<R>;
   }
 
   prepare<R = Row>(sql: string): Statement<R> {
-    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     // Bad SQL is reported here, as better-sqlite3 does.
     const bigint = this.#access.use((core) => {
       core.check(sql);
@@ -815,7 +904,7 @@ export abstract class QueryMethods implements Queryable {
   }
 
   pragma(source: string, options?: PragmaOptions): unknown {
-    if (typeof source !== 'string') throw new TypeError('Expected first argument to be a string');
+    if (typeof source !== 'string') throw new TypeError(NOT_A_STRING);
     if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError('Expected second argument to be an options object');
     const simple: unknown = options?.simple;
     if (simple !== undefined && typeof simple !== 'boolean') throw new TypeError('Expected the "simple" option to be a boolean');
@@ -923,7 +1012,7 @@ class Overlay extends QueryMethods implements OverlayDatabase {
     const access = queryAccess(
       () => this.#usable(),
       () => this,
-      (version, sql, params, mode) => this.#rows(version, sql, params, mode),
+      (version, sql, params, mode, caller) => this.#rows(version, sql, params, mode, caller),
     );
     super(access);
     this.#access = access;
@@ -932,7 +1021,7 @@ class Overlay extends QueryMethods implements OverlayDatabase {
   }
 
   exec(sql: string): void {
-    if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
     this.#access.use((core) => {
       core.refuseForOverlay(sql);
       core.exec(sql);
@@ -940,7 +1029,8 @@ class Overlay extends QueryMethods implements OverlayDatabase {
   }
 
   run(sql: string, params?: Params): RunResult {
-    return this.#access.use((core) => core.run(sql, params));
+    if (typeof sql !== 'string') throw new TypeError(NOT_A_STRING);
+    return this.#access.use((core) => core.run(sql, params, this.#access.caller));
   }
 
   /**
@@ -948,8 +1038,8 @@ class Overlay extends QueryMethods implements OverlayDatabase {
    * hook: afterwards `next()` on one that was still open throws `CLOSED`, never stepping a
    * statement of a published version.
    */
-  #rows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode): IterableIterator<unknown> {
-    const entry: OverlayRows = { rows: core.iterate(sql, params, mode), cut: false };
+  #rows(core: SnapshotCore, sql: string, params: BindInput, mode: RowMode, caller: CallOwner): IterableIterator<unknown> {
+    const entry: OverlayRows = { rows: core.iterate(sql, params, mode, caller), cut: false };
     const open = this.#open;
     const path = core.settings.path;
     open.add(entry);

@@ -406,6 +406,8 @@ export function missingModuleHint(error: unknown): string {
 export interface FunctionSet {
   /** Lower-cased names of the functions not declared deterministic: the result memo leaves SQL naming one alone. */
   readonly volatile: ReadonlySet<string>;
+  /** Lower-cased names of the functions declared deterministic: the result memo may remember SQL that calls them. */
+  readonly deterministic: ReadonlySet<string>;
   /** Registers every function on `db`. */
   register(db: SqlJsDatabase): void;
 }
@@ -651,8 +653,10 @@ export function prepareFunctions(sqlJs: SqlJsLike, definitions: readonly Functio
     }
   }
   const volatile = new Set(definitions.filter((definition) => !definition.deterministic).map((definition) => definition.name.toLowerCase()));
+  const deterministic = new Set(definitions.filter((definition) => definition.deterministic).map((definition) => definition.name.toLowerCase()));
   return {
     volatile,
+    deterministic,
     register(db: SqlJsDatabase): void {
       for (const register of registrations) register(db);
     },

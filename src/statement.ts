@@ -1,6 +1,6 @@
 import { illegalConstructor } from './errors.ts';
 import { analyzeSql } from './sql-guard.ts';
-import { fromArguments, isNamedObject, type BindInput } from './params.ts';
+import { fromArguments, type BindInput } from './params.ts';
 import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
 import type { Queryable, RunResult, SqlValue, Statement } from './types.ts';
 
@@ -15,7 +15,8 @@ export interface StatementOwner {
   runOf(sql: string, params: BindInput): RunResult;
   columnsOf(sql: string): string[];
   readerOf(sql: string): boolean;
-  checkParams(sql: string, params: BindInput): void;
+  /** Reads and checks `params` once; what it returns is what the statement binds from then on. */
+  checkParams(sql: string, params: BindInput): BindInput;
   /** The cache, snapshot or overlay the statement came from (`stmt.database`). */
   database(): Queryable;
 }
@@ -149,10 +150,9 @@ class BoundStatement<R, O> implements Statement<R, O> {
 
   bind(...params: unknown[]): this {
     if (this.#bound !== NOT_BOUND) throw new TypeError('The bind() method can only be invoked once per statement object');
-    const input = fromArguments(params);
-    this.#owner.checkParams(this.#source, input);
-    // A copy: changing the caller's array or object later must not change what is bound.
-    this.#bound = fromArguments(structuredCloneShallow(params));
+    // Read once, into values of the statement's own: changing the caller's array, object or
+    // buffer later changes nothing.
+    this.#bound = this.#owner.checkParams(this.#source, fromArguments(params));
     return this;
   }
 
@@ -173,12 +173,4 @@ class BoundStatement<R, O> implements Statement<R, O> {
   run(...params: unknown[]): RunResult {
     return this.#owner.runOf(this.#source, this.#input(params));
   }
-}
-
-/** The arguments with arrays, plain objects and blobs copied: bound values must not change later. */
-function structuredCloneShallow(args: unknown[]): unknown[] {
-  const copy = (value: unknown): unknown => (value instanceof Uint8Array ? value.slice() : value);
-  return args.map((arg) =>
-    Array.isArray(arg) ? Array.from(arg, copy) : isNamedObject(arg) ? Object.fromEntries(Object.entries(arg).map(([k, v]) => [k, copy(v)])) : copy(arg),
-  );
 }

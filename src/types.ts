@@ -1,8 +1,11 @@
 /** A value SQLite hands back: integers as `number` (or `bigint` with `bigint: true`), blobs as `Uint8Array`. */
 export type SqlValue = number | string | bigint | Uint8Array | null;
 
-/** A value you can bind to a parameter; booleans bind as 1 and 0. */
-export type BindValue = SqlValue | boolean;
+/**
+ * A value you can bind to a parameter; booleans bind as 1 and 0, and any typed array or
+ * `DataView` as a blob of exactly the bytes it covers (as in better-sqlite3).
+ */
+export type BindValue = SqlValue | boolean | ArrayBufferView;
 
 /**
  * Parameters of a query: an array for positional `?` placeholders, or an object whose keys
@@ -207,9 +210,12 @@ export interface SqlJsCompatibleStatement {
  * The synchronous read methods shared by the cache, a snapshot and the overlay database.
  *
  * Each takes one SQL statement (more throw `RangeError`) and its parameters as one array or
- * object. SQL that SQLite rejects throws `DbCacheError` `QUERY`; on a published version a
- * statement that returns no data throws `TypeError` and one that would change the version
- * (a `PRAGMA` setter, a write with `RETURNING`) throws `READ_ONLY`. Failures of the engine throw
+ * plain object (SQL that is not a string, or other parameters, throw `TypeError`). Each value is
+ * read exactly once, before the engine runs; an error thrown by a getter or Proxy trap of the
+ * caller's is rethrown as it is, and a getter that releases the lease throws `CLOSED`. SQL
+ * that SQLite rejects throws `DbCacheError` `QUERY`; on a published version a statement that
+ * returns no data throws `TypeError` and one that would change the version (a `PRAGMA` setter,
+ * a write with `RETURNING`) throws `READ_ONLY`. Failures of the engine throw
  * `TOO_BIG`, `OUT_OF_MEMORY`, `ENGINE` or `ENGINE_BROKEN` (see the README's errors table); a
  * closed cache or snapshot throws `CLOSED`.
  *
