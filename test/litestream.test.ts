@@ -6,13 +6,12 @@
  * <tmp>` writes a complete database file, the operator renames it into place).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
-import { sqlite, tempDir, waitFor } from './support/fixtures.ts';
+import { pausedPython, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 /** A writer that commits in WAL mode and is then killed (no checkpoint): its -wal and -shm stay, with frames. */
 async function killedWriter(file: string, rows: readonly string[]): Promise<void> {
@@ -20,15 +19,8 @@ async function killedWriter(file: string, rows: readonly string[]): Promise<void
     "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\ndb.execute('PRAGMA journal_mode=WAL')\n" +
     "db.execute('PRAGMA wal_autocheckpoint=0')\n" +
     `for v in ${JSON.stringify(rows)}: db.execute('INSERT INTO t(v) VALUES (?)', (v,))\n` +
-    "print('committed', flush=True)\nsys.stdin.read()\n";
-  const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('committed') ? resolve() : undefined));
-  });
-  child.kill('SIGKILL');
-  await exited;
+    "print('ready', flush=True)\nsys.stdin.read()\n";
+  await (await pausedPython(program, file)).kill();
 }
 
 function rows(cache: DbCache): unknown[] {

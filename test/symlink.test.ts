@@ -8,7 +8,7 @@ import { openDbCacheOn } from '../src/cache.ts';
 import { runCli } from '../src/cli.ts';
 import { nodeFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent, type Queryable } from '../src/index.ts';
-import { holdOpen, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
+import { holdOpen, pausedPython, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
 import { ManualClock } from './support/manual-clock.ts';
 
 /**
@@ -94,17 +94,7 @@ async function hotTransaction(file: string, rows: number): Promise<() => Promise
     `db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(${rows})])\n` +
     "db.execute('UPDATE t SET pad = randomblob(2000)')\n" +
     "print('ready', flush=True)\nsys.stdin.read()\ndb.execute('COMMIT')\ndb.close()\n";
-  const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('ready') ? resolve() : undefined));
-    void exited.then(() => reject(new Error('the writer exited early')));
-  });
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
+  return (await pausedPython(program, file)).resume;
 }
 
 function journalIsHot(file: string): boolean {
