@@ -38,6 +38,20 @@ function walOnly(file: string, inWal: number): void {
   );
 }
 
+/**
+ * `real/app.db`, created by `setup` (Python, `db` open on it), and the link `links/app.db` to it
+ * (`../real/app.db`), inside `dir`.
+ */
+function linkedDatabase(dir: string, setup: string): { real: string; link: string } {
+  fs.mkdirSync(path.join(dir, 'real'));
+  fs.mkdirSync(path.join(dir, 'links'));
+  const real = path.join(dir, 'real', 'app.db');
+  const link = path.join(dir, 'links', 'app.db');
+  sqlite(real, setup);
+  fs.symlinkSync('../real/app.db', link);
+  return { real, link };
+}
+
 /** Commits `rows` rows to `file` (one transaction). */
 function insert(file: string, rows: number): void {
   sqlite(file, `db.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(${rows})])`);
@@ -183,12 +197,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('a live writer through the real path, the cache on the link: the watch follows and reload() shows every commit made before it', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
       // Another connection stays open: every commit stays in the -wal.
       const release = await holdOpen(real);
       const cache = await openDbCache(link);
@@ -343,12 +352,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('rollback journal mode through a link: a hot -journal beside the real file means BUSY, as on the real path; commits are watched', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('CREATE TABLE t(v, pad)'); db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(3)])");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('CREATE TABLE t(v, pad)'); db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(3)])");
       const cache = await openDbCache(link, { busyTimeoutMs: 200 });
       try {
         assert.equal(count(cache), 3);
@@ -376,12 +380,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('the file a link leads to vanishes (NOT_FOUND, still serving), then a writer creates it through the link: the watch resumes', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('CREATE TABLE t(v)'); db.execute('INSERT INTO t VALUES (1)')");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('CREATE TABLE t(v)'); db.execute('INSERT INTO t VALUES (1)')");
       const cache = await openDbCache(link);
       const errors: string[] = [];
       cache.subscribe((event) => (event.type === 'error' ? errors.push(event.error.code) : undefined));
