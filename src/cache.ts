@@ -307,7 +307,7 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    const position = (this.#feed as { readonly position?: string }).position;
+    const { position } = this.#feed;
     return {
       ...this.#stats,
       liveSnapshots: this.#snapshots.size,
