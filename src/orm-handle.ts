@@ -113,7 +113,7 @@ class OrmStatement implements SqlJsCompatibleStatement {
 
   get reader(): boolean {
     this.#check();
-    return this.#owner.columnsOf(this.#sql).length > 0;
+    return this.#owner.readerOf(this.#sql);
   }
 
   bind(params?: SqlJsParams): boolean {
