@@ -85,6 +85,7 @@ export function streamOutput(stream: Writable): { out: (text: string) => void | 
   };
 }
 
+/** Writes `text` and a newline to `stream`, ignoring a stream that is gone (stderr, where nothing is left to tell). */
 export function writeQuietly(stream: Writable, text: string): void {
   try {
     stream.write(`${text}\n`);

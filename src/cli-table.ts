@@ -51,6 +51,7 @@ function cut(text: string): string {
   return `${result}…`;
 }
 
+/** `cell` padded with spaces to `width` display columns (see {@link displayWidth}). */
 export function padCell(cell: string, width: number): string {
   return cell + ' '.repeat(Math.max(0, width - displayWidth(cell)));
 }
