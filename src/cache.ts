@@ -397,7 +397,7 @@ class Cache extends QueryMethods implements DbCache {
   stats(): DbCacheStats {
     let liveBytes = 0;
     for (const core of this.#snapshots) liveBytes += core.bytes;
-    const position = (this.#feed as { readonly position?: string }).position;
+    const { position } = this.#feed;
     return {
       ...this.#stats,
       liveSnapshots: this.#snapshots.size,
@@ -576,8 +576,7 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#current === undefined) this.#noteMissingModules(core);
         if (this.#options.quickCheck) this.#quickCheck(core);
       } catch (error) {
-        if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
-        throw new PipelineFailure('CORRUPT', `SQLite rejected the image: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
+        throw probeFailure(error, 'CORRUPT', 'SQLite rejected the image');
       }
       const { onReload } = this.#options;
       if (onReload !== undefined) await this.#overlay(core, onReload);
@@ -630,8 +629,7 @@ class Cache extends QueryMethods implements DbCache {
         if (this.#options.quickCheck) this.#quickCheck(core);
       }
     } catch (error) {
-      if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) throw new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
-      throw new PipelineFailure('OVERLAY_FAILED', `SQLite rejected the database onReload left: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
+      throw probeFailure(error, 'OVERLAY_FAILED', 'SQLite rejected the database onReload left');
     }
     if (open.length > 0) {
       throw new PipelineFailure('OVERLAY_FAILED', `onReload returned with ${open.join(' and ')}; nothing of it was published (finish every iterator and end every transaction before the hook returns)`);
@@ -738,6 +736,12 @@ class Cache extends QueryMethods implements DbCache {
 
 /** Failures of the engine, not of the image: a reload that meets them keeps their code. */
 const ENGINE_CODES = new Set<string>(['ENGINE', 'ENGINE_BROKEN', 'OUT_OF_MEMORY']);
+
+/** What a probe of a new version (a query of it, `quickCheck`) failing means: the engine's own failure keeps its code, anything else is `code`. */
+function probeFailure(error: unknown, code: 'CORRUPT' | 'OVERLAY_FAILED', what: string): PipelineFailure {
+  if (isDbCacheError(error) && ENGINE_CODES.has(error.code)) return new PipelineFailure(error.code, describe(error.cause ?? error), { cause: error });
+  return new PipelineFailure(code, `${what}: ${describe((error as { cause?: unknown }).cause ?? error)}`, { cause: error });
+}
 
 /**
  * Opens a live, read-only mirror of the SQLite database at `source` (a path, a `file:` URL, or a

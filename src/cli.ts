@@ -1,10 +1,12 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import process from 'node:process';
-import { setImmediate } from 'node:timers';
 // The command line uses only the public API, so the built CLI imports the built library.
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCache, type DbCacheEvent, type Logger, type Params, type SqlValue } from './index.ts';
 // Not part of the public API: tslog, imported only for --verbose.
 import { createTsLogger } from './logger.ts';
+import { JSON_NUMBER, jsonNumber, jsonValue, parseJson } from './cli-json.ts';
+import { ChunkedOutput, OutputClosed, streamOutput, writeQuietly, type Output } from './cli-output.ts';
+import { displayWidth, headerCell, MAX_WIDTH, padCell, tableCell } from './cli-table.ts';
 
 const FORMATS = `Output: an aligned table, or with --json a JSON array of objects, with --jsonl one JSON object
 per line. Rows stream: the next rows are read only when the reader has taken the previous ones, so
@@ -94,33 +96,6 @@ Exit codes: 0 success (also when the reader of the output goes away early, as wi
 1 the database could not be read or the query failed, 2 bad usage, 130 a query interrupted by
 Ctrl-C (143 by SIGTERM).`;
 
-/**
- * Where the CLI writes; injectable for tests. Each call is one or more whole lines, without the
- * final newline. `out` may return a promise: the CLI then waits for it before reading more rows
- * (backpressure). When the reader has gone away, `out` throws (or its promise rejects with)
- * {@link OutputClosed}, and the CLI stops.
- */
-export interface Output {
-  out(text: string): void | Promise<void>;
-  err(text: string): void;
-}
-
-/** Thrown by an {@link Output} whose reader is gone; `quiet` when that is a normal end (a closed pipe). */
-export class OutputClosed extends Error {
-  readonly quiet: boolean;
-
-  constructor(cause: unknown) {
-    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
-    super(`cannot write the output: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'OutputClosed';
-    this.quiet = cause === CLOSED || QUIET_CODES.has(code) || /broken pipe/i.test(this.message);
-  }
-}
-
-/** The reader went away: a pipe closed under the writer (EPIPE), or the stream was closed or destroyed. */
-const QUIET_CODES = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
-const CLOSED = new Error('the output was closed');
-
 type Format = 'table' | 'json' | 'jsonl';
 
 class UsageError extends Error {}
@@ -141,7 +116,6 @@ interface Arguments {
 
 const FLAGS = ['json', 'jsonl', 'verbose', 'version', 'help'] as const;
 const SHORT: Record<string, string> = { '-h': 'help', '-v': 'version' };
-const JSON_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 
 /**
  * The arguments as options and positionals. Options go anywhere; a JSON number such as -5 or
@@ -297,68 +271,6 @@ export async function runProcess(args: readonly string[]): Promise<number> {
   }
 }
 
-interface Writable {
-  write(text: string): boolean;
-  once(event: string, listener: (...args: unknown[]) => void): unknown;
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
-  off(event: string, listener: (...args: unknown[]) => void): unknown;
-}
-
-/**
- * An {@link Output} over a writable stream: when `write` says the stream is full, `out` returns a
- * promise for its 'drain'; once the stream fails or closes (EPIPE: the reader went away), every
- * pending and later `out` fails with {@link OutputClosed}.
- */
-export function streamOutput(stream: Writable): { out: (text: string) => void | Promise<void>; dispose: () => void } {
-  let failure: unknown;
-  const waiting = new Set<() => void>();
-  const fail = (error: unknown): void => {
-    failure ??= error;
-    for (const wake of waiting) wake();
-  };
-  const onError = (error: unknown): void => fail(error);
-  const onClose = (): void => fail(CLOSED);
-  stream.on('error', onError);
-  stream.on('close', onClose);
-  const out = (text: string): void | Promise<void> => {
-    if (failure !== undefined) throw new OutputClosed(failure);
-    let ready: boolean;
-    try {
-      ready = stream.write(`${text}\n`);
-    } catch (error) {
-      // Some runtimes throw EPIPE from write itself instead of emitting 'error'.
-      fail(error);
-      throw new OutputClosed(error);
-    }
-    if (ready) return;
-    return new Promise<void>((resolve, reject) => {
-      const wake = (): void => {
-        waiting.delete(wake);
-        stream.off('drain', wake);
-        if (failure === undefined) resolve();
-        else reject(new OutputClosed(failure));
-      };
-      waiting.add(wake);
-      stream.once('drain', wake);
-    });
-  };
-  return {
-    out,
-    dispose: () => {
-      // Keeps listening for 'error': a late EPIPE from data still being flushed must not crash the process.
-      stream.off('close', onClose);
-    },
-  };
-}
-
-function writeQuietly(stream: Writable, text: string): void {
-  try {
-    stream.write(`${text}\n`);
-  } catch {
-    // stderr is gone too: nothing left to tell.
-  }
-}
-
 function pollInterval(text: string): number {
   const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(ms) || ms < 1) throw new UsageError(`--poll=<ms> needs a whole number of milliseconds, got "${text}"`);
@@ -401,142 +313,7 @@ function cliValue(text: string): string | number | bigint {
   return JSON_NUMBER.test(text) ? jsonNumber(text) : text;
 }
 
-const MIN_INT64 = -(2n ** 63n);
-const MAX_INT64 = 2n ** 63n - 1n;
-
-/**
- * A JSON number as SQLite reads a literal: an integer that fits 64 bits is an exact integer
- * (a bigint), anything with a fraction or exponent, or a larger integer, is a REAL.
- */
-function jsonNumber(text: string): number | bigint {
-  if (/^-?\d+$/.test(text)) {
-    const integer = BigInt(text);
-    if (integer >= MIN_INT64 && integer <= MAX_INT64) return integer;
-  }
-  return Number(text);
-}
-
-const MAX_DEPTH = 64;
-
-/**
- * Parses JSON (RFC 8259) keeping integers exact (see {@link jsonNumber}): `JSON.parse` reads
- * every number as a double, and its reviver sees the source text only on newer engines.
- * Objects have no prototype (a key `__proto__` is a key); `{"$blob":"<base64>"}` is a blob.
- */
-export function parseJson(text: string): unknown {
-  let at = 0;
-  const fail = (what: string): never => {
-    throw new SyntaxError(`${what} at position ${at}`);
-  };
-  const space = (): void => {
-    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at++;
-  };
-  const expect = (char: string): void => {
-    if (text[at] !== char) fail(at < text.length ? `expected "${char}", found "${text[at]}"` : `expected "${char}", found the end`);
-    at++;
-  };
-  const string = (): string => {
-    expect('"');
-    let result = '';
-    for (;;) {
-      const start = at;
-      while (at < text.length && text[at] !== '"' && text[at] !== '\\' && text.charCodeAt(at) >= 0x20) at++;
-      result += text.slice(start, at);
-      if (at >= text.length) fail('unterminated string');
-      const char = text[at]!;
-      if (char === '"') {
-        at++;
-        return result;
-      }
-      if (char !== '\\') fail('control character in a string');
-      const escape = text[at + 1];
-      const simple = escape === undefined ? undefined : ESCAPES[escape];
-      if (simple !== undefined) {
-        result += simple;
-        at += 2;
-      } else if (escape === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(at + 2, at + 6))) {
-        result += String.fromCharCode(Number.parseInt(text.slice(at + 2, at + 6), 16));
-        at += 6;
-      } else fail('bad escape in a string');
-    }
-  };
-  const value = (depth: number): unknown => {
-    if (depth > MAX_DEPTH) fail(`nested deeper than ${MAX_DEPTH} levels`);
-    space();
-    const char = text[at];
-    if (char === '"') return string();
-    if (char === '[') {
-      at++;
-      const items: unknown[] = [];
-      space();
-      if (text[at] === ']') {
-        at++;
-        return items;
-      }
-      for (;;) {
-        items.push(value(depth + 1));
-        space();
-        if (text[at] === ']') {
-          at++;
-          return items;
-        }
-        expect(',');
-      }
-    }
-    if (char === '{') {
-      at++;
-      const object: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-      space();
-      if (text[at] === '}') {
-        at++;
-        return object;
-      }
-      for (;;) {
-        space();
-        const key = string();
-        space();
-        expect(':');
-        object[key] = value(depth + 1);
-        space();
-        if (text[at] === '}') {
-          at++;
-          return blobOf(object) ?? object;
-        }
-        expect(',');
-      }
-    }
-    const number = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(at, at + 1100));
-    if (number !== null && number[0] !== '-') {
-      at += number[0].length;
-      return jsonNumber(number[0]);
-    }
-    for (const [word, result] of [['true', true], ['false', false], ['null', null]] as const) {
-      if (text.startsWith(word, at)) {
-        at += word.length;
-        return result;
-      }
-    }
-    return fail(at < text.length ? `unexpected "${text[at]}"` : 'unexpected end');
-  };
-  const result = value(0);
-  space();
-  if (at < text.length) fail(`unexpected "${text[at]}" after the value`);
-  return result;
-}
-
-const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-
-/** `{"$blob": "<base64>"}` (and nothing else) is a blob, the same encoding the output uses. */
-function blobOf(object: Record<string, unknown>): Uint8Array | undefined {
-  const keys = Object.keys(object);
-  const blob = object.$blob;
-  if (keys.length !== 1 || typeof blob !== 'string') return undefined;
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(blob) || blob.length % 4 !== 0) throw new SyntaxError(`{"$blob": …} needs base64, got ${JSON.stringify(blob.slice(0, 40))}`);
-  return Uint8Array.from(atob(blob), (char) => char.charCodeAt(0));
-}
-
 const FIRST_BLOCK = 1000;
-const CHUNK_BYTES = 64 * 1024;
 
 interface Printed {
   rows: number;
@@ -631,172 +408,6 @@ export function uniqueNames(columns: readonly string[]): string[] {
     taken.add(name);
     return name;
   });
-}
-
-/** Table cells wider than this many columns are cut (with …); --json has every byte. */
-const MAX_WIDTH = 200;
-
-/** Collects lines and hands them to the output in chunks: one write per row would dominate large results. */
-class ChunkedOutput {
-  #output: Output;
-  #lines: string[] = [];
-  #bytes = 0;
-
-  constructor(output: Output) {
-    this.#output = output;
-  }
-
-  /** Adds a line; returns a promise only when a chunk went out and the output asked to wait. */
-  line(text: string): void | Promise<void> {
-    this.#lines.push(text);
-    this.#bytes += text.length + 1;
-    return this.#bytes >= CHUNK_BYTES ? this.flush() : undefined;
-  }
-
-  flush(): void | Promise<void> {
-    if (this.#lines.length === 0) return undefined;
-    const text = this.#lines.join('\n');
-    this.#lines = [];
-    this.#bytes = 0;
-    // An output that never waits (a file, /dev/null) would otherwise keep the event loop from
-    // ever seeing Ctrl-C: give it a turn after every chunk.
-    return this.#output.out(text) ?? new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-/** A column name in a table header: escaped like a cell, never quoted. */
-function headerCell(name: string): string {
-  return cut(escapeControls(name));
-}
-
-/**
- * A value as one line of a table cell: NULL as `NULL`; text as it is, unless it could be read as
- * NULL, a blob or quoted text, then SQL-quoted; reals with a fraction or exponent (`42.0`, `Inf`);
- * blobs in hex; control characters escaped; values wider than 200 columns cut.
- */
-export function tableCell(value: SqlValue): string {
-  if (value === null) return 'NULL';
-  if (value instanceof Uint8Array) return hexBlob(value);
-  if (typeof value === 'number') return realText(value, 'Inf');
-  if (typeof value === 'bigint') return value.toString();
-  const ambiguous = /^null$/i.test(value) || value.startsWith("'") || /^x'/i.test(value);
-  return cut(escapeControls(ambiguous ? `'${value.replaceAll("'", "''")}'` : value));
-}
-
-function escapeControls(text: string): string {
-  return text.replace(
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (char) => CONTROL[char] ?? (char.charCodeAt(0) <= 0xff ? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${char.charCodeAt(0).toString(16)}`),
-  );
-}
-
-const CONTROL: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-/** `text` cut to at most MAX_WIDTH display columns, at a character boundary, ending in … when cut. */
-function cut(text: string): string {
-  if (text.length <= MAX_WIDTH && displayWidth(text) <= MAX_WIDTH) return text;
-  if (NARROW.test(text)) return `${text.slice(0, MAX_WIDTH - 1)}…`;
-  let width = 0;
-  let result = '';
-  for (const unit of units(text)) {
-    const w = unitWidth(unit);
-    if (width + w > MAX_WIDTH - 1) break;
-    width += w;
-    result += unit;
-  }
-  return `${result}…`;
-}
-
-function padCell(cell: string, width: number): string {
-  return cell + ' '.repeat(Math.max(0, width - displayWidth(cell)));
-}
-
-/** A REAL as text that reads back as a REAL: `42.0`, `0.1`, `1e+21`, `-0.0`; infinity as `infinity`/`-infinity`. */
-function realText(value: number, infinity: string): string {
-  if (Number.isNaN(value)) return 'null';
-  if (!Number.isFinite(value)) return value > 0 ? infinity : `-${infinity}`;
-  if (Object.is(value, -0)) return '-0.0';
-  const text = String(value);
-  return /[.e]/.test(text) ? text : `${text}.0`;
-}
-
-// East Asian Wide and Fullwidth ranges outside emoji (Unicode 15: Hangul Jamo, CJK, Kana, Hangul,
-// fullwidth forms, Tangut/Kana supplements, CJK extensions); emoji are matched by their property.
-const WIDE = [
-  0x1100, 0x115f, 0x2329, 0x232a, 0x2e80, 0x303e, 0x3041, 0x3247, 0x3250, 0x4dbf, 0x4e00, 0xa4c6, 0xa960, 0xa97c, 0xac00, 0xd7a3, 0xf900, 0xfaff,
-  0xfe10, 0xfe19, 0xfe30, 0xfe6b, 0xff01, 0xff60, 0xffe0, 0xffe6, 0x16fe0, 0x1b2fb, 0x1f200, 0x1f2ff, 0x20000, 0x3fffd,
-];
-const EMOJI_PRESENTATION = /\p{Emoji_Presentation}/u;
-const EMOJI = /\p{Emoji}/u;
-const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}\u1160-\u11ff]/u;
-
-function codePointWidth(char: string): number {
-  const code = char.codePointAt(0)!;
-  if (code < 0x300) return 1;
-  for (let i = 0; i < WIDE.length; i += 2) {
-    if (code < WIDE[i]!) break;
-    if (code <= WIDE[i + 1]!) return 2;
-  }
-  if (EMOJI_PRESENTATION.test(char)) return 2;
-  return ZERO_WIDTH.test(char) ? 0 : 1;
-}
-
-/** The columns a character or grapheme cluster takes in a terminal: its widest character; an emoji with VS16 (U+FE0F) takes two. */
-function unitWidth(unit: string): number {
-  if (unit.length === 1 || (unit.length === 2 && unit.codePointAt(0)! > 0xffff)) return codePointWidth(unit);
-  let width = 0;
-  for (const char of unit) width = Math.max(width, codePointWidth(char));
-  if (width < 2 && unit.includes('\ufe0f') && EMOJI.test(unit)) return 2;
-  return width;
-}
-
-/** Text of one-column characters only (ASCII, Latin-1, Latin Extended, …): its width is its length. */
-const NARROW = /^[\x20-\x7e\u00a0-\u02ff\u2026]*$/;
-/** Characters that join with their neighbours into one cluster (ZWJ, VS16, flags, skin tones). */
-const JOINING = /[\u200d\ufe0f\u{1f1e6}-\u{1f1ff}\u{1f3fb}-\u{1f3ff}]/u;
-const segmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : undefined;
-
-/** The units of `text` whose widths add up: grapheme clusters where characters join, else characters. */
-function* units(text: string): Generator<string> {
-  if (segmenter === undefined || !JOINING.test(text)) {
-    yield* text;
-    return;
-  }
-  for (const { segment } of segmenter.segment(text)) yield segment;
-}
-
-/**
- * The columns `text` takes in a terminal: East Asian Wide and Fullwidth characters and emoji
- * take 2, combining marks and other zero-width characters 0, everything else 1 (an emoji
- * sequence joined by ZWJ, a flag, an emoji with a skin tone or VS16 counts once).
- */
-export function displayWidth(text: string): number {
-  if (NARROW.test(text)) return text.length;
-  let width = 0;
-  for (const unit of units(text)) width += unitWidth(unit);
-  return width;
-}
-
-function hexBlob(bytes: Uint8Array): string {
-  const shown = Array.from(bytes.subarray(0, 32), (byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `x'${shown}${bytes.length > 32 ? '…' : ''}'`;
-}
-
-/**
- * A value as JSON, exactly: integers (bigints) as their digits, reals with a fraction or exponent
- * (infinity as `1e999`, which every JSON reader reads as infinity), blobs as {"$blob":"<base64>"}.
- */
-export function jsonValue(value: SqlValue): string {
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'number') return realText(value, '1e999');
-  if (value instanceof Uint8Array) return `{"$blob":"${base64(value)}"}`;
-  return JSON.stringify(value);
-}
-
-function base64(bytes: Uint8Array): string {
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(binary);
 }
 
 interface WatchSettings {

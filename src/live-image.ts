@@ -39,6 +39,8 @@ export interface ImageFeed {
   changed(): boolean;
   /** File-clock time after which the live fingerprint would prove "unchanged", when it does not yet. */
   unsettledUntil(): number | undefined;
+  /** A replica's position of the newest image verified against it (LiteFS: `<txid>/<checksum>`), for `stats()`. */
+  readonly position?: string | undefined;
 }
 
 /** The live image's pages, kept tracked in the store (compaction repoints them) and shared by the next read. */

@@ -52,7 +52,8 @@ export interface LiteFsReplica {
   /**
    * LiteFS's HTTP API (`http.addr` in `litefs.yml`), e.g. `'http://localhost:20202'`. With it the
    * cache follows `GET /events` and reloads on each transaction (a FUSE replica raises no file
-   * events), and reads `GET /export` when the mount stays busy past `busyTimeoutMs`.
+   * events), polls `-pos` only as a safety net (every second, or at the `poll` interval when `poll`
+   * is set), and reads `GET /export` when the mount stays busy past `busyTimeoutMs`.
    * @defaultValue none: the cache polls `-pos` every `poll` milliseconds (100 without `poll`)
    */
   readonly url?: string | URL;

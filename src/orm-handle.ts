@@ -1,6 +1,7 @@
 import { DbCacheError, illegalConstructor } from './errors.ts';
 import { isNamedObject, type BindInput } from './params.ts';
 import { ARRAY } from './row-mode.ts';
+import { MAX_PARAMETERS } from './sql-guard.ts';
 import type { StatementOwner } from './statement.ts';
 import type { Params, Row, RunResult, SqlJsCompatible, SqlJsCompatibleStatement, SqlJsParams, SqlJsValue } from './types.ts';
 
@@ -123,7 +124,7 @@ class OrmStatement implements SqlJsCompatibleStatement {
 
   get reader(): boolean {
     this.#check();
-    return this.#owner.columnsOf(this.#sql).length > 0;
+    return this.#owner.readerOf(this.#sql);
   }
 
   bind(params?: SqlJsParams): boolean {
@@ -269,7 +270,11 @@ class OrmStatement implements SqlJsCompatibleStatement {
 function copyParams(params: SqlJsParams | undefined): BindInput {
   if (params === undefined || params === null) return undefined;
   if (Array.isArray(params)) {
-    const length = params.length;
+    const length: unknown = params.length;
+    // The length is the caller's to claim (a proxy, a sparse array of 2^32 - 1 slots): read no
+    // further than a statement can take. More values than parameters is this RangeError anyway.
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new TypeError(`Parameters must be an array or an object; this array's length is ${typeof length === 'number' ? length : typeof length}`);
+    if (length > MAX_PARAMETERS) throw new RangeError('Too many parameter values were provided');
     const values = new Array<unknown>(length);
     for (let i = 0; i < length; i++) values[i] = copyValue(params[i]);
     return values;

@@ -450,6 +450,9 @@ function plainArgument(token: Token): boolean {
   return token.kind === WORD || token.kind === QUOTED || token.kind === STRING || token.kind === NUMBER;
 }
 
+/** The most parameters a statement can have: `SQLITE_MAX_VARIABLE_NUMBER`, 32766 by default since SQLite 3.32 (sql.js keeps it). */
+export const MAX_PARAMETERS = 32766;
+
 /** Parameter indexes as SQLite numbers them: `?` takes the next, `?N` is N, a name keeps its first index. */
 function parametersOf(tokens: readonly Token[]): { parameters: (string | null)[]; anonymous: number } {
   const parameters: (string | null)[] = [];
@@ -461,7 +464,7 @@ function parametersOf(tokens: readonly Token[]): { parameters: (string | null)[]
       parameters.push(null);
     } else if (text[0] === '?') {
       const index = Number(text.slice(1));
-      if (!Number.isSafeInteger(index) || index < 1 || index > 32766) continue; // SQLite rejects it at prepare
+      if (!Number.isSafeInteger(index) || index < 1 || index > MAX_PARAMETERS) continue; // SQLite rejects it at prepare
       while (parameters.length < index) parameters.push(null);
       // A slot keeps the first name SQLite saw for it (`:a, ?1` is `:a`).
       parameters[index - 1] ??= text;

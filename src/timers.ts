@@ -23,6 +23,12 @@ export const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
 };
 
+/** Timers that keep the process alive, for what runs with `persistent: true` (as the clock's do not). */
+export const persistentTimers: Pick<Clock, 'setTimeout' | 'clearTimeout'> = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
+};
+
 /** A promise that resolves after `ms` (keeps the process alive meanwhile, unlike the clock's timers). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,7 +5,9 @@ import * as path from 'node:path';
 import process from 'node:process';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { jsonValue, parseParams, runCli, tableCell } from '../src/cli.ts';
+import { jsonValue } from '../src/cli-json.ts';
+import { tableCell } from '../src/cli-table.ts';
+import { parseParams, runCli } from '../src/cli.ts';
 import { openDbCache } from '../src/index.ts';
 import { runtimeCommand, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { PipelineFailure } from '../src/errors.ts';
@@ -763,9 +763,15 @@ describe('replica: litefs through the cache (real files)', () => {
 });
 
 describe('options.replica', () => {
-  const { dir, cleanup } = tempDir();
-  const file = path.join(dir, 'app.db');
-  sqlite(file, "db.execute('CREATE TABLE t(v)')");
+  let dir: string;
+  let cleanup: () => void;
+  let file: string;
+  before(() => {
+    ({ dir, cleanup } = tempDir());
+    file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE t(v)')");
+  });
+  after(() => cleanup());
 
   test('bad values are TypeError or RangeError naming the option, the value and the closest kind or key', async () => {
     const cases: Array<[unknown, 'TypeError' | 'RangeError', RegExp]> = [
@@ -810,5 +816,4 @@ describe('options.replica', () => {
     assert.deepEqual(reads, { kind: 1, dataDir: 1, url: 1, name: 1 });
   });
 
-  test('cleanup', () => cleanup());
 });

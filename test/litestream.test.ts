@@ -6,13 +6,12 @@
  * <tmp>` writes a complete database file, the operator renames it into place).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { isDbCacheError, openDbCache, type DbCache, type DbCacheEvent } from '../src/index.ts';
-import { sqlite, tempDir, waitFor } from './support/fixtures.ts';
+import { pausedPython, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 /** A writer that commits in WAL mode and is then killed (no checkpoint): its -wal and -shm stay, with frames. */
 async function killedWriter(file: string, rows: readonly string[]): Promise<void> {
@@ -20,15 +19,27 @@ async function killedWriter(file: string, rows: readonly string[]): Promise<void
     "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1], isolation_level=None)\ndb.execute('PRAGMA journal_mode=WAL')\n" +
     "db.execute('PRAGMA wal_autocheckpoint=0')\n" +
     `for v in ${JSON.stringify(rows)}: db.execute('INSERT INTO t(v) VALUES (?)', (v,))\n` +
-    "print('committed', flush=True)\nsys.stdin.read()\n";
-  const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('committed') ? resolve() : undefined));
-  });
-  child.kill('SIGKILL');
-  await exited;
+    "print('ready', flush=True)\nsys.stdin.read()\n";
+  await (await pausedPython(program, file)).kill();
+}
+
+const SCHEMA = "db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)')";
+const WAL_SCHEMA = `db.execute('PRAGMA journal_mode=WAL'); ${SCHEMA}`;
+
+/** An application's WAL database, its writer killed after committing `old-1` and `old-2` (still only in its -wal). */
+async function crashedApplication(file: string): Promise<void> {
+  sqlite(file, WAL_SCHEMA);
+  await killedWriter(file, ['old-1', 'old-2']);
+}
+
+/**
+ * `litestream restore -o <db>.tmp`, then a rename over `file`: a complete new database holding
+ * the row `value`; a -wal and -shm beside `file` stay where they are.
+ */
+function restoreInto(file: string, value: string, schema = WAL_SCHEMA): void {
+  const restored = `${file}.tmp`;
+  sqlite(restored, `${schema}; db.execute("INSERT INTO t(v) VALUES ('${value}')")`);
+  fs.renameSync(restored, file);
 }
 
 function rows(cache: DbCache): unknown[] {
@@ -41,18 +52,14 @@ describe("replica: 'litestream'", () => {
     let cache: DbCache | undefined;
     try {
       const file = path.join(dir, 'app.db');
-      sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)')");
-      await killedWriter(file, ['old-1', 'old-2']);
+      await crashedApplication(file);
       assert.ok(fs.statSync(`${file}-wal`).size > 32, 'the killed writer left frames in its -wal');
       const events: DbCacheEvent[] = [];
       cache = await openDbCache(file, { watch: false, replica: 'litestream' });
       cache.subscribe((event) => events.push(event));
       assert.deepEqual(rows(cache), ['old-1', 'old-2']);
 
-      // `litestream restore -o app.db.tmp`, then a rename over the database: -wal and -shm stay.
-      const restored = path.join(dir, 'app.db.tmp');
-      sqlite(restored, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('restored')\")");
-      fs.renameSync(restored, file);
+      restoreInto(file, 'restored');
       const leftover = fs.readFileSync(`${file}-wal`);
 
       await assert.rejects(cache.reload(), (error) => {
@@ -88,17 +95,14 @@ describe("replica: 'litestream'", () => {
     }
   });
 
-  test("the same files with replica: 'sqlite' (the default) publish the old frames over the restored file", async () => {
+  test("the same files with replica: 'sqlite' (the default) never publish the restored database: the old frames are folded in, or the image is rejected", async () => {
     const { dir, cleanup } = tempDir();
     let cache: DbCache | undefined;
     try {
       const file = path.join(dir, 'app.db');
-      sqlite(file, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)')");
-      await killedWriter(file, ['old-1', 'old-2']);
+      await crashedApplication(file);
       cache = await openDbCache(file, { watch: false });
-      const restored = path.join(dir, 'app.db.tmp');
-      sqlite(restored, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('restored')\")");
-      fs.renameSync(restored, file);
+      restoreInto(file, 'restored');
       // Either the old rows come back or the image is rejected; never the restored database.
       const outcome = await cache.reload().then(
         () => JSON.stringify(rows(cache!)),
@@ -116,7 +120,7 @@ describe("replica: 'litestream'", () => {
     let cache: DbCache | undefined;
     try {
       const file = path.join(dir, 'app.db');
-      sqlite(file, "db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('one')\")");
+      sqlite(file, `${SCHEMA}; db.execute("INSERT INTO t(v) VALUES ('one')")`);
       fs.writeFileSync(`${file}-txid`, '0000000000000001\n');
       await assert.rejects(openDbCache(file, { watch: false, replica: 'litestream' }), (error) => {
         assert.ok(isDbCacheError(error, 'REPLICA'), String(error));
@@ -129,9 +133,7 @@ describe("replica: 'litestream'", () => {
       assert.deepEqual(rows(cache), ['one']);
 
       // A restore done right (no -wal beside the old file), renamed into place: seen by the watcher.
-      const restored = path.join(dir, 'app.db.tmp');
-      sqlite(restored, "db.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'); db.execute(\"INSERT INTO t(v) VALUES ('two')\")");
-      fs.renameSync(restored, file);
+      restoreInto(file, 'two', SCHEMA);
       await waitFor(() => JSON.stringify(rows(cache!)) === JSON.stringify(['two']), 'the renamed file to be read');
 
       fs.writeFileSync(`${file}-txid`, '0000000000000002\n');

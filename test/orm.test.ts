@@ -308,6 +308,29 @@ describe('ORMs through sqlJsDatabase()', () => {
     assert.equal(reads, 1);
     statement.free();
   });
+
+  test('an array claiming more values than any statement takes is a RangeError, read no further than that', () => {
+    const statement = cache.sqlJsDatabase().prepare('SELECT ? AS a');
+    let reads = 0;
+    const claiming = new Proxy([1], {
+      get(target, key, receiver) {
+        if (key === 'length') return 2 ** 32 - 1;
+        // Reading on would take minutes (and the memory for 2^32 slots): fail the test instead.
+        if (typeof key === 'string' && /^\d+$/.test(key) && ++reads > 100_000) throw new Error(`read ${reads} values of one parameter array`);
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const sparse: unknown[] = [1];
+    sparse.length = 2 ** 32 - 1;
+    for (const params of [claiming, sparse]) {
+      for (const use of [() => statement.bind(params), () => statement.get(params), () => statement.all(params), () => statement.run(params)]) {
+        assert.throws(use, { name: 'RangeError' });
+      }
+    }
+    assert.equal(reads, 0);
+    assert.deepEqual(statement.getAsObject([5]), { a: 5 });
+    statement.free();
+  });
 });
 
 describe('the live pattern: ORMs built once follow commits', () => {

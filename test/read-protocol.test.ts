@@ -35,7 +35,7 @@ import { Buffer } from 'node:buffer';
 import { PipelineFailure } from '../src/errors.ts';
 import type { FileStat } from '../src/image/file-system.ts';
 import { readFingerprint, readImage, sameFiles, type DatabaseImage, type ReadPolicy, type WalMemory } from '../src/image/read.ts';
-import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
+import { fakeClockPolicy, GRANULARITIES, granularityLabel, QUIET_SPELLS_NS, report, Rng, Scheduler, SimFs, Trace, type ScheduleOptions } from './support/sim-fs.ts';
 import { lockBytePage, OP_KINDS, patternPage, SimWriter, WHOLE_IMAGE_LIMIT, writeDbHeader, type JournalMode, type OpKind, type StepTag } from './support/sim-writer.ts';
 import { WalBuilder } from './support/wal-bytes.ts';
 
@@ -50,20 +50,6 @@ const SCHEDULES = Number(process.env.SIM_SCHEDULES ?? 4);
 const ONLY_SCHEDULE = process.env.SIM_SCHEDULE === undefined ? undefined : Number(process.env.SIM_SCHEDULE);
 const ONLY_GRANULARITY = process.env.SIM_GRANULARITY;
 
-/**
- * File-time granularities: this kernel (1 ns), Deno's stat and kernels before 6.13 with a 1 ms
- * or 4 ms clock tick, ext4 with 128-byte inodes, HFS+ and network file systems (1 s), FAT (2 s).
- */
-const GRANULARITIES: readonly { readonly label: string; readonly ns: bigint }[] = [
-  { label: '1ns', ns: 1n },
-  { label: '1ms', ns: 1_000_000n },
-  { label: '4ms', ns: 4_000_000n },
-  { label: '1s', ns: 1_000_000_000n },
-  { label: '2s', ns: 2_000_000_000n },
-];
-
-/** How long the world stays quiet between two reads: none, a few syscalls, a tick, past a second. */
-const QUIET_SPELLS_NS = [0n, 0n, 1_000n, 1_000_000n, 5_000_000n, 1_500_000_000n, 3_000_000_000n] as const;
 const ONLY_SEED = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const ONLY_PROFILE = process.env.SIM_PROFILE;
 
@@ -282,24 +268,12 @@ function makeWorld(seed: number, profile: Profile, busyTimeoutMs = 60_000, overr
   });
   const scheduler = new Scheduler(schedulerRng, writer, schedule);
   scheduler.attach(fs);
-  const clock = { now: 0, sleeps: 0 };
-  const policy: ReadPolicy = {
-    busyTimeoutMs,
-    now: () => clock.now,
-    sleep: async (ms) => {
-      clock.now += ms;
-      clock.sleeps++;
-      fs.advance(BigInt(Math.round(ms * 1e6)));
-      trace.log(`R sleep(${ms}) -> fake clock ${clock.now} ms`);
-      // Time passes for the writer too.
-      scheduler.sleeping();
-    },
-  };
+  const { policy, clock } = fakeClockPolicy(fs, scheduler, trace, busyTimeoutMs);
   const description =
     `seed ${seed}, schedule ${scheduleIndex}, profile ${profile.key} (${profile.name}); initial mode ${mode}, page size ${pageSize}, ` +
     `${initialPages} initial pages, ${bigEndianChecksums ? 'big' : 'little'}-endian WAL checksums, file times in steps of ${granularityNs} ns, ` +
     `schedule: step chance ${schedule.stepChance}, bursts of up to ${schedule.burstMax} steps, torn-read chance ${schedule.tearChance}, targeted-burst chance ${schedule.targetedChance}, active/quiet phases of mean ${schedule.phaseMean} points, live point kinds ${schedule.liveKinds}.\n` +
-    `Replay: SIM_PROFILE=${profile.key} SIM_SEED=${seed} SIM_SCHEDULE=${scheduleIndex} SIM_GRANULARITY=${GRANULARITIES.find((g) => g.ns === granularityNs)?.label ?? `${granularityNs}ns`} node --import tsx --test test/read-protocol.test.ts`;
+    `Replay: SIM_PROFILE=${profile.key} SIM_SEED=${seed} SIM_SCHEDULE=${scheduleIndex} SIM_GRANULARITY=${granularityLabel(granularityNs)} node --import tsx --test test/read-protocol.test.ts`;
   return { seed, profile, description, trace, fs, writer, scheduler, rng, policy, clock };
 }
 
@@ -545,11 +519,6 @@ function seedsFor(profile: Profile): number[] {
   if (ONLY_SEED !== undefined) return ONLY_PROFILE === undefined || ONLY_PROFILE === profile.key ? [ONLY_SEED] : [];
   if (ONLY_PROFILE !== undefined && ONLY_PROFILE !== profile.key) return [];
   return Array.from({ length: profile.large === undefined ? SEEDS : profile.large === '4GiB' ? Math.ceil(LARGE_SEEDS / 2) : LARGE_SEEDS }, (_, i) => i + 1);
-}
-
-function report(t: TestContext, line: string): void {
-  if (typeof t.diagnostic === 'function') t.diagnostic(line);
-  if (process.env.SIM_VERBOSE !== undefined) console.log(line);
 }
 
 function summarise(profile: Profile, tally: Tally): string {

@@ -25,7 +25,7 @@
  *
  * Replay one run: REPLICA_CASE=<key> SIM_SEED=<seed> SIM_SCHEDULE=<k> SIM_GRANULARITY=<label>.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import process from 'node:process';
 
@@ -35,7 +35,7 @@ import type { DatabaseImage, ReadPolicy } from '../src/image/read.ts';
 import { FileFeed, SAME_BAD_FILE, type ImageFeed } from '../src/live-image.ts';
 import { LiteFsFeed } from '../src/replica/litefs.ts';
 import { LitestreamFeed } from '../src/replica/litestream.ts';
-import { Rng, Scheduler, SimFs, Trace, type ScheduleOptions, type Steppable } from './support/sim-fs.ts';
+import { fakeClockPolicy, GRANULARITIES, granularityLabel, QUIET_SPELLS_NS, report, Rng, Scheduler, SimFs, Trace, type ScheduleOptions, type Steppable } from './support/sim-fs.ts';
 import { ApplyWriter, FuseView } from './support/sim-replica.ts';
 import { SimWriter, type CommittedState, type JournalMode, type OpKind } from './support/sim-writer.ts';
 
@@ -46,15 +46,6 @@ const ONLY_CASE = process.env.REPLICA_CASE;
 const ONLY_SEED = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const ONLY_SCHEDULE = process.env.SIM_SCHEDULE === undefined ? undefined : Number(process.env.SIM_SCHEDULE);
 const ONLY_GRANULARITY = process.env.SIM_GRANULARITY;
-
-const GRANULARITIES: readonly { readonly label: string; readonly ns: bigint }[] = [
-  { label: '1ns', ns: 1n },
-  { label: '1ms', ns: 1_000_000n },
-  { label: '4ms', ns: 4_000_000n },
-  { label: '1s', ns: 1_000_000_000n },
-  { label: '2s', ns: 2_000_000_000n },
-];
-const QUIET_SPELLS_NS = [0n, 0n, 1_000n, 1_000_000n, 5_000_000n, 1_500_000_000n, 3_000_000_000n] as const;
 
 const DB = '/data/app.db';
 const MOUNT_DB = '/litefs/app.db';
@@ -80,7 +71,7 @@ interface World {
   readonly scheduler: Scheduler;
   readonly rng: Rng;
   readonly policy: ReadPolicy;
-  readonly clock: { now: number };
+  readonly clock: { now: number; sleeps: number };
   readonly feed: ImageFeed;
 }
 
@@ -202,18 +193,8 @@ function makeWorld(seed: number, spec: Case, granularityNs: bigint, schedule: nu
   }
   const scheduler = new Scheduler(schedulerRng, writer, options);
   scheduler.attach(fs);
-  const clock = { now: 0 };
-  const policy: ReadPolicy = {
-    busyTimeoutMs: 60_000,
-    now: () => clock.now,
-    sleep: async (ms) => {
-      clock.now += ms;
-      fs.advance(BigInt(Math.round(ms * 1e6)));
-      trace.log(`R sleep(${ms}) -> fake clock ${clock.now} ms`);
-      scheduler.sleeping();
-    },
-  };
-  const label = GRANULARITIES.find((g) => g.ns === granularityNs)?.label ?? `${granularityNs}ns`;
+  const { policy, clock } = fakeClockPolicy(fs, scheduler, trace, 60_000);
+  const label = granularityLabel(granularityNs);
   const description =
     `case ${spec.key} (${spec.name}), seed ${seed}, schedule ${schedule}, page size ${pageSize}, file times in steps of ${granularityNs} ns${setup}; ` +
     `schedule: ${JSON.stringify(options)}.\nReplay: REPLICA_CASE=${spec.key} SIM_SEED=${seed} SIM_SCHEDULE=${schedule} SIM_GRANULARITY=${label} node --import tsx --test test/replicas.test.ts`;
@@ -314,11 +295,6 @@ async function run(spec: Case, seed: number, schedule: number, granularityNs: bi
   if (tornHere > 0) tally.tornRuns++;
   if (tornHere > 0 || staleHere > 0) tally.badRuns++;
   tally.writerSteps += scheduler.steps;
-}
-
-function report(t: TestContext, line: string): void {
-  if (typeof t.diagnostic === 'function') t.diagnostic(line);
-  if (process.env.SIM_VERBOSE !== undefined) console.log(line);
 }
 
 function seeds(): number[] {

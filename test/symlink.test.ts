@@ -8,7 +8,7 @@ import { openDbCacheOn } from '../src/cache.ts';
 import { runCli } from '../src/cli.ts';
 import { nodeFileSystem } from '../src/image/file-system.ts';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCacheEvent, type Queryable } from '../src/index.ts';
-import { holdOpen, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
+import { holdOpen, pausedPython, runtimeCommand, sqlite, sqliteAsync, tempDir, waitFor } from './support/fixtures.ts';
 import { ManualClock } from './support/manual-clock.ts';
 
 /**
@@ -36,6 +36,20 @@ function walOnly(file: string, inWal: number): void {
       " db.execute('INSERT INTO t VALUES (0)'); db.execute('PRAGMA wal_checkpoint(TRUNCATE)');" +
       ` db.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(${inWal})]); import os; os._exit(0)`,
   );
+}
+
+/**
+ * `real/app.db`, created by `setup` (Python, `db` open on it), and the link `links/app.db` to it
+ * (`../real/app.db`), inside `dir`.
+ */
+function linkedDatabase(dir: string, setup: string): { real: string; link: string } {
+  fs.mkdirSync(path.join(dir, 'real'));
+  fs.mkdirSync(path.join(dir, 'links'));
+  const real = path.join(dir, 'real', 'app.db');
+  const link = path.join(dir, 'links', 'app.db');
+  sqlite(real, setup);
+  fs.symlinkSync('../real/app.db', link);
+  return { real, link };
 }
 
 /** Commits `rows` rows to `file` (one transaction). */
@@ -94,17 +108,7 @@ async function hotTransaction(file: string, rows: number): Promise<() => Promise
     `db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(${rows})])\n` +
     "db.execute('UPDATE t SET pad = randomblob(2000)')\n" +
     "print('ready', flush=True)\nsys.stdin.read()\ndb.execute('COMMIT')\ndb.close()\n";
-  const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('ready') ? resolve() : undefined));
-    void exited.then(() => reject(new Error('the writer exited early')));
-  });
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
+  return (await pausedPython(program, file)).resume;
 }
 
 function journalIsHot(file: string): boolean {
@@ -193,12 +197,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('a live writer through the real path, the cache on the link: the watch follows and reload() shows every commit made before it', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t(v)')");
       // Another connection stays open: every commit stays in the -wal.
       const release = await holdOpen(real);
       const cache = await openDbCache(link);
@@ -353,12 +352,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('rollback journal mode through a link: a hot -journal beside the real file means BUSY, as on the real path; commits are watched', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('CREATE TABLE t(v, pad)'); db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(3)])");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('CREATE TABLE t(v, pad)'); db.executemany('INSERT INTO t(v) VALUES (?)', [(i,) for i in range(3)])");
       const cache = await openDbCache(link, { busyTimeoutMs: 200 });
       try {
         assert.equal(count(cache), 3);
@@ -386,12 +380,7 @@ describe('a database opened through a symbolic link', () => {
 
   test('the file a link leads to vanishes (NOT_FOUND, still serving), then a writer creates it through the link: the watch resumes', async () => {
     await inTempDir(async (dir) => {
-      fs.mkdirSync(path.join(dir, 'real'));
-      fs.mkdirSync(path.join(dir, 'links'));
-      const real = path.join(dir, 'real', 'app.db');
-      const link = path.join(dir, 'links', 'app.db');
-      sqlite(real, "db.execute('CREATE TABLE t(v)'); db.execute('INSERT INTO t VALUES (1)')");
-      fs.symlinkSync('../real/app.db', link);
+      const { real, link } = linkedDatabase(dir, "db.execute('CREATE TABLE t(v)'); db.execute('INSERT INTO t VALUES (1)')");
       const cache = await openDbCache(link);
       const errors: string[] = [];
       cache.subscribe((event) => (event.type === 'error' ? errors.push(event.error.code) : undefined));

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { Clock } from '../timers.ts';
+import { persistentTimers, type Clock } from '../timers.ts';
 
 /** The HTTP client both calls use: `node:http` (or `node:https`), whose sockets can be unref'd in Node, Deno and Bun. */
 function client(url: URL): typeof http {
@@ -32,6 +32,7 @@ const MAX_LINE = 1 << 16;
  */
 export function followEvents(base: URL, database: string, clock: Clock, handlers: EventStreamHandlers, persistent = false): () => void {
   const url = new URL('events', base.href.endsWith('/') ? base : new URL(`${base.href}/`));
+  const timers = persistent ? persistentTimers : clock;
   let stopped = false;
   let failures = 0;
   let request: http.ClientRequest | undefined;
@@ -43,7 +44,7 @@ export function followEvents(base: URL, database: string, clock: Clock, handlers
     failures++;
     handlers.onError(error, failures);
     const delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** Math.min(failures - 1, 16));
-    timer = persistent ? setTimeout(connect, delay) : clock.setTimeout(connect, delay);
+    timer = timers.setTimeout(connect, delay);
   };
 
   const connect = (): void => {
@@ -108,10 +109,7 @@ export function followEvents(base: URL, database: string, clock: Clock, handlers
   connect();
   return () => {
     stopped = true;
-    if (timer !== undefined) {
-      if (persistent) clearTimeout(timer as ReturnType<typeof setTimeout>);
-      else clock.clearTimeout(timer);
-    }
+    if (timer !== undefined) timers.clearTimeout(timer);
     request?.destroy();
     request = undefined;
   };

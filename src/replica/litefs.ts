@@ -5,7 +5,7 @@ import { databaseImage, readHead, readImage, validatePages, type DatabaseImage, 
 import { LivePages, type ImageFeed } from '../live-image.ts';
 import { FALLBACK_PAGE_SIZE, pageSizeOf, type PageImage } from '../pages/page-image.ts';
 import { PageImageBuilder, type PageStore } from '../pages/page-store.ts';
-import type { Clock } from '../timers.ts';
+import { persistentTimers, type Clock } from '../timers.ts';
 import type { FileWatcher } from '../watcher.ts';
 import type { ReplicaFileSystem } from './file-system.ts';
 import { fetchExport, followEvents } from './litefs-http.ts';
@@ -178,14 +178,15 @@ export class LiteFsFeed implements WatchingFeed {
     const url = this.#settings.url;
     // With the events stream the poll is only a safety net.
     const pollMs = settings.pollMs ?? (url === undefined ? 100 : 1000);
+    const timers = persistent ? persistentTimers : clock;
     let stopped = false;
     let timer: unknown;
     const poll = (): void => {
       if (stopped) return;
       if (this.changed()) notify();
-      timer = persistent ? setTimeout(poll, pollMs) : clock.setTimeout(poll, pollMs);
+      timer = timers.setTimeout(poll, pollMs);
     };
-    timer = persistent ? setTimeout(poll, pollMs) : clock.setTimeout(poll, pollMs);
+    timer = timers.setTimeout(poll, pollMs);
     const stopEvents =
       url === undefined
         ? undefined
@@ -195,8 +196,7 @@ export class LiteFsFeed implements WatchingFeed {
       follow: () => undefined,
       close: async () => {
         stopped = true;
-        if (persistent) clearTimeout(timer as ReturnType<typeof setTimeout>);
-        else clock.clearTimeout(timer);
+        timers.clearTimeout(timer);
         stopEvents?.();
       },
     };

@@ -53,6 +53,44 @@ export function recordingLogger() {
   return { lines, logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') } };
 }
 
+/** A Python process stopped at a point of its program: see {@link pausedPython}. */
+export interface PausedPython {
+  /** Closes its stdin, so that the program goes on past `sys.stdin.read()`; resolves once it has exited. */
+  resume(): Promise<void>;
+  /** Ends it with SIGKILL, as a crash would (nothing is closed or checkpointed); resolves once it has exited. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Runs the Python `program` (`sys.argv[1]` is `dbPath`) until it prints a line `ready`; rejects
+ * if it exits before that, so a failing program fails the test instead of hanging it.
+ */
+export async function pausedPython(program: string, dbPath: string): Promise<PausedPython> {
+  const child = spawn('python3', ['-c', program, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (status) => resolve(status)));
+  // Closing stdin after the process is gone must not become an uncaught EPIPE.
+  child.stdin.on('error', () => undefined);
+  let output = '';
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += String(chunk);
+      if (/^ready$/m.test(output)) resolve();
+    });
+    void exited.then((status) => reject(new Error(`the Python process exited with status ${status} before it printed "ready"`)));
+  });
+  return {
+    resume: async () => {
+      child.stdin.end();
+      await exited;
+    },
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
 /**
  * Keeps a reading connection to `dbPath` open in another process until the returned function is
  * called: a WAL database then keeps its `-wal` when writers close (only the last connection to
@@ -60,17 +98,7 @@ export function recordingLogger() {
  */
 export async function holdOpen(dbPath: string): Promise<() => Promise<void>> {
   const program = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\ndb.execute('SELECT count(*) FROM sqlite_schema').fetchall()\nprint('ready', flush=True)\nsys.stdin.read()\ndb.close()\n";
-  const child = spawn('python3', ['-c', program, dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.stdout.on('data', (chunk: Buffer) => (String(chunk).includes('ready') ? resolve() : undefined));
-    void exited.then(() => reject(new Error('the holding connection exited early')));
-  });
-  return async () => {
-    child.stdin.end();
-    await exited;
-  };
+  return (await pausedPython(program, dbPath)).resume;
 }
 
 /**

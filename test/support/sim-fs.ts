@@ -23,7 +23,65 @@
  * reports file times floored to the file system's granularity (1 ns up to 2 s), as coarse file
  * systems and kernels that stamp files at a clock tick do.
  */
+import type { TestContext } from 'node:test';
+import process from 'node:process';
 import type { FileStat, ImageFileSystem } from '../../src/image/file-system.ts';
+import type { ReadPolicy } from '../../src/image/read.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Settings the simulations share (test/read-protocol.test.ts, test/replicas.test.ts)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * File-time granularities: this kernel (1 ns), Deno's stat and kernels before 6.13 with a 1 ms
+ * or 4 ms clock tick, ext4 with 128-byte inodes, HFS+ and network file systems (1 s), FAT (2 s).
+ */
+export const GRANULARITIES: readonly { readonly label: string; readonly ns: bigint }[] = [
+  { label: '1ns', ns: 1n },
+  { label: '1ms', ns: 1_000_000n },
+  { label: '4ms', ns: 4_000_000n },
+  { label: '1s', ns: 1_000_000_000n },
+  { label: '2s', ns: 2_000_000_000n },
+];
+
+/** The label of a granularity in {@link GRANULARITIES} (for replay commands). */
+export function granularityLabel(ns: bigint): string {
+  return GRANULARITIES.find((g) => g.ns === ns)?.label ?? `${ns}ns`;
+}
+
+/** How long the world stays quiet between two reads: none, a few syscalls, a tick, past a second. */
+export const QUIET_SPELLS_NS = [0n, 0n, 1_000n, 1_000_000n, 5_000_000n, 1_500_000_000n, 3_000_000_000n] as const;
+
+/**
+ * The reader's retry policy on a fake clock: each backoff sleep moves the clock, the file times
+ * and the writer (time passes for it too) instead of waiting. `clock` counts the sleeps.
+ */
+export function fakeClockPolicy(
+  fs: SimFs,
+  scheduler: Scheduler,
+  trace: Trace,
+  busyTimeoutMs: number,
+): { readonly policy: ReadPolicy; readonly clock: { now: number; sleeps: number } } {
+  const clock = { now: 0, sleeps: 0 };
+  const policy: ReadPolicy = {
+    busyTimeoutMs,
+    now: () => clock.now,
+    sleep: async (ms) => {
+      clock.now += ms;
+      clock.sleeps++;
+      fs.advance(BigInt(Math.round(ms * 1e6)));
+      trace.log(`R sleep(${ms}) -> fake clock ${clock.now} ms`);
+      scheduler.sleeping();
+    },
+  };
+  return { policy, clock };
+}
+
+/** A statistics line: a test diagnostic, and printed with SIM_VERBOSE=1. */
+export function report(t: TestContext, line: string): void {
+  if (typeof t.diagnostic === 'function') t.diagnostic(line);
+  if (process.env.SIM_VERBOSE !== undefined) console.log(line);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Randomness

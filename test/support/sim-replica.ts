@@ -26,7 +26,7 @@ import { crc64 } from '../../src/replica/ltx.ts';
 import type { ReplicaFileSystem } from '../../src/replica/file-system.ts';
 import { databaseChecksum, ltxFile, ltxName, posText } from './ltx-bytes.ts';
 import type { Rng, SimFs, Steppable, Trace } from './sim-fs.ts';
-import { describeImage, patternPage, writeDbHeader, type CommittedState } from './sim-writer.ts';
+import { describeImage, patternPage, StateImages, WHOLE_IMAGE_LIMIT, writeDbHeader, type CommittedState } from './sim-writer.ts';
 
 /**
  * A FUSE mount over a {@link SimFs}: every file time reads as 0, as on a LiteFS mount (its nodes
@@ -109,20 +109,6 @@ interface Step {
   readonly run: () => string;
 }
 
-const WHOLE_IMAGE_LIMIT = 64 << 20;
-
-function hashBytes(bytes: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-  return `${bytes.length}:${h >>> 0}`;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /** A replication engine applying transactions as pages written in place (see the module comment). */
 export class ApplyWriter implements Steppable {
   readonly states: CommittedState[] = [];
@@ -132,7 +118,7 @@ export class ApplyWriter implements Steppable {
   readonly #rng: Rng;
   readonly #trace: Trace;
   readonly #config: ApplyWriterConfig;
-  readonly #byHash = new Map<string, number[]>();
+  readonly #images = new StateImages();
   #pages: Uint8Array[] = [];
   #txid = 1n;
   #seq = 0;
@@ -197,10 +183,8 @@ export class ApplyWriter implements Steppable {
   }
 
   find(bytes: Uint8Array): CommittedState | undefined {
-    for (const index of this.#byHash.get(hashBytes(bytes)) ?? []) {
-      if (equalBytes(this.states[index]!.image, bytes)) return this.states[index];
-    }
-    return undefined;
+    const index = this.#images.find(bytes);
+    return index === undefined ? undefined : this.states[index];
   }
 
   describe(bytes: Uint8Array): string {
@@ -239,11 +223,7 @@ export class ApplyWriter implements Steppable {
     image[18] = 1;
     image[19] = 1;
     const index = this.states.length;
-    const key = hashBytes(image);
-    const list = this.#byHash.get(key) ?? [];
-    if (list.some((i) => equalBytes(this.states[i]!.image, image))) throw new Error(`simulator bug: state #${index} repeats an earlier state`);
-    list.push(index);
-    this.#byHash.set(key, list);
+    this.#images.add(index, image);
     const pages = Array.from({ length: this.#pages.length }, (_, i) => image.subarray(i * pageSize, (i + 1) * pageSize));
     this.states.push({ index, label, size: image.length, pageSize, pages, image });
   }

@@ -338,6 +338,28 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * The whole images of a simulated writer's committed states, by content: every state must be
+ * unique, so that an image a reader returns equals exactly one of them.
+ */
+export class StateImages {
+  readonly #byHash = new Map<string, { readonly index: number; readonly image: Uint8Array }[]>();
+
+  /** Adds `image` as state `index`; throws (a simulator bug) when an earlier state has the same bytes. */
+  add(index: number, image: Uint8Array): void {
+    const key = hashBytes(image);
+    const list = this.#byHash.get(key) ?? [];
+    if (list.some((entry) => equalBytes(entry.image, image))) throw new Error(`simulator bug: state #${index} repeats an earlier state`);
+    list.push({ index, image });
+    this.#byHash.set(key, list);
+  }
+
+  /** The index of the state whose image is `bytes`, if any. */
+  find(bytes: Uint8Array): number | undefined {
+    return this.#byHash.get(hashBytes(bytes))?.find((entry) => equalBytes(entry.image, bytes))?.index;
+  }
+}
+
 function samePages(a: readonly Uint8Array[], b: readonly Uint8Array[]): boolean {
   if (a.length !== b.length) return false;
   let same = true;
@@ -380,7 +402,7 @@ export class SimWriter implements Steppable {
   readonly #shmPath: string;
   readonly #journalPath: string;
   readonly #tempPath: string;
-  readonly #byHash = new Map<string, number[]>();
+  readonly #images = new StateImages();
 
   #queue: Step[] = [];
   #queueAt = 0;
@@ -504,11 +526,8 @@ export class SimWriter implements Steppable {
       }
       return undefined;
     }
-    for (const index of this.#byHash.get(hashBytes(bytes)) ?? []) {
-      const state = this.states[index]!;
-      if (equalBytes(state.image, bytes)) return state;
-    }
-    return undefined;
+    const index = this.#images.find(bytes);
+    return index === undefined ? undefined : this.states[index];
   }
 
   /** Whether `bytes` is the current committed state. */
@@ -776,13 +795,8 @@ export class SimWriter implements Steppable {
     }
     const image = this.#image(true);
     const pages = Array.from({ length: this.#pages.length }, (_, i) => image.subarray(i * pageSize, (i + 1) * pageSize));
+    this.#images.add(index, image);
     this.states.push({ index, label, size, pageSize, pages, image });
-    const key = hashBytes(image);
-    const list = this.#byHash.get(key);
-    // Every state must be unique, so that an image equals exactly one of them.
-    if (list?.some((i) => equalBytes(this.states[i]!.image, image))) throw new Error(`simulator bug: state #${index} repeats an earlier state`);
-    if (list === undefined) this.#byHash.set(key, [index]);
-    else list.push(index);
   }
 
   #adopt(content: Content, label: string): string {
