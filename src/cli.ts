@@ -220,7 +220,7 @@ export async function runCli(args: readonly string[], output: Output, signal?: A
     if (parsed.json && parsed.jsonl) throw new UsageError('choose one of --json and --jsonl');
     if (parsed.poll !== undefined && command !== 'watch') throw new UsageError('--poll is an option of watch');
     const format: Format = parsed.json ? 'json' : parsed.jsonl ? 'jsonl' : 'table';
-    const logger = parsed.verbose ? await createTsLogger(2, (line) => output.err(line)) : undefined;
+    const logger = parsed.verbose ? await createTsLogger(2, (line) => output.err(escapeControls(line))) : undefined;
     switch (command) {
       case 'query': {
         const [sql, ...positional] = rest;
@@ -258,9 +258,10 @@ export async function runCli(args: readonly string[], output: Output, signal?: A
     const usage = error instanceof UsageError;
     const message = error instanceof Error ? error.message : String(error);
     if (jsonErrors) {
-      output.err(JSON.stringify({ error: { code: usage ? 'USAGE' : errorCode(error), message } }));
+      output.err(jsonText({ error: { code: usage ? 'USAGE' : errorCode(error), message } }));
     } else {
-      output.err(usage ? `dbcache: ${message}\n\n${USAGE}` : `dbcache: ${message}`);
+      // Messages can carry text from the database (SQLite names what it could not find): escaped as in tables.
+      output.err(usage ? `dbcache: ${escapeControls(message)}\n\n${USAGE}` : `dbcache: ${escapeControls(message)}`);
     }
     return usage ? 2 : 1;
   }
@@ -595,7 +596,7 @@ async function printRows(cache: DbCache, sql: string, params: Params | undefined
       if (columns.length > 0 && (block.length > 0 || widths === undefined)) await flush();
       await sink.line(`(${printed.rows} row${printed.rows === 1 ? '' : 's'})`);
     } else {
-      const keys = uniqueNames(columns).map((column) => `${JSON.stringify(column)}:`);
+      const keys = uniqueNames(columns).map((column) => `${jsonText(column)}:`);
       let previous: string | undefined;
       for (const row of rows) {
         const text = `{${row.map((value, i) => keys[i] + jsonValue(value)).join(',')}}`;
@@ -790,7 +791,16 @@ export function jsonValue(value: SqlValue): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number') return realText(value, '1e999');
   if (value instanceof Uint8Array) return `{"$blob":"${base64(value)}"}`;
-  return JSON.stringify(value);
+  return jsonText(value);
+}
+
+/**
+ * `JSON.stringify`, with the characters it leaves raw that a terminal may act on or that move text
+ * (C1 controls such as U+009B, which some terminals take as ESC [, line separators, bidirectional
+ * controls) written as `\u` escapes: the same JSON value, safe to print.
+ */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function base64(bytes: Uint8Array): string {
@@ -844,7 +854,7 @@ async function watch(path: string, sql: string | undefined, params: Params | und
   const report = (error: unknown) => {
     const code = errorCode(error);
     const message = error instanceof Error ? error.message : String(error);
-    output.err(json ? JSON.stringify({ event: 'error', error: { code, message } }) : `dbcache: ${message}`);
+    output.err(json ? jsonText({ event: 'error', error: { code, message } }) : `dbcache: ${escapeControls(message)}`);
   };
   const failed = (error: unknown): void => {
     if (error instanceof OutputClosed) {

@@ -203,9 +203,15 @@ export class SourceFeed implements ImageFeed {
       throw new PipelineFailure('SOURCE_FAILED', `the source function returned ${Object.prototype.toString.call(bytes)}, not a Uint8Array`);
     }
     // Pages equal to the live version's are shared; the others are copied (the source may reuse its array).
+    let image: Uint8Array;
+    try {
+      image = realBytes(bytes);
+    } catch (error) {
+      throw new PipelineFailure('SOURCE_FAILED', `the source function returned an object that only claims to be a Uint8Array (a proxy of one, or a view of a detached buffer): ${describe(error)}`, { cause: error });
+    }
     const { store } = this;
-    const builder = new PageImageBuilder(store, pageSizeOf(bytes) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
-    for (let at = 0; at < bytes.length; at += store.slabBytes) builder.push(bytes.subarray(at, at + store.slabBytes), false);
+    const builder = new PageImageBuilder(store, pageSizeOf(image) ?? FALLBACK_PAGE_SIZE, this.#live.pages);
+    for (let at = 0; at < image.length; at += store.slabBytes) builder.push(image.subarray(at, at + store.slabBytes), false);
     const pages = validatePages(builder.finish(), store);
     return databaseImage({
       pages,
@@ -242,4 +248,32 @@ export class SourceFeed implements ImageFeed {
   unsettledUntil(): undefined {
     return undefined;
   }
+}
+
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+
+function intrinsicGetter(key: PropertyKey): (this: unknown) => unknown {
+  return Object.getOwnPropertyDescriptor(typedArrayPrototype, key)!.get!;
+}
+
+/** The typed arrays' own accessors: they read a view's internal slots, which no subclass or own property can redefine. */
+const viewBuffer = intrinsicGetter('buffer');
+const viewOffset = intrinsicGetter('byteOffset');
+const viewLength = intrinsicGetter('byteLength');
+const viewKind = intrinsicGetter(Symbol.toStringTag);
+
+/**
+ * What a source returned, as a plain view of the bytes it really holds: sized and cut by the
+ * view's internal length and offset, never by a `length`, `subarray` or `byteLength` the caller
+ * can redefine (on the object or in a subclass). Throws a `TypeError` for a proxy of a Uint8Array
+ * and for a view of a detached buffer (which would read as an empty database).
+ */
+function realBytes(value: Uint8Array): Uint8Array {
+  const buffer = Reflect.apply(viewBuffer, value, []) as ArrayBufferLike;
+  if (Reflect.apply(viewKind, value, []) !== 'Uint8Array') throw new TypeError('not a Uint8Array');
+  const offset = Reflect.apply(viewOffset, value, []) as number;
+  const length = Reflect.apply(viewLength, value, []) as number;
+  // A detached buffer has no bytes, like an empty image: copying the view is what tells them apart.
+  if (length === 0) new Uint8Array(value);
+  return new Uint8Array(buffer, offset, length);
 }
