@@ -227,6 +227,16 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]![b.length]!;
 }
 
+/** Every known option of `options` read exactly once, into a plain object of our own. */
+function readOnce(options: DbCacheOptions): DbCacheOptions {
+  const values: Record<string, unknown> = {};
+  for (const name of Object.keys(OPTION_NAMES)) {
+    const value: unknown = options[name as keyof DbCacheOptions];
+    if (value !== undefined) values[name] = value;
+  }
+  return values as DbCacheOptions;
+}
+
 /** Applies defaults and validates; throws TypeError / RangeError naming the option and the value. */
 export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
@@ -234,6 +244,8 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
   checkKeys(options);
+  // Each option read once (a getter may answer differently the second time), inherited ones too.
+  options = readOnce(options);
   const { onReload, logger, signal, sqlJs, poll } = options;
   if (onReload !== undefined && typeof onReload !== 'function') {
     throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);

@@ -601,6 +601,35 @@ describe('options objects', () => {
   });
 });
 
+describe('options read once', () => {
+  test('each option is read exactly once, so a getter cannot pass validation with one value and be used with another', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, SETUP);
+    const reads: Record<string, number> = {};
+    const options = {};
+    const values = { watch: false, poll: 50, memo: 5, debounceMs: 3, maxWaitMs: 30, bigint: false, cacheSize: 2000, maxStatements: 10, busyTimeoutMs: 100, quickCheck: false };
+    for (const [name, value] of Object.entries(values)) {
+      Object.defineProperty(options, name, {
+        enumerable: true,
+        get() {
+          reads[name] = (reads[name] ?? 0) + 1;
+          // A second read would answer something that fails validation.
+          return reads[name] === 1 ? value : 'changed';
+        },
+      });
+    }
+    const cache = await openDbCache(file, options);
+    try {
+      assert.deepEqual(cache.get('SELECT count(*) AS n FROM t'), { n: 3 });
+      assert.deepEqual(reads, Object.fromEntries(Object.keys(values).map((name) => [name, 1])));
+    } finally {
+      await cache.close();
+      cleanup();
+    }
+  });
+});
+
 describe('source functions', () => {
   let image: Uint8Array;
   before(async () => {
