@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { runCli } from '../src/cli.ts';
 import { isDbCacheError, openDbCache, type DbCache, type DbCacheError, type DbCacheEvent, type OverlayDatabase, type Snapshot } from '../src/index.ts';
 import { loadSqlJs } from '../src/sqljs.ts';
-import { runtimeCommand, sqlite, tempDir } from './support/fixtures.ts';
+import { inotifyWatches, runtimeCommand, sqlite, tempDir, waitFor } from './support/fixtures.ts';
 
 const SETUP = `
 db.executescript('''
@@ -536,6 +536,29 @@ describe('listeners', () => {
 });
 
 describe('options objects', () => {
+  // Before the fix, close() called the signal's method first: it rejected with 'remove' and the
+  // watcher kept its inotify watch for the life of the process.
+  test('a signal whose removeEventListener throws cannot keep a closed cache watching', { skip: inotifyWatches() === undefined && 'counts inotify watches (Linux)' }, async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, SETUP);
+    const before = inotifyWatches()!;
+    const controller = new AbortController();
+    Object.defineProperty(controller.signal, 'removeEventListener', {
+      value: () => {
+        throw new Error('remove');
+      },
+    });
+    const cache = await openDbCache(file, { signal: controller.signal });
+    try {
+      await cache.close();
+      assert.equal(cache.closed, true);
+      await waitFor(() => inotifyWatches() === before, () => `${inotifyWatches()} inotify watches instead of ${before} after close()`, 5000);
+    } finally {
+      cleanup();
+    }
+  });
+
   test('a getter that throws is the caller’s error; proxies, null-prototype, frozen, inherited options work; changes after open change nothing', async () => {
     const { dir, cleanup } = tempDir();
     const file = path.join(dir, 'app.db');
