@@ -12,7 +12,9 @@ export interface ReloadInfo {
 
 /**
  * A database image from the application's own writer connection, e.g.
- * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js).
+ * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js). The bytes the
+ * array really holds are copied (its own `length` or `subarray` are never asked), so the source may
+ * reuse the array; a proxy of a Uint8Array, or a view of a detached buffer, is `SOURCE_FAILED`.
  */
 export type DatabaseSource = () => Uint8Array | Promise<Uint8Array>;
 
