@@ -438,7 +438,11 @@ class Cache extends QueryMethods implements DbCache {
     this.#listeners.clear();
     this.#abandonHook?.();
     this.#unwatchEngine();
-    this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    try {
+      this.#options.signal?.removeEventListener('abort', this.#onAbort);
+    } catch {
+      // The caller's own signal (its method replaced, say) cannot keep the cache from closing.
+    }
     this.#scheduler?.stop();
     const watcher = this.#watcher;
     this.#watcher = undefined;

@@ -158,7 +158,16 @@ export function jsonValue(value: SqlValue): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number') return realText(value, '1e999');
   if (value instanceof Uint8Array) return `{"$blob":"${base64(value)}"}`;
-  return JSON.stringify(value);
+  return jsonText(value);
+}
+
+/**
+ * `JSON.stringify`, with the characters it leaves raw that a terminal may act on or that move text
+ * (C1 controls such as U+009B, which some terminals take as ESC [, line separators, bidirectional
+ * controls) written as `\u` escapes: the same JSON value, safe to print.
+ */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function base64(bytes: Uint8Array): string {

@@ -27,7 +27,8 @@ export function tableCell(value: SqlValue): string {
   return cut(escapeControls(ambiguous ? `'${value.replaceAll("'", "''")}'` : value));
 }
 
-function escapeControls(text: string): string {
+/** Control, line-separator and bidirectional characters as escapes (`\n`, `\x1b`, `\u202e`): what a terminal would act on. */
+export function escapeControls(text: string): string {
   return text.replace(
     /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
     (char) => CONTROL[char] ?? (char.charCodeAt(0) <= 0xff ? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${char.charCodeAt(0).toString(16)}`),

@@ -4,9 +4,9 @@ import process from 'node:process';
 import { inspectDatabase, isDbCacheError, openDbCache, type DbCache, type DbCacheEvent, type Logger, type Params, type SqlValue } from './index.ts';
 // Not part of the public API: tslog, imported only for --verbose.
 import { createTsLogger } from './logger.ts';
-import { JSON_NUMBER, jsonNumber, jsonValue, parseJson } from './cli-json.ts';
+import { JSON_NUMBER, jsonNumber, jsonText, jsonValue, parseJson } from './cli-json.ts';
 import { ChunkedOutput, OutputClosed, streamOutput, writeQuietly, type Output } from './cli-output.ts';
-import { displayWidth, headerCell, MAX_WIDTH, padCell, tableCell } from './cli-table.ts';
+import { displayWidth, escapeControls, headerCell, MAX_WIDTH, padCell, tableCell } from './cli-table.ts';
 
 const FORMATS = `Output: an aligned table, or with --json a JSON array of objects, with --jsonl one JSON object
 per line. Rows stream: the next rows are read only when the reader has taken the previous ones, so
@@ -194,7 +194,7 @@ export async function runCli(args: readonly string[], output: Output, signal?: A
     if (parsed.json && parsed.jsonl) throw new UsageError('choose one of --json and --jsonl');
     if (parsed.poll !== undefined && command !== 'watch') throw new UsageError('--poll is an option of watch');
     const format: Format = parsed.json ? 'json' : parsed.jsonl ? 'jsonl' : 'table';
-    const logger = parsed.verbose ? await createTsLogger(2, (line) => output.err(line)) : undefined;
+    const logger = parsed.verbose ? await createTsLogger(2, (line) => output.err(escapeControls(line))) : undefined;
     switch (command) {
       case 'query': {
         const [sql, ...positional] = rest;
@@ -232,9 +232,10 @@ export async function runCli(args: readonly string[], output: Output, signal?: A
     const usage = error instanceof UsageError;
     const message = error instanceof Error ? error.message : String(error);
     if (jsonErrors) {
-      output.err(JSON.stringify({ error: { code: usage ? 'USAGE' : errorCode(error), message } }));
+      output.err(jsonText({ error: { code: usage ? 'USAGE' : errorCode(error), message } }));
     } else {
-      output.err(usage ? `dbcache: ${message}\n\n${USAGE}` : `dbcache: ${message}`);
+      // Messages can carry text from the database (SQLite names what it could not find): escaped as in tables.
+      output.err(usage ? `dbcache: ${escapeControls(message)}\n\n${USAGE}` : `dbcache: ${escapeControls(message)}`);
     }
     return usage ? 2 : 1;
   }
@@ -372,7 +373,7 @@ async function printRows(cache: DbCache, sql: string, params: Params | undefined
       if (columns.length > 0 && (block.length > 0 || widths === undefined)) await flush();
       await sink.line(`(${printed.rows} row${printed.rows === 1 ? '' : 's'})`);
     } else {
-      const keys = uniqueNames(columns).map((column) => `${JSON.stringify(column)}:`);
+      const keys = uniqueNames(columns).map((column) => `${jsonText(column)}:`);
       let previous: string | undefined;
       for (const row of rows) {
         const text = `{${row.map((value, i) => keys[i] + jsonValue(value)).join(',')}}`;
@@ -455,7 +456,7 @@ async function watch(path: string, sql: string | undefined, params: Params | und
   const report = (error: unknown) => {
     const code = errorCode(error);
     const message = error instanceof Error ? error.message : String(error);
-    output.err(json ? JSON.stringify({ event: 'error', error: { code, message } }) : `dbcache: ${message}`);
+    output.err(json ? jsonText({ event: 'error', error: { code, message } }) : `dbcache: ${escapeControls(message)}`);
   };
   const failed = (error: unknown): void => {
     if (error instanceof OutputClosed) {

@@ -55,15 +55,19 @@ export type DbCacheErrorCode =
  */
 export class DbCacheError extends Error {
   /** A stable code for the kind of failure. */
-  readonly code: DbCacheErrorCode;
+  declare readonly code: DbCacheErrorCode;
   /** The database path (or source name) the failure is about. */
-  readonly path: string;
+  declare readonly path: string;
 
   constructor(code: DbCacheErrorCode, path: string, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: toError(options.cause) });
-    this.name = 'DbCacheError';
-    this.code = code;
-    this.path = path;
+    // Read-only for real: one error reaches every listener and the caller of reload() (and an
+    // engine event every cache), so none of them may change what the others are told.
+    Object.defineProperties(this, {
+      name: { value: 'DbCacheError', enumerable: true },
+      code: { value: code, enumerable: true },
+      path: { value: path, enumerable: true },
+    });
   }
 }
 

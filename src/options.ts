@@ -12,7 +12,9 @@ export interface ReloadInfo {
 
 /**
  * A database image from the application's own writer connection, e.g.
- * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js).
+ * `() => db.serialize()` (better-sqlite3, bun:sqlite) or `() => db.export()` (sql.js). The bytes the
+ * array really holds are copied (its own `length` or `subarray` are never asked), so the source may
+ * reuse the array; a proxy of a Uint8Array, or a view of a detached buffer, is `SOURCE_FAILED`.
  */
 export type DatabaseSource = () => Uint8Array | Promise<Uint8Array>;
 
@@ -383,6 +385,16 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]![b.length]!;
 }
 
+/** Every known option of `options` read exactly once, into a plain object of our own. */
+function readOnce(options: DbCacheOptions): DbCacheOptions {
+  const values: Record<string, unknown> = {};
+  for (const name of Object.keys(OPTION_NAMES)) {
+    const value: unknown = options[name as keyof DbCacheOptions];
+    if (value !== undefined) values[name] = value;
+  }
+  return values as DbCacheOptions;
+}
+
 /** Applies defaults and validates; throws TypeError / RangeError naming the option and the value. */
 export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
@@ -390,6 +402,8 @@ export function resolveOptions(options: DbCacheOptions | undefined): ResolvedOpt
     throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
   checkKeys(options);
+  // Each option read once (a getter may answer differently the second time), inherited ones too.
+  options = readOnce(options);
   const { onReload, logger, signal, sqlJs, poll } = options;
   if (onReload !== undefined && typeof onReload !== 'function') {
     throw new TypeError(`options.onReload must be a function, got ${typeof onReload}`);

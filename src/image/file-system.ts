@@ -70,7 +70,9 @@ function toStat(stat: fs.BigIntStats): FileStat {
 
 /** The production file system: `node:fs` (also in Deno and Bun). */
 export const nodeFileSystem: ImageFileSystem = {
-  open: (path) => fs.openSync(path, 'r'),
+  // Non-blocking: opening a FIFO for reading (a -journal or -wal that is one) would otherwise wait
+  // for a writer, blocking the whole process. No effect on regular files; absent on Windows.
+  open: (path) => fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0)),
   close: (fd) => fs.closeSync(fd),
   fstat: (fd) => toStat(fs.fstatSync(fd, { bigint: true })),
   stat(path) {
