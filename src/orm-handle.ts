@@ -1,6 +1,6 @@
 import { DbCacheError, illegalConstructor } from './errors.ts';
 import { isNamedObject, type BindInput } from './params.ts';
-import { ARRAY } from './row-mode.ts';
+import { ARRAY, rowObject } from './row-mode.ts';
 import { MAX_PARAMETERS } from './sql-guard.ts';
 import type { StatementOwner } from './statement.ts';
 import type { Params, Row, RunResult, SqlJsCompatible, SqlJsCompatibleStatement, SqlJsParams, SqlJsValue } from './types.ts';
@@ -173,10 +173,7 @@ class OrmStatement implements SqlJsCompatibleStatement {
 
   getAsObject(params?: SqlJsParams): Record<string, SqlJsValue> {
     const values = this.get(params);
-    const row: Record<string, SqlJsValue> = {};
-    const columns = this.#columns;
-    for (let i = 0; i < values.length; i++) row[columns[i]!] = values[i]!;
-    return row;
+    return rowObject(this.#columns.slice(0, values.length), values);
   }
 
   getColumnNames(): string[] {

@@ -5,7 +5,7 @@ import { newOrmHandle, type OrmOwner } from './orm-handle.ts';
 import { volatileViews } from './deterministic-sql.ts';
 import { applyBinding, type BindInput, BoundValues, describeParams, isNamedObject, type PlainValue, readBinding, type RealBinder, SpreadArgs, wellFormed } from './params.ts';
 import { freezeRow, freezeRows, NO_ROW, ResultMemo } from './result-memo.ts';
-import { ARRAY, BIGINTS, FIRST, OBJECT, type RowMode } from './row-mode.ts';
+import { ARRAY, BIGINTS, FIRST, OBJECT, rowObject, type RowMode } from './row-mode.ts';
 import { analyzeSql, assertOneStatement, overlayRefusal, type SqlAnalysis } from './sql-guard.ts';
 import { insideUserFunction, takeFunctionFailure, type RowReader, type SqlJsDatabase, type SqlJsStatement } from './sqljs.ts';
 import { newStatement } from './statement.ts';
@@ -55,6 +55,8 @@ class CompiledStatement {
   readonly raw: SqlJsStatement;
   readonly columns: string[];
   readonly analysis: SqlAnalysis;
+  /** A column is named `__proto__`: rows are built by {@link rowObject}, never by assignment. */
+  readonly protoColumn: boolean;
   busy = false;
   /** A stack overflow or a trap unwound it mid-step: never reused. */
   discarded = false;
@@ -63,6 +65,7 @@ class CompiledStatement {
     this.raw = raw;
     this.columns = raw.getColumnNames();
     this.analysis = analysis;
+    this.protoColumn = this.columns.includes('__proto__');
   }
 }
 
@@ -496,17 +499,14 @@ export class SnapshotCore {
   #row(statement: CompiledStatement, mode: RowMode): unknown {
     const rows = this.settings.rows;
     if (rows !== undefined && mode < BIGINTS) {
-      if (mode === OBJECT) return rows.object(statement.raw, statement.columns);
+      if (mode === OBJECT) return statement.protoColumn ? rowObject(statement.columns, rows.values(statement.raw)) : rows.object(statement.raw, statement.columns);
       return mode === ARRAY ? rows.values(statement.raw) : rows.first(statement.raw);
     }
     const values = statement.raw.get(null, mode >= BIGINTS ? BIGINT_ROWS : NUMBER_ROWS) as SqlValue[];
     const shape = mode >= BIGINTS ? mode - BIGINTS : mode;
     if (shape === ARRAY) return values;
     if (shape === FIRST) return values[0] ?? null;
-    const row: Row = {};
-    const { columns } = statement;
-    for (let i = 0; i < columns.length; i++) row[columns[i]!] = values[i]!;
-    return row;
+    return rowObject(statement.columns, values);
   }
 
   /** Binds `values` (read already) and runs `fn` on the checked-out statement. */

@@ -175,6 +175,39 @@ describe('SQL: functions and limits reach nothing beyond the query', () => {
   });
 });
 
+describe('column names', () => {
+  // `row["__proto__"] = value` would set the row's prototype (a blob: the row inherits Uint8Array's
+  // methods and bytes as indexes) or drop the value. better-sqlite3 12.6 does that; dbcache keeps
+  // the column as an own property like any other (README, "Compared with better-sqlite3").
+  test('a column named __proto__ is an own property of the row, never its prototype, through every door', async () => {
+    const { dir, cleanup } = tempDir();
+    const file = path.join(dir, 'app.db');
+    sqlite(file, "db.execute('CREATE TABLE p(\"__proto__\" BLOB, b INTEGER)'); db.execute(\"INSERT INTO p VALUES (x'0102', 7)\")");
+    const cache = await openDbCache(file, { watch: false });
+    const big = await openDbCache(file, { watch: false, bigint: true, memo: true });
+    try {
+      const rows = [
+        cache.get<Record<string, unknown>>('SELECT * FROM p')!,
+        cache.all<Record<string, unknown>>('SELECT * FROM p')[0]!,
+        [...cache.iterate<Record<string, unknown>>('SELECT * FROM p')][0]!,
+        cache.prepare('SELECT * FROM p').get() as Record<string, unknown>,
+        cache.sqlJsDatabase().prepare('SELECT * FROM p').getAsObject([]),
+        big.get<Record<string, unknown>>('SELECT * FROM p')!,
+        big.get<Record<string, unknown>>('SELECT * FROM p')!,
+      ];
+      for (const row of rows) {
+        assert.equal(Object.getPrototypeOf(row), Object.prototype);
+        assert.deepEqual(Object.keys(row), ['__proto__', 'b']);
+        assert.deepEqual(Object.getOwnPropertyDescriptor(row, '__proto__')?.value, new Uint8Array([1, 2]));
+      }
+    } finally {
+      await cache.close();
+      await big.close();
+      cleanup();
+    }
+  });
+});
+
 describe('SQL: views stored in the database file', () => {
   test('a view over a PRAGMA function that acts is stopped by query_only; the others do not exist as tables', async () => {
     const { dir, cleanup } = tempDir();

@@ -242,6 +242,8 @@ async function readRollbackMode(
     // then shows up as a changed counter at the end.
     const counterBefore = readCounter(fs, fd, before.size);
     if (journalActive(path, fs)) return new Retry('a rollback journal is active');
+    const refused = refusedHeader(path, fs, fd, before, counterBefore, clock);
+    if (refused !== undefined) return refused;
     const bytes = await readPages(fs, fd, before.size, store, live);
     if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
     const after = fs.fstat(fd);
@@ -283,6 +285,41 @@ async function readRollbackMode(
   } finally {
     fs.close(fd);
   }
+}
+
+/**
+ * A rollback-mode file whose first 100 bytes are not an SQLite header is refused whatever follows
+ * them (SQLite refuses it at the header too): instead of reading it whole, the header alone is
+ * read, under the same checks a whole read gets (no journal, the same counter and stats after it;
+ * within the racy window, the header read again), and refused with `NOT_A_DATABASE`. `undefined`
+ * when the header is valid (or the file empty): read the file.
+ */
+function refusedHeader(path: string, fs: ImageFileSystem, fd: number, before: FileStat, counterBefore: number, clock: Clock): Retry | undefined {
+  if (before.size === 0) return undefined;
+  const head = readHeaderBytes(fs, fd, before.size);
+  let failure: PipelineFailure;
+  try {
+    parse(head);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof PipelineFailure)) throw error;
+    failure = error;
+  }
+  if (journalActive(path, fs)) return new Retry('a rollback journal became active during the read');
+  const after = fs.fstat(fd);
+  if (readCounter(fs, fd, after.size) !== counterBefore || statKey(after) !== statKey(before)) return new Retry('the database changed during the read');
+  if (fs.stat(`${path}-wal`) !== undefined) return new Retry('a WAL appeared during the read');
+  const now = fs.stat(path);
+  if (now === undefined || statKey(now) !== statKey(before)) return new Retry('the database file changed or was replaced during the read');
+  if (marksWal(head)) return new Retry('the database is in WAL mode now');
+  if (isRacy(before, clock) && !sameBytes(readHeaderBytes(fs, fd, before.size), head)) return new Retry('the database changed during the read');
+  throw failure;
+}
+
+/** The first 100 bytes of the file behind `fd` (fewer when it is shorter). */
+function readHeaderBytes(fs: ImageFileSystem, fd: number, size: number): Uint8Array {
+  const head = new Uint8Array(Math.min(size, DB_HEADER_SIZE));
+  return head.subarray(0, readFully(fs, fd, head, 0));
 }
 
 /**
