@@ -99,7 +99,7 @@ class DatabaseWatcher implements FileWatcher {
       await this.#apply(plan);
       // A commit between the resolution and the new watch's start would wait for the next event.
       if (!this.#closed) this.#onChange();
-    });
+    }).catch((error: unknown) => this.#onError(error));
   }
 
   async close(): Promise<void> {

@@ -340,7 +340,14 @@ for (const spec of CASES) {
   }
 }
 
+// The totals the README quotes. It also checks that every replay above ran to its end: a case
+// that stopped early (or was skipped) would be missing from the totals.
 test('replica replays: torn and stale per engine, over every granularity', (t) => {
+  const filtered = ONLY_CASE !== undefined || ONLY_GRANULARITY !== undefined;
+  if (!filtered) {
+    assert.deepEqual([...results.keys()].sort(), CASES.map((spec) => spec.key).sort(), 'every case has results');
+    for (const [key, byGranularity] of results) assert.equal(byGranularity.size, GRANULARITIES.length, `${key} ran at every granularity`);
+  }
   for (const [key, byGranularity] of results) {
     const total = newTally();
     for (const tally of byGranularity.values()) {
