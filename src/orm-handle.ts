@@ -32,6 +32,8 @@ class OrmHandle implements SqlJsCompatible {
   readonly #owner: OrmOwner;
   readonly #path: string;
   #closed = false;
+  /** How to end each statement's open cursor (and the lease it holds): `close()` ends them all. */
+  readonly #cursors = new Set<() => void>();
 
   constructor(key: symbol, owner: OrmOwner) {
     if (key !== HANDLE) throw illegalConstructor();
@@ -43,13 +45,15 @@ class OrmHandle implements SqlJsCompatible {
     if (typeof sql !== 'string') throw new TypeError('Expected first argument to be a string');
     this.#check();
     this.#owner.admitReader(sql);
-    const statement = new OrmStatement(STATEMENT, this.#owner, sql, this.#path, () => this.#check());
+    const statement = new OrmStatement(STATEMENT, this.#owner, sql, this.#path, () => this.#check(), this.#cursors);
     if (params !== undefined && params !== null) statement.bind(params);
     return statement;
   }
 
+  /** Closes the handle: its statements throw `CLOSED` from now on, and their open cursors end at once. */
   close(): void {
     this.#closed = true;
+    for (const end of [...this.#cursors]) end();
   }
 
   exec(): never {
@@ -107,6 +111,8 @@ class OrmStatement implements SqlJsCompatibleStatement {
   readonly #sql: string;
   readonly #path: string;
   readonly #checkHandle: () => void;
+  readonly #cursors: Set<() => void>;
+  readonly #endCursor = (): void => this.#end();
   #bound: BindInput = undefined;
   /** The open cursor: the rows of the current run, which holds a lease on its version until it ends. */
   #rows: IterableIterator<SqlJsValue[]> | undefined;
@@ -114,12 +120,13 @@ class OrmStatement implements SqlJsCompatibleStatement {
   #row: SqlJsValue[] | undefined;
   #freed = false;
 
-  constructor(key: symbol, owner: OrmOwner, sql: string, path: string, checkHandle: () => void) {
+  constructor(key: symbol, owner: OrmOwner, sql: string, path: string, checkHandle: () => void, cursors: Set<() => void>) {
     if (key !== STATEMENT) throw illegalConstructor();
     this.#owner = owner;
     this.#sql = sql;
     this.#path = path;
     this.#checkHandle = checkHandle;
+    this.#cursors = cursors;
   }
 
   get reader(): boolean {
@@ -142,19 +149,18 @@ class OrmStatement implements SqlJsCompatibleStatement {
       this.#columns = this.#owner.columnsOf(this.#sql);
       rows = this.#owner.iterateAs<SqlJsValue[]>(this.#sql, this.#bound, ARRAY);
       this.#rows = rows;
+      this.#cursors.add(this.#endCursor);
     }
     let next: IteratorResult<SqlJsValue[]>;
     try {
       next = rows.next();
     } catch (error) {
-      this.#rows = undefined;
-      this.#row = undefined;
+      this.#end();
       throw error;
     }
     if (next.done === true) {
       // As in SQLite, the next step() runs the statement again.
-      this.#rows = undefined;
-      this.#row = undefined;
+      this.#end();
       return false;
     }
     this.#row = next.value;
@@ -208,18 +214,27 @@ class OrmStatement implements SqlJsCompatibleStatement {
     this.#check();
     const input = params === undefined || params === null ? this.#bound : copyParams(params);
     const rows = this.#owner.iterate(this.#sql, input as Params | undefined);
+    // Registered with the handle like step()'s cursor: closing it (or releasing its snapshot) ends this one too.
+    const end = (): void => {
+      this.#cursors.delete(end);
+      rows.return?.();
+    };
+    this.#cursors.add(end);
     const iterator: IterableIterator<Row> = {
       next: () => {
+        let step: IteratorResult<Row>;
         try {
           this.#check();
+          step = rows.next();
         } catch (error) {
-          rows.return?.();
+          end();
           throw error;
         }
-        return rows.next();
+        if (step.done === true) this.#cursors.delete(end);
+        return step;
       },
       return: (value?: unknown) => {
-        rows.return?.();
+        end();
         return { value: value as Row, done: true };
       },
       [Symbol.iterator]: () => iterator,
@@ -249,6 +264,7 @@ class OrmStatement implements SqlJsCompatibleStatement {
     const rows = this.#rows;
     this.#rows = undefined;
     this.#row = undefined;
+    this.#cursors.delete(this.#endCursor);
     rows?.return?.();
   }
 

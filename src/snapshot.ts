@@ -932,6 +932,8 @@ class SnapshotLease extends QueryMethods implements Snapshot {
   readonly #core: SnapshotCore;
   #end: (() => void) | undefined;
   readonly #access: QueryAccess;
+  /** The ORM handles handed out: closed when the lease ends. */
+  readonly #handles: SqlJsCompatible[] = [];
 
   constructor(key: symbol, core: SnapshotCore) {
     if (key !== LEASE) throw illegalConstructor();
@@ -956,6 +958,8 @@ class SnapshotLease extends QueryMethods implements Snapshot {
   release(): void {
     const end = this.#end;
     this.#end = undefined;
+    // Their statements' open cursors hold the version too.
+    for (const handle of this.#handles.splice(0)) handle.close();
     end?.();
   }
 
@@ -964,7 +968,9 @@ class SnapshotLease extends QueryMethods implements Snapshot {
   }
 
   sqlJsDatabase(): SqlJsCompatible {
-    return newOrmHandle(this.#access);
+    const handle = newOrmHandle(this.#access);
+    this.#handles.push(handle);
+    return handle;
   }
 
   #usable(): SnapshotCore {

@@ -436,11 +436,11 @@ describe('CLOSED after release, close() and cache.close()', () => {
       assert.equal(iterator.next().done, false);
       sqlite(file, `db.execute("INSERT INTO items(name, price) VALUES ('x', 1)")`);
       await cache.reload();
+      assert.equal(cache.stats().liveSnapshots, 2, 'the lease, the open run and the iterator hold the old version');
       snap.release();
-      assert.equal(cache.stats().liveSnapshots, 2, 'the open run and iterator hold the old version');
+      assert.equal(cache.stats().liveSnapshots, 1, 'releasing the lease ended the open run and the iterator: the old version was freed');
       assert.throws(() => running.step(), closed);
       assert.throws(() => iterator.next(), closed);
-      assert.equal(cache.stats().liveSnapshots, 1, 'the old version was freed');
       for (const call of [
         () => idle.bind([1]),
         () => idle.step(),
@@ -476,8 +476,20 @@ describe('CLOSED after release, close() and cache.close()', () => {
     snap.release();
     const live = cache.sqlJsDatabase();
     const before = live.prepare('SELECT 1 AS one');
-    await cache.close();
+    // A run left open on the cache's handle holds its version until the handle is closed.
+    const open = live.prepare('SELECT 1 AS one');
+    assert.ok(open.step());
+    const rows = live.prepare('SELECT 2 AS two').iterate([]);
+    assert.equal(rows.next().done, false);
+    sqlite(file, `db.execute("INSERT INTO items(name, price) VALUES ('y', 1)")`);
+    await cache.reload();
+    assert.equal(cache.stats().liveSnapshots, 2);
+    live.close();
+    assert.equal(cache.stats().liveSnapshots, 1, 'close() ended the open run and the iterator');
     assert.throws(() => live.prepare('SELECT 1'), closed);
+    const again = cache.sqlJsDatabase();
+    await cache.close();
+    assert.throws(() => again.prepare('SELECT 1'), closed);
     assert.throws(() => before.step(), closed);
     assert.throws(() => cache.sqlJsDatabase(), closed);
   });
