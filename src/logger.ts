@@ -82,9 +82,9 @@ export async function createTsLogger(minLevel = 3, write: (line: string) => void
 }
 
 /**
- * tslog, which the command line's `--verbose` needs and nothing else: it is an optional peer
- * dependency, so the library costs nothing by default. When it is not installed, an Error that
- * says how to install it (other failures as they are).
+ * tslog, which the command line's `--verbose` needs and nothing else, imported only then (the
+ * library's default logger is silent and never loads it). When it cannot be found (a bundle
+ * that left it out), an Error that says how to install it (other failures as they are).
  */
 export async function loadTsLog<T = typeof import('tslog')>(load: () => Promise<T> = () => import('tslog') as Promise<T>): Promise<T> {
   try {
@@ -93,6 +93,6 @@ export async function loadTsLog<T = typeof import('tslog')>(load: () => Promise<
     const code = (error as { code?: unknown } | null)?.code;
     const message = describe(error);
     if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND' && !/Cannot find (module|package) ['"]?tslog/.test(message)) throw error;
-    throw new Error('--verbose logs through tslog, which is not installed (dbcache lists it as an optional peer dependency): run npm install tslog, or leave out --verbose', { cause: error });
+    throw new Error('--verbose logs through tslog, which cannot be found (a dependency of dbcache: a bundle may have left it out): run npm install tslog, or leave out --verbose', { cause: error });
   }
 }
