@@ -1,5 +1,5 @@
-// tslog is an optional peer dependency used only by the command line's --verbose: the library
-// never imports it by default, and without it --verbose says how to install it.
+// tslog is used only by the command line's --verbose: the library never imports it by default, and
+// where it cannot be found (a bundle left it out) --verbose says how to install it.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createTsLogger, loadTsLog } from '../src/logger.ts';
